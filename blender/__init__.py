@@ -1,0 +1,1 @@
+"""bpy-only helpers for the operators and panels."""
