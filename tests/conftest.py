@@ -1,0 +1,37 @@
+"""Shared fixtures. Tests that need ../shared/data or bpy skip cleanly without them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path | None:
+    env = os.environ.get("IMAGE2LEGO_DATA")
+    p = Path(env) if env else REPO.parent / "shared" / "data"
+    return p if p.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    p = shared_data_dir()
+    if p is None:
+        pytest.skip("../shared/data is absent (set IMAGE2LEGO_DATA to run data tests)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def ldraw_library(shared_data: Path) -> Path:
+    p = shared_data / "ldraw"
+    if not (p / "LDConfig.ldr").is_file():
+        pytest.skip("LDraw library subset is absent from ../shared/data/ldraw")
+    return p
