@@ -1,0 +1,154 @@
+"""The whole job as a step generator: image or voxels → bricks → files.
+
+Long work is a generator that yields :class:`Progress` and returns a :class:`PipelineResult`,
+so a Blender modal operator can drive it one step per timer tick (and cancel between steps),
+while the CLI and the tests simply run it to the end with :func:`run`.
+
+Nothing here imports bpy; torch is imported only when an image has to go through the model.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..lego.bricks import BrickModel
+from ..lego.convert import ConvertOptions, voxels_to_bricks
+from ..lego.voxels import validate_grid
+
+RESOLUTIONS = (4, 8, 16, 32)
+
+
+@dataclass
+class Progress:
+    fraction: float  # 0..1
+    message: str
+
+
+@dataclass
+class PipelineOptions:
+    resolution: int = 32
+    convert: ConvertOptions = field(default_factory=ConvertOptions)
+    weights_dir: Path | None = None
+    repair: bool = True  # run the stability repair when lego.repair is available
+
+    def validate(self) -> None:
+        if self.resolution not in RESOLUTIONS + (64,):
+            raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {self.resolution!r}")
+
+
+@dataclass
+class PipelineResult:
+    model: BrickModel
+    voxels: np.ndarray  # bool [x, y, z] at the chosen resolution
+    image: np.ndarray | None = None  # the 128² grayscale the network saw
+    mask: np.ndarray | None = None  # its object mask
+    colors: np.ndarray | None = None  # optional [x, y, z, 3] float colours per voxel
+    reports: dict = field(default_factory=dict)
+
+
+Steps = Generator[Progress, None, PipelineResult]
+
+
+def load_voxel_file(path: str | os.PathLike) -> np.ndarray:
+    """Read a ``.npy`` or ``.npz`` occupancy grid (``[x, y, z]``, Z up).
+
+    Integer grids holding only 0 and 1 are accepted and converted; anything else is a
+    clear ``ValueError``. An ``.npz`` must hold one array, or one named ``voxels``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"voxel file not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            grid = np.load(path, allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                keys = list(z.keys())
+                if "voxels" in keys:
+                    grid = z["voxels"]
+                elif len(keys) == 1:
+                    grid = z[keys[0]]
+                else:
+                    raise ValueError(
+                        f"{path.name}: .npz holds {keys}; name the grid 'voxels' or store one array"
+                    )
+        else:
+            raise ValueError(f"{path.name}: voxel files must be .npy or .npz, not {suffix!r}")
+    except (OSError, EOFError) as exc:  # truncated or not numpy at all
+        raise ValueError(f"{path.name}: not a readable numpy file ({exc})") from exc
+    if grid.dtype != bool and np.issubdtype(grid.dtype, np.integer):
+        if grid.size and not np.isin(grid, (0, 1)).all():
+            raise ValueError(f"{path.name}: integer grid must hold only 0 and 1")
+        grid = grid.astype(bool)
+    return validate_grid(grid)
+
+
+def _finish(grid: np.ndarray, colors, options: PipelineOptions) -> Generator[Progress, None, dict]:
+    yield Progress(0.6, f"Converting {int(grid.sum())} voxels to bricks")
+    model = voxels_to_bricks(grid, colors=colors, options=options.convert)
+    reports: dict = {"model": model}
+    if options.repair:
+        try:
+            from ..lego import repair as _repair
+        except ImportError:  # repair not available in this build
+            _repair = None
+        if _repair is not None and hasattr(_repair, "repair"):
+            yield Progress(0.8, "Checking stability and repairing")
+            model, report = _repair.repair(model)
+            reports["model"] = model
+            reports["stability"] = report
+    yield Progress(0.95, f"{len(model)} bricks")
+    return reports
+
+
+def voxels_to_lego_steps(
+    grid: np.ndarray, options: PipelineOptions | None = None, colors=None
+) -> Steps:
+    """Voxel grid → bricks, as steps."""
+    options = options or PipelineOptions()
+    yield Progress(0.0, "Checking voxels")
+    grid = validate_grid(grid)
+    out = yield from _finish(grid, colors, options)
+    model = out.pop("model")
+    yield Progress(1.0, "Done")
+    return PipelineResult(model=model, voxels=grid, colors=colors, reports=out)
+
+
+def image_to_lego_steps(image, options: PipelineOptions | None = None) -> Steps:
+    """Photo (path or PIL image) → preprocessing → TL-Octree → bricks, as steps."""
+    options = options or PipelineOptions()
+    options.validate()
+    yield Progress(0.0, "Preprocessing the image")
+    from .preprocess import preprocess_image
+
+    pre = preprocess_image(image)
+    yield Progress(0.2, "Loading the model")
+    from .inference import Predictor
+
+    predictor = Predictor.load(options.weights_dir)
+    yield Progress(0.35, f"Predicting voxels at {options.resolution}³")
+    grids = predictor.predict(pre, resolutions=(options.resolution,))
+    grid = grids[options.resolution]
+    if not grid.any():
+        raise ValueError("the model predicted an empty shape for this image")
+    out = yield from _finish(grid, None, options)
+    model = out.pop("model")
+    yield Progress(1.0, "Done")
+    return PipelineResult(model=model, voxels=grid, image=pre.image, mask=pre.mask, reports=out)
+
+
+def run(steps: Steps, on_progress: Callable[[Progress], None] | None = None) -> PipelineResult:
+    """Drive a step generator to the end and return its result."""
+    while True:
+        try:
+            p = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        if on_progress is not None:
+            on_progress(p)
