@@ -1,0 +1,248 @@
+"""LEGO colours: the LDraw solid colour table, CIEDE2000 matching and k-means quantisation.
+
+The colour table ships as ``lego/data/ldraw_colors.csv``, generated once from LDraw.org's
+``LDConfig.ldr`` by ``lego/data/make_color_table.py``. LDConfig.ldr is part of the LDraw.org
+Parts Library, licensed CC BY 2.0 and CC BY 4.0 (see CAreadme.txt in the library;
+attribution: LDraw.org, https://library.ldraw.org/). We keep only solid colours: no
+transparent, chrome, pearlescent, metallic, rubber, glitter/speckle/material colours and not
+the meta codes 16 and 24.
+
+BrickLink and Rebrickable colour ids come from ``lego/data/bricklink_colors.csv`` (compiled
+from the BrickLink colour guide and Rebrickable's colours table; its header names the
+sources). Unknown ids are ``None``: exporters report them rather than guess.
+
+Quantisation follows the paper's §2.5 (k-means to ``k`` predominant colours, each mapped to
+the nearest LEGO colour) but clusters in CIELAB rather than RGB and matches with CIEDE2000,
+both of which track perceived colour difference far better than RGB Euclidean distance.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR = Path(__file__).with_name("data")
+
+#: The LEGO greys used for grayscale input, dark to light.
+GREYS: tuple[int, ...] = (0, 72, 71, 15)  # Black, Dark Bluish Grey, Light Bluish Grey, White
+
+QUANTIZE_MODES = ("photo", "grayscale", "auto")
+
+#: Colours handed to k-means at most; larger inputs are subsampled (seeded) for the fit and
+#: every colour is then assigned to its nearest centre.
+KMEANS_MAX_SAMPLES = 20000
+KMEANS_N_INIT = 4
+
+
+@dataclass(frozen=True)
+class LegoColor:
+    code: int  # LDraw colour code
+    name: str  # LDraw name with spaces, e.g. "Light Bluish Grey"
+    rgb: tuple[float, float, float]  # sRGB in 0..1
+    bricklink_id: int | None = None
+    rebrickable_id: int | None = None
+
+    @property
+    def hex(self) -> str:
+        return "#" + "".join(f"{round(c * 255):02X}" for c in self.rgb)
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(line for line in f if not line.startswith("#")))
+
+
+def _opt_int(s: str | None) -> int | None:
+    s = (s or "").strip()
+    return int(s) if s else None
+
+
+def _load() -> dict[int, LegoColor]:
+    ids = {int(r["ldraw_code"]): r for r in _read_csv(DATA_DIR / "bricklink_colors.csv")}
+    out: dict[int, LegoColor] = {}
+    for r in _read_csv(DATA_DIR / "ldraw_colors.csv"):
+        code = int(r["code"])
+        h = r["hex"].lstrip("#")
+        rgb = tuple(int(h[i : i + 2], 16) / 255.0 for i in (0, 2, 4))
+        ext = ids.get(code, {})
+        out[code] = LegoColor(
+            code,
+            r["name"],
+            rgb,  # type: ignore[arg-type]
+            _opt_int(ext.get("bricklink_id")),
+            _opt_int(ext.get("rebrickable_id")),
+        )
+    return out
+
+
+LDRAW_COLORS: dict[int, LegoColor] = _load()
+
+#: Codes with a known BrickLink id: pass as ``palette`` when the model must be orderable
+#: through a BrickLink wanted list.
+BRICKLINK_PALETTE: tuple[int, ...] = tuple(
+    c for c, v in sorted(LDRAW_COLORS.items()) if v.bricklink_id is not None
+)
+
+
+def color_name(code: int) -> str:
+    """The LDraw name of a solid colour code; ``ValueError`` for codes not in the table."""
+    return get(code).name
+
+
+def get(code: int) -> LegoColor:
+    try:
+        return LDRAW_COLORS[int(code)]
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(
+            f"LDraw colour code {code!r} is not a solid colour in the Image2LEGO table"
+        ) from None
+
+
+def validate_palette(palette) -> list[int]:
+    """Check a user palette of LDraw codes; return it as a sorted, de-duplicated list."""
+    if palette is None:
+        raise ValueError("palette is None")
+    codes = list(palette)
+    if not codes:
+        raise ValueError("palette is empty: give at least one LDraw colour code")
+    bad = [c for c in codes if not isinstance(c, int | np.integer) or int(c) not in LDRAW_COLORS]
+    if bad:
+        raise ValueError(
+            f"palette has codes that are not LDraw solid colours: {bad!r} "
+            f"(see image2lego.lego.colors.LDRAW_COLORS)"
+        )
+    return sorted({int(c) for c in codes})
+
+
+def _validate_rgb(rgb) -> np.ndarray:
+    a = np.asarray(rgb)
+    if a.dtype == object or not (
+        np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)
+    ):
+        raise ValueError(f"colours must be a numeric array, got dtype {a.dtype}")
+    if a.ndim != 2 or a.shape[1] != 3:
+        raise ValueError(f"colours must have shape (N, 3), got {a.shape}")
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        n = int((~np.isfinite(a)).any(axis=1).sum())
+        raise ValueError(f"colours contain NaN or infinite values ({n} rows)")
+    if a.size and (a.min() < 0.0 or a.max() > 1.0):
+        raise ValueError(
+            f"colours must be floats in 0..1, got range [{a.min():g}, {a.max():g}] "
+            "(divide 8-bit colours by 255)"
+        )
+    return a
+
+
+def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """sRGB (N, 3) in 0..1 to CIELAB (D65) via scikit-image."""
+    from skimage.color import rgb2lab
+
+    a = np.asarray(rgb, dtype=np.float64).reshape(-1, 3)
+    return rgb2lab(a[:, None, :], channel_axis=-1)[:, 0, :]
+
+
+def _palette_lab(codes: list[int]) -> np.ndarray:
+    return rgb_to_lab(np.array([LDRAW_COLORS[c].rgb for c in codes]))
+
+
+def _nearest(lab: np.ndarray, codes: list[int]) -> np.ndarray:
+    """Index into ``codes`` of the nearest palette colour (CIEDE2000) for each Lab row."""
+    from skimage.color import deltaE_ciede2000
+
+    pal = _palette_lab(codes)
+    d = deltaE_ciede2000(lab[:, None, :], pal[None, :, :], channel_axis=-1)
+    return np.argmin(d, axis=1)  # ties → first (lowest) code: deterministic
+
+
+def nearest_color(rgb, palette: list[int] | None = None) -> int:
+    """LDraw code of the solid colour nearest to one sRGB triple (0..1) by CIEDE2000."""
+    a = _validate_rgb(np.asarray(rgb, dtype=np.float64).reshape(1, -1))
+    codes = validate_palette(palette) if palette is not None else sorted(LDRAW_COLORS)
+    return codes[int(_nearest(rgb_to_lab(a), codes)[0])]
+
+
+def _is_achromatic(rgb: np.ndarray, tol: float = 1.5 / 255) -> bool:
+    return bool(rgb.size) and float(np.ptp(rgb, axis=1).max()) <= tol
+
+
+def quantize_colors(
+    rgb: np.ndarray,
+    k: int,
+    mode: str = "photo",
+    palette: list[int] | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Map N sRGB colours (0..1) to LDraw codes using at most ``k`` distinct clusters.
+
+    k-means (scikit-learn, fixed ``n_init``, ``random_state=seed``) clusters the colours in
+    CIELAB; each cluster centre is mapped to its nearest LEGO colour by CIEDE2000 (two
+    clusters may land on the same LEGO colour, so the result has *at most* k codes).
+    ``palette`` restricts the choice to those LDraw codes. ``mode="grayscale"`` drops the
+    chroma (clusters on lightness) and maps to the LEGO greys (White, Light and Dark Bluish
+    Grey, Black) unless a palette is given; ``"auto"`` picks grayscale when every input
+    colour is grey. With fewer distinct colours than ``k`` each colour is its own cluster.
+    Returns an int array of LDraw codes, shape ``(N,)``; deterministic for a seed.
+    """
+    if mode not in QUANTIZE_MODES:
+        raise ValueError(f"mode must be one of {QUANTIZE_MODES}, got {mode!r}")
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    a = _validate_rgb(rgb)
+    if palette is not None:
+        codes = validate_palette(palette)
+    n = a.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if mode == "auto":
+        mode = "grayscale" if _is_achromatic(a) else "photo"
+    if palette is None:
+        codes = list(GREYS) if mode == "grayscale" else sorted(LDRAW_COLORS)
+
+    lab = rgb_to_lab(a)
+    if mode == "grayscale":
+        lab[:, 1:] = 0.0  # lightness only: the greys are matched by luminance
+    # Cluster distinct colours, weighted by how often they occur (exact, and much faster
+    # than clustering every voxel of a large model).
+    uniq, inverse, counts = np.unique(
+        np.round(lab, 6), axis=0, return_inverse=True, return_counts=True
+    )
+    inverse = inverse.reshape(-1)
+    if len(uniq) <= k:
+        centres, labels = uniq, np.arange(len(uniq))
+    else:
+        from sklearn.cluster import KMeans
+
+        fit_x, fit_w = uniq, counts.astype(np.float64)
+        if len(uniq) > KMEANS_MAX_SAMPLES:
+            rng = np.random.default_rng(seed)
+            idx = np.sort(rng.choice(len(uniq), KMEANS_MAX_SAMPLES, replace=False))
+            fit_x, fit_w = uniq[idx], fit_w[idx]
+        km = KMeans(n_clusters=int(k), n_init=KMEANS_N_INIT, random_state=seed)
+        km.fit(fit_x, sample_weight=fit_w)
+        centres, labels = km.cluster_centers_, km.predict(uniq)
+    centre_codes = np.asarray(codes, dtype=np.int64)[_nearest(centres, codes)]
+    return centre_codes[labels][inverse]
+
+
+def unknown_bricklink(codes) -> list[int]:
+    """The codes among ``codes`` that have no known BrickLink colour id (sorted)."""
+    return sorted({int(c) for c in codes if get(c).bricklink_id is None})
+
+
+__all__ = [
+    "BRICKLINK_PALETTE",
+    "GREYS",
+    "LDRAW_COLORS",
+    "LegoColor",
+    "color_name",
+    "get",
+    "nearest_color",
+    "quantize_colors",
+    "rgb_to_lab",
+    "unknown_bricklink",
+    "validate_palette",
+]
