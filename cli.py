@@ -1,0 +1,181 @@
+"""``python -m image2lego``: photo or voxel file in, a buildable LEGO model out.
+
+Writes into the output folder: ``model.ldr`` and ``model.mpd`` (LDraw), ``parts.csv``,
+``bricklink.xml``, ``rebrickable.csv``, ``voxels.npy``, ``report.json`` and, for a photo, the
+``input.png``/``mask.png`` the network saw. With Blender's Python module (``bpy``) available it
+also writes ``render.png`` (the LEGO model), ``instructions/`` (per-step renders, HTML and PDF
+booklet) and ``model.blend``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+VOXEL_SUFFIXES = {".npy", ".npz"}
+FORMATS = ("ldr", "mpd", "csv", "bricklink", "rebrickable")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m image2lego",
+        description="Turn a photo (or a voxel grid) into a buildable LEGO model: LDraw file, "
+        "parts lists, renders, step-by-step instructions.",
+    )
+    p.add_argument(
+        "input",
+        type=Path,
+        help="photo (.png/.jpg/…) or voxel grid (.npy/.npz, bool [x, y, z], Z up)",
+    )
+    p.add_argument(
+        "-o", "--out", type=Path, default=Path("out"), help="output folder (default: out)"
+    )
+    p.add_argument(
+        "-r",
+        "--resolution",
+        type=int,
+        default=32,
+        choices=(4, 8, 16, 32),
+        help="voxel resolution predicted from a photo (default 32)",
+    )
+    p.add_argument(
+        "--scale",
+        choices=("proportional", "paper"),
+        default="proportional",
+        help="proportional keeps the shape with plates (default); paper: 1 voxel = 1 brick",
+    )
+    p.add_argument(
+        "--bricks",
+        choices=("mixed", "bricks", "plates"),
+        default="mixed",
+        help="which parts to use (default mixed)",
+    )
+    p.add_argument(
+        "--hollow",
+        choices=("fill", "shell"),
+        default="fill",
+        help="fill the interior (default) or build a shell",
+    )
+    p.add_argument("--wall", type=int, default=1, help="shell wall thickness in studs")
+    p.add_argument("--no-supports", action="store_true", help="shell mode: no inner columns")
+    p.add_argument("--color-mode", choices=("single", "photo", "grayscale"), default="single")
+    p.add_argument(
+        "--color",
+        type=int,
+        default=71,
+        help="LDraw colour code for --color-mode single (default 71, light bluish grey)",
+    )
+    p.add_argument("-k", "--colors", type=int, default=4, help="number of colours (k-means k)")
+    p.add_argument(
+        "--palette",
+        type=str,
+        default=None,
+        help="comma-separated LDraw colour codes to restrict colours to",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-repair", action="store_true", help="skip the stability repair")
+    p.add_argument(
+        "--formats",
+        type=str,
+        default=",".join(FORMATS),
+        help=f"comma-separated outputs among {', '.join(FORMATS)}",
+    )
+    p.add_argument("--no-render", action="store_true", help="skip render.png (needs bpy)")
+    p.add_argument("--no-instructions", action="store_true", help="skip instructions (needs bpy)")
+    p.add_argument("--no-blend", action="store_true", help="skip model.blend (needs bpy)")
+    p.add_argument("--weights", type=Path, default=None, help="folder with the model weights")
+    p.add_argument("-q", "--quiet", action="store_true")
+    return p
+
+
+def _options(args):
+    from .core.pipeline import PipelineOptions
+    from .lego.convert import ConvertOptions
+
+    palette = None
+    if args.palette:
+        try:
+            palette = [int(c) for c in args.palette.split(",") if c.strip()]
+        except ValueError:
+            raise ValueError(
+                f"--palette must be LDraw colour codes like 15,71,0, not {args.palette!r}"
+            ) from None
+    convert = ConvertOptions(
+        scale=args.scale,
+        brick_types=args.bricks,
+        hollow=args.hollow,
+        wall_thickness=args.wall,
+        supports=not args.no_supports,
+        color_mode=args.color_mode,
+        k=args.colors,
+        palette=palette,
+        color=args.color,
+        seed=args.seed,
+    )
+    return PipelineOptions(
+        resolution=args.resolution,
+        convert=convert,
+        weights_dir=args.weights,
+        repair=not args.no_repair,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    try:
+        return _run(args, log)
+    except (ValueError, OSError, KeyError) as exc:
+        print(f"image2lego: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args, log) -> int:
+    from . import outputs
+    from .core import pipeline
+
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise ValueError(f"unknown --formats {unknown}; choose among {list(FORMATS)}")
+    src: Path = args.input
+    suffix = src.suffix.lower()
+    if not src.exists():
+        raise ValueError(f"input not found: {src}")
+    options = _options(args)
+    t0 = time.perf_counter()
+    if suffix in VOXEL_SUFFIXES:
+        grid = pipeline.load_voxel_file(src)
+        steps = pipeline.voxels_to_lego_steps(grid, options)
+    elif suffix in IMAGE_SUFFIXES:
+        steps = pipeline.image_to_lego_steps(src, options)
+    else:
+        raise ValueError(
+            f"{src.name}: unsupported input type {suffix!r}; give an image "
+            f"({', '.join(sorted(IMAGE_SUFFIXES))}) or a voxel grid (.npy, .npz)"
+        )
+    result = pipeline.run(steps, lambda p: log(f"[{p.fraction:4.0%}] {p.message}"))
+    written = outputs.write_all(
+        result,
+        args.out,
+        formats=formats,
+        render=not args.no_render,
+        instructions=not args.no_instructions,
+        blend=not args.no_blend,
+        source=src,
+        log=log,
+    )
+    summary = outputs.summary(result)
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    log(json.dumps(summary, indent=2))
+    for kind, path in written.items():
+        log(f"  {kind:>13}: {path}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,140 @@
+"""Write a pipeline result into an output folder (the CLI's and the demo's job).
+
+Plain-Python files (LDraw, parts lists, voxels, report) always; Blender products (render,
+instructions booklet, ``.blend``) when ``bpy`` is importable. Each file is written atomically.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .core.pipeline import PipelineResult
+from .lego.fileio import atomic_write_bytes, atomic_write_text
+
+PARTS_FILES = {"csv": "parts.csv", "bricklink": "bricklink.xml", "rebrickable": "rebrickable.csv"}
+
+
+def has_bpy() -> bool:
+    return importlib.util.find_spec("bpy") is not None
+
+
+def ensure_out_dir(out: Path) -> Path:
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+    if not os.access(out, os.W_OK):
+        raise OSError(f"output folder is not writable: {out}")
+    return out
+
+
+def summary(result: PipelineResult) -> dict:
+    from .lego.connectivity import analyze
+
+    model = result.model
+    conn = analyze(model)
+    out = {
+        "voxels": int(result.voxels.sum()),
+        "grid": list(result.voxels.shape),
+        "bricks": len(model),
+        "distinct_parts": len({b.part_id for b in model.bricks}),
+        "colors": len({b.color for b in model.bricks}),
+        "layers": len({b.z for b in model.bricks}),
+        "steps": model.n_steps(),
+        "components": conn.n_components,
+        "connected": bool(conn.connected),
+        "ungrounded_bricks": len(conn.ungrounded),
+    }
+    stab = result.reports.get("stability")
+    if stab is not None:
+        after = getattr(stab, "after", stab)
+        out["max_stress"] = _finite(getattr(after, "max_stress", None))
+        out["stable"] = bool(getattr(after, "stable", False))
+        out["unsupported_bricks"] = len(getattr(after, "unsupported", []) or [])
+    warnings = model.meta.get("warnings") or []
+    if warnings:
+        out["warnings"] = list(warnings)
+    return out
+
+
+def _finite(v):
+    if v is None:
+        return None
+    v = float(v)
+    return v if np.isfinite(v) else "inf"
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write_all(
+    result: PipelineResult,
+    out: Path,
+    formats=("ldr", "mpd", "csv", "bricklink", "rebrickable"),
+    render: bool = True,
+    instructions: bool = True,
+    blend: bool = True,
+    source: Path | None = None,
+    log: Callable[..., None] = print,
+) -> dict[str, Path]:
+    """Write every requested product; return ``{kind: path}``."""
+    from .lego import ldraw, partslist
+
+    out = ensure_out_dir(out)
+    model = result.model
+    title = f"Image2LEGO model of {source.stem}" if source else "Image2LEGO model"
+    written: dict[str, Path] = {}
+    if "ldr" in formats:
+        written["ldraw"] = ldraw.write_ldr(model, out / "model.ldr", title=title)
+    if "mpd" in formats:
+        written["ldraw_mpd"] = ldraw.write_mpd(model, out / "model.mpd", title=title)
+    for fmt, name in PARTS_FILES.items():
+        if fmt in formats:
+            written[f"parts_{fmt}"] = partslist.write_parts(model, out / name, fmt=fmt)
+    buf = io.BytesIO()
+    np.save(buf, result.voxels)
+    written["voxels"] = atomic_write_bytes(out / "voxels.npy", buf.getvalue())
+    if result.image is not None:
+        written["input"] = atomic_write_bytes(out / "input.png", _png_bytes(result.image))
+    if result.mask is not None:
+        mask = (result.mask.astype(np.uint8)) * 255
+        written["mask"] = atomic_write_bytes(out / "mask.png", _png_bytes(mask))
+    report = summary(result)
+    stab = result.reports.get("stability")
+    if stab is not None and hasattr(stab, "summary"):
+        report["stability_summary"] = stab.summary()
+    written["report"] = atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
+    if (render or instructions or blend) and not has_bpy():
+        log(
+            "bpy (Blender as a Python module) is not installed: skipping render, "
+            "instructions and .blend"
+        )
+        return written
+    if render or instructions or blend:
+        from .blender import headless
+
+        written.update(
+            headless.blender_outputs(
+                model,
+                out,
+                title=title,
+                render=render,
+                instructions=instructions,
+                blend=blend,
+                log=log,
+            )
+        )
+    return written

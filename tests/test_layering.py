@@ -1,0 +1,66 @@
+"""Layering rules: lego/ never imports bpy or torch; core/ never imports bpy at module level."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+
+def _imports(path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    top, nested = set(), set()
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [a.name.split(".")[0] for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module.split(".")[0]]
+        for n in names:
+            (top if node in tree.body else nested).add(n)
+    return top, nested
+
+
+def _py(folder):
+    files = sorted((REPO / folder).rglob("*.py"))
+    assert files, folder
+    return files
+
+
+@pytest.mark.parametrize("path", _py("lego"), ids=lambda p: str(p.relative_to(REPO)))
+def test_lego_never_imports_bpy_or_torch(path):
+    top, nested = _imports(path)
+    assert not {"bpy", "torch"} & (top | nested)
+
+
+@pytest.mark.parametrize("path", _py("core"), ids=lambda p: str(p.relative_to(REPO)))
+def test_core_never_imports_bpy(path):
+    top, nested = _imports(path)
+    assert "bpy" not in top | nested
+
+
+def test_root_package_imports_without_bpy():
+    code = (
+        "import sys, builtins\n"
+        "real = builtins.__import__\n"
+        "def guard(name, *a, **k):\n"
+        "    if name.split('.')[0] == 'bpy': raise ImportError('bpy blocked')\n"
+        "    return real(name, *a, **k)\n"
+        "builtins.__import__ = guard\n"
+        "import image2lego, image2lego.lego, image2lego.core.pipeline, image2lego.cli\n"
+        "assert 'bpy' not in sys.modules and 'torch' not in sys.modules\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stdout.strip() == "ok", proc.stderr
+
+
+def test_layering_check_catches_violation(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    import torch\n")
+    top, nested = _imports(bad)
+    assert "torch" in nested and not top
