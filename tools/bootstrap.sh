@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Set up everything Image2LEGO needs on a fresh machine (Python 3.11, no GPU):
+#   - .venv in the repo root with the exact versions in requirements.lock (bpy 5.0.1,
+#     torch 2.13.0 CPU, numpy < 2, ...) and the package installed editable;
+#   - the Debian packages the tests and demo use (leocad, xvfb) when missing.
+# Safe to run again: it only reinstalls when requirements.lock or pyproject.toml changed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+need_apt=()
+command -v leocad >/dev/null 2>&1 || need_apt+=(leocad)
+command -v xvfb-run >/dev/null 2>&1 || need_apt+=(xvfb xauth)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  if [ -z "$SUDO" ] || command -v sudo >/dev/null 2>&1; then
+    echo "bootstrap: installing Debian packages: ${need_apt[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+      "${need_apt[@]}" >/dev/null
+  else
+    echo "bootstrap: WARNING: cannot install ${need_apt[*]} (not root, no sudo);" \
+         "LeoCAD checks will be skipped" >&2
+  fi
+fi
+
+PY="${PYTHON:-}"
+if [ -z "$PY" ]; then
+  for cand in python3.11 python3; do
+    if command -v "$cand" >/dev/null 2>&1 &&
+       "$cand" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))'; then
+      PY="$cand"; break
+    fi
+  done
+fi
+[ -n "$PY" ] || { echo "bootstrap: Python 3.11 is required (bpy 5.0.1 exists only for 3.11)" >&2; exit 1; }
+
+stamp=".venv/.image2lego-stamp"
+want="$(cat requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+echo "bootstrap: creating .venv with the pinned versions (requirements.lock)"
+"$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade "pip>=24"
+.venv/bin/python -m pip install -q -r requirements.lock
+.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+echo "$want" > "$stamp"
+echo "bootstrap: done"
