@@ -1,0 +1,581 @@
+"""Per-step instruction renders (Workbench) and the instruction booklet.
+
+One image per build step, from one fixed orthographic camera that frames the whole model
+(3/4 view from above, like printed LEGO instructions): bricks of earlier steps are shown faded,
+the new step's bricks in full colour with a highlight outline, later steps hidden. Each
+(part, colour) used is rendered once as a small thumbnail for the "parts needed" callout.
+
+How the highlight works: every step is rendered twice through Workbench — once in material
+colours, once as a flat object-colour ID pass (new bricks white, the rest black) — and the two
+are combined with numpy/Pillow. The ID pass only needs object visibility and object colour, so
+it works the same for both instancing methods of :mod:`.scene` (for geometry-nodes instances
+the object colour of the step's instancer object applies to all its instances; the step is
+the unit that is highlighted anyway).
+
+The user's scene is never touched: rendering happens in a temporary scene that links the model
+collection; the only shared state changed (object ``hide_render`` and ``color``) is restored in
+a ``finally``. All files are written to a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bpy
+import numpy as np
+from mathutils import Matrix, Vector
+
+from ..lego.fileio import atomic_write_bytes
+from . import scene as lego_scene
+
+#: Elevation and azimuth of the instruction camera (degrees): a 3/4 view from the front-right
+#: and above, the usual LEGO instruction angle.
+CAMERA_ELEVATION = 32.0
+CAMERA_AZIMUTH = -55.0
+#: Empty border around the model, as a fraction of the framed size.
+CAMERA_MARGIN = 0.06
+
+#: How earlier steps are drawn: mixed this much towards white, after this much desaturation.
+FADE_TO_WHITE = 0.45
+FADE_DESATURATE = 0.35
+#: Outline drawn around the new step's bricks (sRGB 0..255) and its width in pixels.
+HIGHLIGHT_RGB = (255, 140, 0)
+HIGHLIGHT_WIDTH = 2
+
+THUMB_SIZE = 128
+IMAGES_DIRNAME = "instructions_images"
+
+# Frame at which a temporary scene evaluates the model: after any build animation's last key,
+# so animated step parents are at rest (constant extrapolation).
+_REST_FRAME = 1_000_000
+
+
+@dataclass
+class Progress:
+    """Same shape as :class:`image2lego.core.pipeline.Progress`: a 0..1 fraction + message."""
+
+    fraction: float
+    message: str
+
+
+@dataclass
+class InstructionsResult:
+    html: Path
+    pdf: Path
+    step_images: list[Path]
+    cover: Path
+    thumbnails: dict[tuple[str, int], Path]
+    timings: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- camera framing
+
+
+def camera_basis(elevation_deg: float, azimuth_deg: float) -> np.ndarray:
+    """3×3 rotation whose columns are the camera's right, up and backward (local +X, +Y, +Z).
+
+    Blender cameras look down their local -Z; the camera sits at ``azimuth`` (from +X towards
+    +Y) and ``elevation`` above the horizon, looking at the target.
+    """
+    el, az = math.radians(elevation_deg), math.radians(azimuth_deg)
+    back = np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+    right = np.cross(-back, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    up = np.cross(right, -back)
+    return np.stack([right, up, back], axis=1)
+
+
+def frame_box(
+    bmin,
+    bmax,
+    aspect: float,
+    elevation_deg: float = CAMERA_ELEVATION,
+    azimuth_deg: float = CAMERA_AZIMUTH,
+    margin: float = CAMERA_MARGIN,
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Orthographic framing of an axis-aligned box.
+
+    Returns ``(location, rotation_matrix, ortho_scale, distance)``: the box's projection is
+    centred in the frame and fills it up to ``margin`` on the tighter side. ``aspect`` is
+    width / height of the image. Pure math, no bpy.
+    """
+    bmin, bmax = np.asarray(bmin, float), np.asarray(bmax, float)
+    if not (np.all(np.isfinite(bmin)) and np.all(np.isfinite(bmax)) and np.all(bmax >= bmin)):
+        raise ValueError(f"invalid bounding box {bmin} .. {bmax}")
+    if not aspect > 0:
+        raise ValueError(f"aspect must be positive, got {aspect}")
+    rot = camera_basis(elevation_deg, azimuth_deg)
+    corners = np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], float)
+    corners = bmin + corners * (bmax - bmin)
+    center = (bmin + bmax) / 2
+    local = (corners - center) @ rot  # columns: right, up, back
+    lo, hi = local.min(axis=0), local.max(axis=0)
+    w, h = max(hi[0] - lo[0], 1e-4), max(hi[1] - lo[1], 1e-4)
+    mid = (lo + hi) / 2
+    target = center + rot[:, 0] * mid[0] + rot[:, 1] * mid[1]
+    # Blender's 'AUTO' sensor fit: ortho_scale spans the longer image side.
+    if aspect >= 1:
+        scale = max(w, h * aspect)
+    else:
+        scale = max(w / aspect, h)
+    scale *= 1 + 2 * margin
+    radius = float(np.linalg.norm(bmax - bmin)) / 2 + 1e-3
+    distance = 2 * radius + 0.05
+    return target + rot[:, 2] * distance, rot, float(scale), distance
+
+
+def model_bounds(collection, depsgraph=None) -> tuple[np.ndarray, np.ndarray]:
+    """World-space bounding box of everything the model shows (instances included).
+
+    ``depsgraph`` defaults to the active view layer's; pass a temporary scene's to measure
+    the model at rest while it is animated.
+    """
+    if depsgraph is None:
+        depsgraph = bpy.context.evaluated_depsgraph_get()
+    mine = {o.name_full for o in collection.all_objects}
+    pts = []
+    for inst in depsgraph.object_instances:
+        owner = inst.parent if inst.is_instance else inst.object
+        if owner is None or owner.original.name_full not in mine:
+            continue
+        ob = inst.object
+        if ob.type != "MESH":
+            continue
+        mw = np.array(inst.matrix_world)
+        bb = np.array([tuple(c) for c in ob.bound_box], float)
+        pts.append(bb @ mw[:3, :3].T + mw[:3, 3])
+    if not pts:
+        raise ValueError(f"model {collection.name!r} has no visible bricks to frame")
+    allp = np.concatenate(pts)
+    return allp.min(axis=0), allp.max(axis=0)
+
+
+def place_camera(cam_ob, bmin, bmax, aspect: float) -> None:
+    """Point an (orthographic) camera object at a box so that it fills the frame."""
+    loc, rot, scale, dist = frame_box(bmin, bmax, aspect)
+    cam = cam_ob.data
+    cam.type = "ORTHO"
+    cam.ortho_scale = scale
+    cam.sensor_fit = "AUTO"
+    cam.clip_start = max(1e-4, dist * 0.01)
+    cam.clip_end = dist * 4
+    cam_ob.matrix_world = Matrix.Translation(Vector(loc)) @ Matrix(rot.tolist()).to_4x4()
+
+
+# --------------------------------------------------------------------------- model structure
+
+
+def step_groups(collection) -> list[tuple[int, bpy.types.Object, list[bpy.types.Object]]]:
+    """``[(step, parent, objects)]`` in step order; ``objects`` = the parent + its descendants."""
+    out = []
+    for p in lego_scene.step_parents(collection):
+        out.append((int(p[lego_scene.STEP_KEY]), p, [p, *p.children_recursive]))
+    if not out:
+        raise ValueError(f"collection {collection.name!r} has no build steps (no step parents)")
+    return out
+
+
+def parts_by_step(collection) -> list[dict[tuple[str, int], int]]:
+    """Per build step ``{(part_id, colour): count}``, from the model the collection was built
+    from. Counts the collection's own step assignment (what the renders show) rather than
+    recomputing steps."""
+    model = lego_scene.model_from_collection(collection)
+    out: list[dict[tuple[str, int], int]] = [{} for _ in range(model.n_steps())]
+    for b in model.bricks:
+        d = out[b.step]
+        d[(b.part_id, b.color)] = d.get((b.part_id, b.color), 0) + 1
+    return out
+
+
+# --------------------------------------------------------------------------- render setup
+
+
+def _setup_workbench(scene, resolution, *, id_pass: bool = False) -> None:
+    r = scene.render
+    r.engine = "BLENDER_WORKBENCH"
+    r.resolution_x, r.resolution_y = int(resolution[0]), int(resolution[1])
+    r.resolution_percentage = 100
+    r.film_transparent = True
+    r.use_compositing = False
+    r.use_sequencer = False
+    r.image_settings.file_format = "PNG"
+    r.image_settings.color_mode = "RGBA"
+    r.image_settings.color_depth = "8"
+    scene.view_settings.view_transform = "Standard"
+    scene.view_settings.look = "None"
+    sh = scene.display.shading
+    if id_pass:
+        scene.display.render_aa = "OFF"
+        sh.light = "FLAT"
+        sh.color_type = "OBJECT"
+        sh.show_cavity = False
+        sh.show_object_outline = False
+        sh.show_specular_highlight = False
+        sh.show_shadows = False
+    else:
+        scene.display.render_aa = "8"
+        sh.light = "STUDIO"
+        sh.color_type = "MATERIAL"
+        sh.show_cavity = True
+        sh.cavity_type = "SCREEN"
+        sh.show_object_outline = True
+        sh.object_outline_color = (0.05, 0.05, 0.05)
+        sh.show_specular_highlight = True
+        sh.show_shadows = False
+    # Workbench's studio light renders LEGO colours about half a stop dark (white reads grey).
+    scene.view_settings.exposure = 0.0 if id_pass else 0.5
+
+
+def _render_to(scene, path: Path) -> Path:
+    """Render ``scene`` (not necessarily the active one) to ``path`` as PNG."""
+    scene.render.filepath = str(path)
+    bpy.ops.render.render(write_still=True, scene=scene.name)
+    if not path.is_file():
+        raise OSError(f"Blender did not write the render {path}")
+    return path
+
+
+def _load_rgba(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGBA"))
+
+
+def _save_png(arr: np.ndarray, path: Path) -> Path:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG", optimize=False)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def compose_step(full: np.ndarray, mask: np.ndarray, first: bool = False) -> np.ndarray:
+    """Fade everything outside ``mask`` and outline the masked (new) bricks.
+
+    ``full``: RGBA uint8 render of steps ≤ s; ``mask``: bool, pixels showing step s.
+    """
+    from PIL import Image, ImageFilter
+
+    rgb = full[..., :3].astype(np.float32) / 255
+    alpha = full[..., 3:4].astype(np.float32) / 255
+    if not first:
+        grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+        faded = rgb * (1 - FADE_DESATURATE) + grey[..., None] * FADE_DESATURATE
+        faded = faded * (1 - FADE_TO_WHITE) + FADE_TO_WHITE
+        rgb = np.where(mask[..., None], rgb, faded)
+    out = np.concatenate([rgb, alpha], axis=-1)
+    if HIGHLIGHT_WIDTH > 0 and mask.any():
+        m = Image.fromarray((mask * 255).astype(np.uint8))
+        grown = np.asarray(m.filter(ImageFilter.MaxFilter(2 * HIGHLIGHT_WIDTH + 1))) > 127
+        ring = grown & ~mask
+        out[ring] = (*(c / 255 for c in HIGHLIGHT_RGB), 1.0)
+    return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+class _SceneState:
+    """Remembers and restores the shared object state the renders change."""
+
+    def __init__(self, objects: Iterable[bpy.types.Object]):
+        self.objects = list(objects)
+        self.saved = [(o, o.hide_render, tuple(o.color)) for o in self.objects]
+
+    def restore(self) -> None:
+        for o, hide, color in self.saved:
+            try:
+                o.hide_render = hide
+                o.color = color
+            except ReferenceError:  # object deleted meanwhile
+                pass
+
+
+def _temp_scene(name: str, resolution) -> bpy.types.Scene:
+    sc = bpy.data.scenes.new(name)
+    _setup_workbench(sc, resolution)
+    cam = bpy.data.cameras.new(f"{name} camera")
+    cam_ob = bpy.data.objects.new(f"{name} camera", cam)
+    sc.collection.objects.link(cam_ob)
+    sc.camera = cam_ob
+    sc.frame_current = _REST_FRAME
+    return sc
+
+
+def _delete_temp_scene(sc) -> None:
+    cam_ob = sc.camera
+    cam = cam_ob.data if cam_ob is not None else None
+    bpy.data.scenes.remove(sc)
+    if cam_ob is not None:
+        bpy.data.objects.remove(cam_ob)
+    if cam is not None and cam.users == 0:
+        bpy.data.cameras.remove(cam)
+
+
+def _evaluated_bounds(sc, collection):
+    dg = sc.view_layers[0].depsgraph
+    dg.update()
+    return model_bounds(collection, dg)
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render_steps(
+    context,
+    collection,
+    out_dir,
+    resolution=(800, 600),
+    *,
+    cover: bool = True,
+    thumbnails: bool = True,
+    thumb_size: int = THUMB_SIZE,
+) -> Generator[Progress, None, list[Path]]:
+    """Render one image per build step into ``out_dir`` (a step generator).
+
+    Writes ``step_001.png`` …, and unless switched off ``cover.png`` (the finished model,
+    unfaded) and ``parts/<part>_<colour>.png`` thumbnails. Yields :class:`Progress`; returns
+    the step image paths in step order. Closing the generator early (ESC) restores the scene.
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise ValueError(f"output folder {out_dir} does not exist")
+    res = (int(resolution[0]), int(resolution[1]))
+    if min(res) < 16:
+        raise ValueError(f"resolution {resolution} is too small (need at least 16×16)")
+    groups = step_groups(collection)
+    all_objects = [o for _, _, obs in groups for o in obs]
+    n = len(groups)
+    total = n + (1 if cover else 0) + (1 if thumbnails else 0)
+
+    state = _SceneState(all_objects)
+    sc = _temp_scene("Image2LEGO instructions", res)
+    sc.collection.children.link(collection)
+    tmp = Path(tempfile.mkdtemp(prefix=".i2l-render-", dir=out_dir))
+    paths: list[Path] = []
+    try:
+        bmin, bmax = _evaluated_bounds(sc, collection)
+        place_camera(sc.camera, bmin, bmax, res[0] / res[1])
+        for o in all_objects:  # show everything except what a step hides
+            o.hide_render = False
+        for k, (step, _parent, objects) in enumerate(groups):
+            yield Progress(k / total, f"Rendering step {k + 1} of {n}")
+            for kk, (_s, _p, obs) in enumerate(groups):
+                for o in obs:
+                    o.hide_render = kk > k
+            _setup_workbench(sc, res)
+            full = _load_rgba(_render_to(sc, tmp / "full.png"))
+            new = {o.name_full for o in objects}
+            for o in all_objects:
+                o.color = (1, 1, 1, 1) if o.name_full in new else (0, 0, 0, 1)
+            _setup_workbench(sc, res, id_pass=True)
+            ids = _load_rgba(_render_to(sc, tmp / "id.png"))
+            mask = (ids[..., 0] > 127) & (ids[..., 3] > 127)
+            for o, _hide, color in state.saved:
+                o.color = color
+            img = compose_step(full, mask, first=(k == 0))
+            paths.append(_save_png(img, out_dir / f"step_{step + 1:03d}.png"))
+        if cover:
+            yield Progress(n / total, "Rendering the cover")
+            for o in all_objects:
+                o.hide_render = False
+            _setup_workbench(sc, res)
+            full = _load_rgba(_render_to(sc, tmp / "full.png"))
+            _save_png(full, out_dir / "cover.png")
+        if thumbnails:
+            yield Progress((total - 1) / total, "Rendering part thumbnails")
+            state.restore()
+            pairs = sorted({key for d in parts_by_step(collection) for key in d})
+            render_thumbnails(pairs, out_dir / "parts", thumb_size)
+        yield Progress(1.0, f"Rendered {n} steps")
+    finally:
+        state.restore()
+        _delete_temp_scene(sc)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return paths
+
+
+def thumbnail_name(part_id: str, color: int) -> str:
+    return f"{part_id}_{int(color)}.png"
+
+
+def render_thumbnails(
+    pairs: Iterable[tuple[str, int]], out_dir, size: int = THUMB_SIZE
+) -> dict[tuple[str, int], Path]:
+    """Render each ``(part_id, colour)`` once, alone, in the instruction style.
+
+    Uses the shared part meshes and colour materials of :mod:`.parts_mesh` /
+    :mod:`.materials` (so the same for both instancing methods); anything this creates only for
+    the thumbnails is deleted again. Returns ``{(part, colour): path}``.
+    """
+    from . import materials as mats
+    from .parts_mesh import get_part_mesh
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pairs = list(dict.fromkeys((str(p), int(c)) for p, c in pairs))
+    meshes_before = set(bpy.data.meshes)
+    mats_before = set(bpy.data.materials)
+    sc = _temp_scene("Image2LEGO part thumbnails", (size, size))
+    tmp = Path(tempfile.mkdtemp(prefix=".i2l-thumb-", dir=out_dir))
+    out: dict[tuple[str, int], Path] = {}
+    try:
+        for pid, color in pairs:
+            ob = bpy.data.objects.new(f"i2l thumb {pid}", get_part_mesh(pid))
+            try:
+                slot = ob.material_slots[0]
+                slot.link = "OBJECT"
+                slot.material = mats.get_color_material(color)
+                sc.collection.objects.link(ob)
+                me = ob.data
+                co = np.zeros(len(me.vertices) * 3, np.float32)
+                me.vertices.foreach_get("co", co)
+                co = co.reshape(-1, 3)
+                place_camera(sc.camera, co.min(axis=0), co.max(axis=0), 1.0)
+                arr = _load_rgba(_render_to(sc, tmp / "thumb.png"))
+                out[(pid, color)] = _save_png(arr, out_dir / thumbnail_name(pid, color))
+            finally:
+                bpy.data.objects.remove(ob)
+    finally:
+        _delete_temp_scene(sc)
+        shutil.rmtree(tmp, ignore_errors=True)
+        new_meshes = [m for m in bpy.data.meshes if m not in meshes_before and m.users == 0]
+        new_mats = [m for m in bpy.data.materials if m not in mats_before and m.users == 0]
+        bpy.data.batch_remove(new_meshes + new_mats)
+    return out
+
+
+# --------------------------------------------------------------------------- whole booklet
+
+
+def check_output_dir(path) -> Path:
+    """Make sure ``path`` is (or can become) a writable folder; raise ``ValueError`` otherwise.
+
+    Creates nothing: a missing folder is fine when its nearest existing parent is writable.
+    """
+    if not str(path).strip():
+        raise ValueError("no output folder set")
+    p = Path(os.path.abspath(os.path.expanduser(str(path))))
+    probe = p
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"output folder {p} is not usable: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"output folder {p} is not writable")
+    return p
+
+
+def render_instructions(
+    context,
+    collection,
+    out_dir,
+    resolution=(800, 600),
+    title: str | None = None,
+) -> Generator[Progress, None, InstructionsResult]:
+    """Render every step, the cover and part thumbnails, and write the booklet.
+
+    Result in ``out_dir``: ``instructions.html``, ``instructions.pdf`` and the folder
+    ``instructions_images/`` they use. Everything is built in a hidden staging folder first
+    and moved into place at the end, so a failure or a cancel leaves ``out_dir`` as it was
+    (a folder this created is removed again).
+    """
+    from ..lego import booklet
+
+    out_dir = check_output_dir(out_dir)
+    model = lego_scene.model_from_collection(collection)
+    title = title or collection.get(lego_scene.MARK_KEY) or collection.name
+    created = []
+    probe = out_dir
+    while not probe.exists():
+        created.append(probe)
+        probe = probe.parent
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=".i2l-instructions-", dir=out_dir))
+    except OSError as e:
+        raise ValueError(f"cannot write to output folder {out_dir}: {e.strerror or e}") from e
+    ok = False
+    try:
+        images = stage / IMAGES_DIRNAME
+        images.mkdir()
+        t0 = time.perf_counter()
+        gen = render_steps(context, collection, images, resolution)
+        try:
+            while True:
+                p = next(gen)
+                yield Progress(0.9 * p.fraction, p.message)
+        except StopIteration as stop:
+            step_paths = stop.value
+        t_render = time.perf_counter() - t0
+        yield Progress(0.92, "Writing the booklet")
+        t1 = time.perf_counter()
+        per_step = parts_by_step(collection)
+        thumbs = {
+            key: images / "parts" / thumbnail_name(*key)
+            for key in model.part_counts()
+            if (images / "parts" / thumbnail_name(*key)).is_file()
+        }
+        html, pdf = booklet.build_booklet(
+            stage,
+            title=title,
+            cover=images / "cover.png",
+            step_images=step_paths,
+            step_parts=per_step,
+            thumbnails=thumbs,
+            n_bricks=len(model.bricks),
+        )
+        t_booklet = time.perf_counter() - t1
+        # Move into place: the images folder first (old one swapped out), then the files.
+        final_images = out_dir / IMAGES_DIRNAME
+        old = None
+        if final_images.exists():
+            old = Path(tempfile.mkdtemp(prefix=".i2l-old-", dir=out_dir))
+            os.replace(final_images, old / IMAGES_DIRNAME)
+        os.replace(images, final_images)
+        os.replace(html, out_dir / html.name)
+        os.replace(pdf, out_dir / pdf.name)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        ok = True
+        rel = [final_images / p.name for p in step_paths]
+        yield Progress(1.0, f"Instructions written to {out_dir}")
+        return InstructionsResult(
+            html=out_dir / html.name,
+            pdf=out_dir / pdf.name,
+            step_images=rel,
+            cover=final_images / "cover.png",
+            thumbnails={k: final_images / "parts" / v.name for k, v in thumbs.items()},
+            timings={
+                "render_s": t_render,
+                "render_s_per_step": t_render / max(1, len(step_paths)),
+                "booklet_s": t_booklet,
+                "steps": len(step_paths),
+            },
+        )
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if not ok:
+            for d in created:  # innermost first
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
+
+
+def run(gen: Generator):
+    """Drive a step generator to the end; return its result."""
+    try:
+        while True:
+            next(gen)
+    except StopIteration as stop:
+        return stop.value

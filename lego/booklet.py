@@ -1,0 +1,513 @@
+"""The instruction booklet: step renders + parts callouts → HTML folder and multi-page PDF.
+
+Pure Python + Pillow (no bpy): the Blender side renders the images
+(:mod:`image2lego.blender.instructions`) and hands their paths here.
+
+Layout follows printed LEGO instructions: a cover with the finished model, the title and the
+brick count; then one page per step with a big step number, a pale blue "parts needed in this
+step" callout (a picture of each part with ``2x`` under it) and the model picture; the last
+page(s) list every part with its picture, colour, name and count. Pages are A4 landscape. Text
+uses the font bundled with Pillow (``ImageFont.load_default(size=...)``), so nothing outside
+the package is needed.
+
+Every file goes through :mod:`.fileio` (temporary file + rename). The PDF is written one page
+at a time (Pillow's ``append=True``) into a temporary file, so memory stays at one page even
+for books of hundreds of steps.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from .catalogue import CATALOGUE
+from .colors import LDRAW_COLORS
+from .fileio import atomic_write_text
+
+#: A4 landscape at 120 dpi.
+PAGE_DPI = 120
+PAGE_SIZE = (round(297 / 25.4 * PAGE_DPI), round(210 / 25.4 * PAGE_DPI))  # (1403, 992)
+
+BACKGROUND = (255, 255, 255)
+CALLOUT_FILL = (221, 236, 250)  # the pale blue of LEGO parts callouts
+CALLOUT_BORDER = (96, 140, 200)
+TEXT = (20, 20, 20)
+MUTED = (120, 120, 120)
+
+PartKey = tuple[str, int]
+
+
+# --------------------------------------------------------------------------- naming
+
+
+def part_name(part_id: str) -> str:
+    p = CATALOGUE.get(part_id)
+    return " ".join(p.name.split()) if p is not None else f"Part {part_id}"
+
+
+def color_name(code: int) -> str:
+    c = LDRAW_COLORS.get(int(code))
+    return c.name if c is not None else f"Colour {code}"
+
+
+def color_rgb255(code: int) -> tuple[int, int, int]:
+    c = LDRAW_COLORS.get(int(code))
+    rgb = c.rgb if c is not None else (0.63, 0.65, 0.64)
+    return tuple(round(v * 255) for v in rgb)
+
+
+def _sorted_parts(parts: Mapping[PartKey, int]) -> list[tuple[PartKey, int]]:
+    """Largest parts first (as LEGO callouts do), then by part and colour."""
+
+    def key(item):
+        (pid, col), _n = item
+        p = CATALOGUE.get(pid)
+        size = (p.studs * p.height) if p is not None else 0
+        return (-size, pid, col)
+
+    return sorted(parts.items(), key=key)
+
+
+def _validate(step_images, step_parts) -> None:
+    if len(step_images) == 0:
+        raise ValueError("a booklet needs at least one step image")
+    if len(step_images) != len(step_parts):
+        raise ValueError(f"{len(step_images)} step images but parts for {len(step_parts)} steps")
+    for p in step_images:
+        if not Path(p).is_file():
+            raise ValueError(f"step image {p} does not exist")
+
+
+# --------------------------------------------------------------------------- drawing
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.load_default(size=size)
+
+
+def _open_rgba(path) -> Image.Image:
+    with Image.open(path) as im:
+        return im.convert("RGBA")
+
+
+def _fit(im: Image.Image, box_w: int, box_h: int, max_scale: float = 2.0) -> Image.Image:
+    s = min(box_w / im.width, box_h / im.height, max_scale)
+    size = (max(1, round(im.width * s)), max(1, round(im.height * s)))
+    return im.resize(size, Image.LANCZOS) if size != im.size else im
+
+
+def _crop_to_content(im: Image.Image, pad: int = 4) -> Image.Image:
+    """Trim transparent borders (renders are framed with a margin)."""
+    bbox = im.getchannel("A").getbbox() if im.mode == "RGBA" else None
+    if not bbox:
+        return im
+    x0, y0, x1, y1 = bbox
+    return im.crop(
+        (max(0, x0 - pad), max(0, y0 - pad), min(im.width, x1 + pad), min(im.height, y1 + pad))
+    )
+
+
+def _swatch(code: int, size: int) -> Image.Image:
+    """Stand-in when a part has no thumbnail: a plain tile in the part's colour."""
+    im = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+    d = ImageDraw.Draw(im)
+    m = size // 6
+    d.rounded_rectangle(
+        (m, m, size - m, size - m),
+        radius=m,
+        fill=(*color_rgb255(code), 255),
+        outline=(60, 60, 60, 255),
+        width=2,
+    )
+    return im
+
+
+def _part_tile(
+    key: PartKey, count: int | None, thumbs: Mapping[PartKey, os.PathLike], cell: int
+) -> Image.Image:
+    """A part picture with ``3x`` under it, on a transparent tile ``cell`` wide."""
+    label_h = max(14, cell // 5) if count is not None else 0
+    tile = Image.new("RGBA", (cell, cell + label_h), (0, 0, 0, 0))
+    src = thumbs.get(key)
+    pic = (
+        _crop_to_content(_open_rgba(src)) if src and Path(src).is_file() else _swatch(key[1], cell)
+    )
+    pic = _fit(pic, cell - 8, cell - 8, max_scale=3.0)
+    tile.alpha_composite(pic, ((cell - pic.width) // 2, (cell - pic.height) // 2))
+    if count is not None:
+        d = ImageDraw.Draw(tile)
+        f = _font(label_h)
+        d.text((cell // 2, cell + label_h // 2), f"{count}x", font=f, fill=TEXT, anchor="mm")
+    return tile
+
+
+def _callout(
+    parts: Mapping[PartKey, int], thumbs: Mapping[PartKey, os.PathLike], max_w: int, max_h: int
+) -> Image.Image:
+    """The rounded pale-blue box with every part of the step and its count."""
+    items = _sorted_parts(parts)
+    n = max(1, len(items))
+    pad, gap = 14, 10
+    # Largest cell that fits all items in the box (at most 130 px, at least 40 px).
+    cell = 130
+    while cell > 40:
+        cols = max(1, (max_w - 2 * pad + gap) // (cell + gap))
+        rows = -(-n // cols)
+        if rows * (cell + cell // 5 + gap) - gap + 2 * pad <= max_h:
+            break
+        cell -= 6
+    cols = max(1, min(n, (max_w - 2 * pad + gap) // (cell + gap)))
+    rows = -(-n // cols)
+    label = max(14, cell // 5)
+    w = cols * (cell + gap) - gap + 2 * pad
+    h = rows * (cell + label + gap) - gap + 2 * pad
+    box = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+    d = ImageDraw.Draw(box)
+    d.rounded_rectangle(
+        (0, 0, w - 1, h - 1),
+        radius=16,
+        fill=(*CALLOUT_FILL, 255),
+        outline=(*CALLOUT_BORDER, 255),
+        width=3,
+    )
+    for i, (key, count) in enumerate(items):
+        r, c = divmod(i, cols)
+        tile = _part_tile(key, count, thumbs, cell)
+        box.alpha_composite(tile, (pad + c * (cell + gap), pad + r * (cell + label + gap)))
+    return box
+
+
+def _footer(page: Image.Image, title: str, page_no: int, n_pages: int) -> None:
+    d = ImageDraw.Draw(page)
+    W, H = page.size
+    f = _font(20)
+    d.text((40, H - 30), title, font=f, fill=MUTED, anchor="lm")
+    d.text((W - 40, H - 30), f"{page_no} / {n_pages}", font=f, fill=MUTED, anchor="rm")
+
+
+def compose_step_page(
+    step_no: int,
+    n_steps: int,
+    image,
+    parts: Mapping[PartKey, int],
+    thumbs: Mapping[PartKey, os.PathLike] | None = None,
+    *,
+    title: str = "",
+    page_no: int | None = None,
+    n_pages: int | None = None,
+    size: tuple[int, int] = PAGE_SIZE,
+) -> Image.Image:
+    """One instruction page: big step number, parts callout, the step render."""
+    thumbs = thumbs or {}
+    W, H = size
+    page = Image.new("RGBA", size, (*BACKGROUND, 255))
+    d = ImageDraw.Draw(page)
+    margin = 40
+    num_font = _font(110)
+    label = str(step_no)
+    d.text((margin, margin - 10), label, font=num_font, fill=TEXT, anchor="la")
+    num_w = d.textbbox((margin, margin - 10), label, font=num_font, anchor="la")[2]
+    callout = _callout(parts, thumbs, max_w=W - num_w - 3 * margin, max_h=int(H * 0.32))
+    cx = num_w + margin
+    page.alpha_composite(callout, (cx, margin))
+    top = margin + max(callout.height, 110) + 20
+    pic = _crop_to_content(_open_rgba(image), pad=10)
+    pic = _fit(pic, W - 2 * margin, H - top - 60, max_scale=2.5)
+    page.alpha_composite(pic, ((W - pic.width) // 2, top + (H - top - 60 - pic.height) // 2))
+    if page_no is not None:
+        _footer(page, title, page_no, n_pages or page_no)
+    return page.convert("RGB")
+
+
+def compose_cover(
+    title: str,
+    cover_image,
+    n_bricks: int,
+    n_steps: int,
+    n_parts: int,
+    *,
+    size: tuple[int, int] = PAGE_SIZE,
+) -> Image.Image:
+    """Cover: the finished model, the title, brick / step / part counts."""
+    W, H = size
+    page = Image.new("RGBA", size, (*BACKGROUND, 255))
+    d = ImageDraw.Draw(page)
+    band = 150
+    d.rectangle((0, 0, W, band), fill=(200, 16, 46, 255))  # LEGO red title band
+    tf = _font(72)
+    d.text((W // 2, band // 2), title, font=tf, fill=(255, 255, 255), anchor="mm")
+    sub = f"{n_bricks} bricks  ·  {n_parts} different parts  ·  {n_steps} steps"
+    d.text((W // 2, H - 60), sub, font=_font(36), fill=TEXT, anchor="mm")
+    if cover_image is not None and Path(cover_image).is_file():
+        pic = _crop_to_content(_open_rgba(cover_image), pad=10)
+        pic = _fit(pic, W - 160, H - band - 160, max_scale=3.0)
+        page.alpha_composite(pic, ((W - pic.width) // 2, band + (H - band - 120 - pic.height) // 2))
+    return page.convert("RGB")
+
+
+_PARTS_CELL = (250, 220, 120)  # cell width, cell height, picture size (px)
+
+
+def _parts_grid(size: tuple[int, int]) -> tuple[int, int]:
+    """Columns and rows of the parts-list grid (40 px margins, 110 px heading, footer)."""
+    W, H = size
+    return max(1, (W - 80) // _PARTS_CELL[0]), max(1, (H - 110 - 70) // _PARTS_CELL[1])
+
+
+def compose_parts_pages(
+    parts: Mapping[PartKey, int],
+    thumbs: Mapping[PartKey, os.PathLike] | None = None,
+    *,
+    title: str = "",
+    first_page_no: int | None = None,
+    n_pages: int | None = None,
+    size: tuple[int, int] = PAGE_SIZE,
+) -> list[Image.Image]:
+    """The full parts list: picture, count, colour and name of every (part, colour)."""
+    thumbs = thumbs or {}
+    W, H = size
+    margin, head = 40, 110
+    cell_w, cell_h, pic = _PARTS_CELL
+    cols, rows = _parts_grid(size)
+    per_page = cols * rows
+    items = _sorted_parts(parts)
+    chunks = [items[i : i + per_page] for i in range(0, len(items), per_page)] or [[]]
+    total = sum(parts.values())
+    pages = []
+    f_name, f_count = _font(16), _font(30)
+    for k, chunk in enumerate(chunks):
+        page = Image.new("RGBA", size, (*BACKGROUND, 255))
+        d = ImageDraw.Draw(page)
+        heading = "Parts list" + (f" ({k + 1}/{len(chunks)})" if len(chunks) > 1 else "")
+        d.text((margin, 40), heading, font=_font(54), fill=TEXT, anchor="la")
+        d.text(
+            (W - margin, 60),
+            f"{total} bricks, {len(items)} kinds",
+            font=_font(26),
+            fill=MUTED,
+            anchor="ra",
+        )
+        for i, (key, count) in enumerate(chunk):
+            r, c = divmod(i, cols)
+            x, y = margin + c * cell_w, head + r * cell_h
+            d.rounded_rectangle(
+                (x + 6, y + 6, x + cell_w - 6, y + cell_h - 6),
+                radius=12,
+                fill=CALLOUT_FILL,
+                outline=CALLOUT_BORDER,
+                width=2,
+            )
+            tile = _part_tile(key, None, thumbs, pic)
+            page.alpha_composite(tile, (x + (cell_w - pic) // 2, y + 10))
+            d.text(
+                (x + cell_w // 2, y + pic + 28), f"{count}x", font=f_count, fill=TEXT, anchor="mm"
+            )
+            d.text(
+                (x + cell_w // 2, y + pic + 56),
+                f"{part_name(key[0])}",
+                font=f_name,
+                fill=TEXT,
+                anchor="mm",
+            )
+            d.text(
+                (x + cell_w // 2, y + pic + 74),
+                f"{color_name(key[1])}  ·  {key[0]}",
+                font=f_name,
+                fill=MUTED,
+                anchor="mm",
+            )
+        if first_page_no is not None:
+            _footer(page, title, first_page_no + k, n_pages or first_page_no + k)
+        pages.append(page.convert("RGB"))
+    return pages
+
+
+def n_parts_pages(n_kinds: int, size: tuple[int, int] = PAGE_SIZE) -> int:
+    """How many pages the parts list of ``n_kinds`` (part, colour) pairs takes."""
+    cols, rows = _parts_grid(size)
+    return max(1, -(-n_kinds // (cols * rows)))
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def write_pdf(pages, path, *, title: str = "", dpi: int = PAGE_DPI) -> Path:
+    """Write pages (an iterable of PIL images, consumed one at a time) as one PDF, atomically."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.pdf", dir=path.parent)
+    os.close(fd)
+    try:
+        n = 0
+        for page in pages:
+            page.convert("RGB").save(
+                tmp, "PDF", resolution=dpi, append=n > 0, title=title, quality=90
+            )
+            n += 1
+        if n == 0:
+            raise ValueError("a PDF needs at least one page")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _rel(p, base: Path) -> str:
+    return Path(os.path.relpath(Path(p).resolve(), base.resolve())).as_posix()
+
+
+def write_html(
+    path,
+    *,
+    title: str,
+    cover,
+    step_images: Sequence,
+    step_parts: Sequence[Mapping[PartKey, int]],
+    thumbnails: Mapping[PartKey, os.PathLike],
+    n_bricks: int,
+) -> Path:
+    """A self-contained HTML page (images referenced relative to its folder)."""
+    path = Path(path)
+    base = path.parent
+    esc = html.escape
+    total: dict[PartKey, int] = {}
+    for d in step_parts:
+        for k, v in d.items():
+            total[k] = total.get(k, 0) + v
+
+    def part_fig(key, count, cls):
+        src = thumbnails.get(key)
+        alt = f"{count}x {part_name(key[0])}, {color_name(key[1])}"
+        if src is not None and Path(src).is_file():
+            img = f'<img src="{esc(_rel(src, base))}" alt="{esc(alt)}">'
+        else:
+            r, g, b = color_rgb255(key[1])
+            img = f'<span class="swatch" style="background:rgb({r},{g},{b})"></span>'
+        return (
+            f'<figure class="{cls}">{img}<figcaption><b>{count}x</b>'
+            f"<small>{esc(part_name(key[0]))}<br>{esc(color_name(key[1]))}</small>"
+            "</figcaption></figure>"
+        )
+
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{esc(title)} – building instructions</title>",
+        "<style>",
+        "body{font-family:system-ui,sans-serif;margin:0;background:#f3f5f8;color:#141414}",
+        "section{background:#fff;max-width:1100px;margin:24px auto;padding:24px 32px;",
+        "box-shadow:0 1px 4px #0002;border-radius:6px}",
+        ".cover h1{background:#c8102e;color:#fff;margin:-24px -32px 16px;padding:28px;",
+        "text-align:center;font-size:2.4em;border-radius:6px 6px 0 0}",
+        ".cover p{text-align:center;font-size:1.3em}",
+        ".step header{display:flex;align-items:flex-start;gap:24px}",
+        ".num{font-size:5em;font-weight:700;line-height:1;min-width:1.2em}",
+        ".callout{display:flex;flex-wrap:wrap;gap:8px;background:#ddecfa;",
+        "border:3px solid #608cc8;border-radius:14px;padding:10px}",
+        "figure{margin:0;text-align:center}",
+        ".callout figure img{width:90px;height:90px;object-fit:contain}",
+        "figcaption b{display:block;font-size:1.2em}",
+        ".callout small{display:none}",
+        ".model{display:block;margin:16px auto 0;max-width:100%}",
+        ".parts{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:12px}",
+        ".parts figure{background:#ddecfa;border:2px solid #608cc8;border-radius:10px;",
+        "padding:8px}",
+        ".parts img{width:110px;height:110px;object-fit:contain}",
+        ".swatch{display:inline-block;width:70px;height:70px;border-radius:10px;",
+        "border:2px solid #3c3c3c;margin:10px}",
+        "</style></head><body>",
+        '<section class="cover">',
+        f"<h1>{esc(title)}</h1>",
+    ]
+    if cover is not None and Path(cover).is_file():
+        out.append(f'<img class="model" src="{esc(_rel(cover, base))}" alt="The finished model">')
+    out.append(
+        f"<p>{n_bricks} bricks · {len(total)} different parts · {len(step_images)} steps</p>"
+    )
+    out.append("</section>")
+    for i, (img, parts) in enumerate(zip(step_images, step_parts, strict=True)):
+        figs = "".join(part_fig(k, n, "part") for k, n in _sorted_parts(parts))
+        out.append(
+            f'<section class="step" id="step-{i + 1}"><header><div class="num">{i + 1}</div>'
+            f'<div class="callout">{figs}</div></header>'
+            f'<img class="model" src="{esc(_rel(img, base))}" alt="Step {i + 1}"></section>'
+        )
+    figs = "".join(part_fig(k, n, "part") for k, n in _sorted_parts(total))
+    out.append(
+        f'<section class="partslist"><h2>Parts list</h2>'
+        f"<p>{sum(total.values())} bricks, {len(total)} kinds</p>"
+        f'<div class="parts">{figs}</div></section>'
+    )
+    out.append("</body></html>")
+    return atomic_write_text(path, "\n".join(out) + "\n")
+
+
+def build_booklet(
+    out_dir,
+    *,
+    title: str,
+    cover,
+    step_images: Sequence,
+    step_parts: Sequence[Mapping[PartKey, int]],
+    thumbnails: Mapping[PartKey, os.PathLike] | None = None,
+    n_bricks: int | None = None,
+    basename: str = "instructions",
+) -> tuple[Path, Path]:
+    """Write ``<basename>.html`` and ``<basename>.pdf`` into ``out_dir``; return both paths.
+
+    ``step_images[i]`` is the render of step ``i + 1``; ``step_parts[i]`` maps
+    ``(part_id, colour)`` to how many of it step ``i + 1`` adds; ``thumbnails`` maps the same
+    keys to part pictures (missing ones are drawn as colour tiles).
+    """
+    _validate(step_images, step_parts)
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        raise ValueError(f"output folder {out_dir} does not exist")
+    thumbs = dict(thumbnails or {})
+    total: dict[PartKey, int] = {}
+    for d in step_parts:
+        for k, v in d.items():
+            if v <= 0:
+                raise ValueError(f"part count for {k} must be positive, got {v}")
+            total[k] = total.get(k, 0) + v
+    n_bricks = sum(total.values()) if n_bricks is None else int(n_bricks)
+    n_steps = len(step_images)
+    n_pages = 1 + n_steps + n_parts_pages(len(total))
+
+    def pages():
+        yield compose_cover(title, cover, n_bricks, n_steps, len(total))
+        for i, (img, parts) in enumerate(zip(step_images, step_parts, strict=True)):
+            yield compose_step_page(
+                i + 1, n_steps, img, parts, thumbs, title=title, page_no=i + 2, n_pages=n_pages
+            )
+        yield from compose_parts_pages(
+            total, thumbs, title=title, first_page_no=n_steps + 2, n_pages=n_pages
+        )
+
+    pdf_path = write_pdf(pages(), out_dir / f"{basename}.pdf", title=title)
+    html_path = write_html(
+        out_dir / f"{basename}.html",
+        title=title,
+        cover=cover,
+        step_images=step_images,
+        step_parts=step_parts,
+        thumbnails=thumbs,
+        n_bricks=n_bricks,
+    )
+    return html_path, pdf_path
+
+
+def pdf_page_count(path) -> int:
+    """Number of pages of a PDF (via Pillow's own PDF parser)."""
+    from PIL import PdfParser
+
+    p = PdfParser.PdfParser(str(path))
+    try:
+        return len(p.pages)
+    finally:
+        p.close()

@@ -1,0 +1,109 @@
+"""The instruction booklet (pure Python + Pillow): pages, HTML folder, multi-page PDF."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from image2lego.lego import booklet
+
+
+def _img(path: Path, rgb, size=(160, 120)) -> Path:
+    im = Image.new("RGBA", size, (0, 0, 0, 0))
+    a = np.asarray(im).copy()
+    a[30:90, 40:120] = (*rgb, 255)
+    Image.fromarray(a).save(path)
+    return path
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    steps = [_img(imgs / f"step_{i + 1:03d}.png", (40 * i, 100, 200)) for i in range(3)]
+    cover = _img(imgs / "cover.png", (200, 0, 0))
+    parts = [{("3001", 4): 2, ("3003", 1): 1}, {("3001", 4): 1}, {("3024", 0): 4}]
+    thumbs = {("3001", 4): _img(imgs / "3001_4.png", (200, 0, 0), (64, 64))}  # others missing
+    return steps, cover, parts, thumbs
+
+
+def test_booklet_html_and_pdf(tmp_path, inputs):
+    steps, cover, parts, thumbs = inputs
+    out = tmp_path / "out"
+    out.mkdir()
+    html, pdf = booklet.build_booklet(
+        out, title="Test <Model>", cover=cover, step_images=steps, step_parts=parts,
+        thumbnails=thumbs,
+    )  # fmt: skip
+    assert html == out / "instructions.html" and pdf == out / "instructions.pdf"
+    text = html.read_text()
+    srcs = re.findall(r'src="([^"]+)"', text)
+    for p in [*steps, cover, thumbs[("3001", 4)]]:
+        rel = Path("..", "imgs", p.name).as_posix()
+        assert rel in srcs, rel
+    for s in srcs:  # every reference resolves relative to the HTML file
+        assert (out / s).is_file(), s
+    assert "Test &lt;Model&gt;" in text  # escaped
+    assert 'id="step-3"' in text and 'id="step-4"' not in text
+    assert "8 bricks" in text  # 2+1+1+4, counted from the parts when n_bricks is not given
+    assert booklet.pdf_page_count(pdf) == len(steps) + 2
+    assert pdf.read_bytes().startswith(b"%PDF")
+    # No temporary files left behind.
+    assert sorted(p.name for p in out.iterdir()) == ["instructions.html", "instructions.pdf"]
+
+
+def test_step_page_draws_number_callout_and_model(inputs):
+    steps, _cover, parts, thumbs = inputs
+    page = booklet.compose_step_page(2, 3, steps[1], parts[0], thumbs, page_no=3, n_pages=5)
+    assert page.size == booklet.PAGE_SIZE and page.mode == "RGB"
+    a = np.asarray(page).astype(int)
+    callout = np.all(np.abs(a - booklet.CALLOUT_FILL) <= 2, axis=-1)
+    assert callout[: a.shape[0] // 3].sum() > 2000  # the pale-blue parts box at the top
+    dark = (a.sum(-1) < 150)[:200, :200]
+    assert dark.sum() > 500  # the big step number top-left
+    model = np.all(np.abs(a - (40, 100, 200)) <= 3, axis=-1)
+    assert model[a.shape[0] // 3 :].sum() > 10000  # the step render, scaled up, lower down
+
+
+def test_parts_list_splits_over_pages_and_counts():
+    many = {(pid, c): 1 for pid in ("3001", "3003", "3005", "3024") for c in range(40)}
+    per = booklet.n_parts_pages(1)
+    assert per == 1
+    pages = booklet.compose_parts_pages(many)
+    assert len(pages) == booklet.n_parts_pages(len(many)) > 1
+
+
+def test_missing_or_mismatched_inputs_raise(tmp_path, inputs):
+    steps, cover, parts, thumbs = inputs
+    out = tmp_path / "o"
+    out.mkdir()
+    with pytest.raises(ValueError, match="step images but parts"):
+        booklet.build_booklet(out, title="t", cover=cover, step_images=steps, step_parts=parts[:2])
+    with pytest.raises(ValueError, match="does not exist"):
+        booklet.build_booklet(
+            out, title="t", cover=cover, step_images=[tmp_path / "nope.png"], step_parts=[{}]
+        )
+    with pytest.raises(ValueError, match="at least one step"):
+        booklet.build_booklet(out, title="t", cover=cover, step_images=[], step_parts=[])
+    with pytest.raises(ValueError, match="does not exist"):
+        booklet.build_booklet(
+            tmp_path / "missing", title="t", cover=cover, step_images=steps, step_parts=parts
+        )
+    assert list(out.iterdir()) == []
+
+
+def test_pdf_failure_leaves_nothing(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+
+    def pages():
+        yield Image.new("RGB", (100, 100), "white")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        booklet.write_pdf(pages(), out / "x.pdf")
+    assert list(out.iterdir()) == []
