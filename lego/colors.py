@@ -184,7 +184,8 @@ def quantize_colors(
     ``palette`` restricts the choice to those LDraw codes. ``mode="grayscale"`` drops the
     chroma (clusters on lightness) and maps to the LEGO greys (White, Light and Dark Bluish
     Grey, Black) unless a palette is given; ``"auto"`` picks grayscale when every input
-    colour is grey. With fewer distinct colours than ``k`` each colour is its own cluster.
+    colour is grey. Colours are compared at 8-bit sRGB resolution; with fewer distinct
+    colours than ``k`` each colour is its own cluster.
     Returns an int array of LDraw codes, shape ``(N,)``; deterministic for a seed.
     """
     if mode not in QUANTIZE_MODES:
@@ -202,15 +203,21 @@ def quantize_colors(
     if palette is None:
         codes = list(GREYS) if mode == "grayscale" else sorted(LDRAW_COLORS)
 
-    lab = rgb_to_lab(a)
-    if mode == "grayscale":
-        lab[:, 1:] = 0.0  # lightness only: the greys are matched by luminance
-    # Cluster distinct colours, weighted by how often they occur (exact, and much faster
-    # than clustering every voxel of a large model).
-    uniq, inverse, counts = np.unique(
-        np.round(lab, 6), axis=0, return_inverse=True, return_counts=True
-    )
+    # Cluster distinct colours (at 8-bit sRGB resolution, far finer than the LEGO palette),
+    # weighted by how often they occur: exact for k-means and much faster than clustering
+    # every voxel of a large model.
+    q8 = np.rint(a * 255.0).astype(np.int64)
+    keys = (q8[:, 0] << 16) | (q8[:, 1] << 8) | q8[:, 2]
+    ukeys, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
     inverse = inverse.reshape(-1)
+    urgb = np.stack([(ukeys >> 16) & 255, (ukeys >> 8) & 255, ukeys & 255], axis=1) / 255.0
+    uniq = rgb_to_lab(urgb)
+    if mode == "grayscale":
+        uniq[:, 1:] = 0.0  # lightness only: the greys are matched by luminance
+        uniq, inv2 = np.unique(np.round(uniq, 9), axis=0, return_inverse=True)
+        inv2 = inv2.reshape(-1)
+        counts = np.bincount(inv2, weights=counts, minlength=len(uniq))
+        inverse = inv2[inverse]
     if len(uniq) <= k:
         centres, labels = uniq, np.arange(len(uniq))
     else:
