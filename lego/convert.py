@@ -1,0 +1,269 @@
+"""Voxels to a buildable brick model: the one entry point (issue 3, paper §2.4–2.6).
+
+``voxels_to_bricks(grid, colors=None, options=None)`` runs, in order: validation, hollow
+filling or shelling, colour quantisation, cropping to the occupied box, resampling to the
+plate lattice (scale mode), per-layer merging with the connection pass, re-merging around
+breaks, and build steps. The returned :class:`BrickModel` carries what was done in
+``model.meta``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from . import merge, voxels
+from .bricks import BrickModel
+from .steps import DEFAULT_MAX_BRICKS_PER_STEP, step_indices
+from .units import PLATE_MM, STUD_MM
+
+HOLLOW_MODES = ("fill", "shell", "none")
+COLOR_MODES = ("single", "photo", "grayscale")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int | np.integer) and not isinstance(v, bool)
+
+
+@dataclass
+class ConvertOptions:
+    """How to turn voxels into bricks.
+
+    * ``scale``: ``"proportional"`` (a voxel is a one-stud cube; default) or ``"paper"``
+      (a voxel is a 1×1 brick). See :mod:`image2lego.lego.voxels`.
+    * ``brick_types``: ``"mixed"`` (bricks where three plates of one colour stack, plates
+      elsewhere), ``"bricks"`` or ``"plates"``.
+    * ``hollow``: ``"fill"`` (solid, the paper's choice), ``"shell"`` (walls
+      ``wall_thickness`` studs thick, with internal ``supports``) or ``"none"`` (as given).
+    * ``color_mode``: ``"single"`` (every brick ``color``, an LDraw code; a single RGB
+      triple passed as ``colors`` is matched to the nearest LEGO colour instead),
+      ``"photo"`` (k-means to ``k`` colours, each mapped to the nearest LEGO colour,
+      optionally from ``palette``) or ``"grayscale"`` (LEGO greys).
+    * ``seed``: makes every random choice reproducible.
+    * ``max_bricks_per_step``: larger layers are split into several build steps.
+    """
+
+    scale: str = "proportional"
+    brick_types: str = "mixed"
+    hollow: str = "fill"
+    wall_thickness: int = 1
+    supports: bool = True
+    color_mode: str = "single"
+    k: int = 4
+    palette: list[int] | None = None
+    color: int = 71
+    seed: int = 0
+    max_bricks_per_step: int = DEFAULT_MAX_BRICKS_PER_STEP
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.scale not in voxels.SCALES:
+            raise ValueError(f"scale must be one of {voxels.SCALES}, got {self.scale!r}")
+        if self.brick_types not in voxels.BRICK_TYPES:
+            raise ValueError(
+                f"brick_types must be one of {voxels.BRICK_TYPES}, got {self.brick_types!r}"
+            )
+        if self.hollow not in HOLLOW_MODES:
+            raise ValueError(f"hollow must be one of {HOLLOW_MODES}, got {self.hollow!r}")
+        if not _is_int(self.wall_thickness) or self.wall_thickness < 1:
+            raise ValueError(
+                f"wall_thickness must be an integer >= 1 (studs), got {self.wall_thickness!r}"
+            )
+        if self.color_mode not in COLOR_MODES:
+            raise ValueError(f"color_mode must be one of {COLOR_MODES}, got {self.color_mode!r}")
+        if not _is_int(self.k) or self.k < 1:
+            raise ValueError(f"k (number of colours) must be an integer >= 1, got {self.k!r}")
+        if not _is_int(self.color) or self.color < 0:
+            raise ValueError(f"color must be an LDraw colour code (int >= 0), got {self.color!r}")
+        if self.palette is not None:
+            if not all(_is_int(c) and c >= 0 for c in self.palette) or not len(self.palette):
+                raise ValueError(
+                    f"palette must be a non-empty list of LDraw colour codes, got {self.palette!r}"
+                )
+        if not _is_int(self.seed):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if not _is_int(self.max_bricks_per_step) or self.max_bricks_per_step < 1:
+            raise ValueError(
+                f"max_bricks_per_step must be an integer >= 1, got {self.max_bricks_per_step!r}"
+            )
+
+
+def _rgb01(colors, what: str) -> np.ndarray:
+    a = np.asarray(colors)
+    if a.dtype == np.uint8:
+        return a.astype(np.float64) / 255.0
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{what} must be numbers (floats 0..1 or uint8), got dtype {a.dtype}")
+    if a.dtype.kind in "iu":
+        raise TypeError(f"{what}: integer colours must be uint8 (0..255); got dtype {a.dtype}")
+    return a.astype(np.float64)
+
+
+def _check_rgb(rgb: np.ndarray, what: str) -> None:
+    bad = ~np.isfinite(rgb).all(axis=-1)
+    if bad.any():
+        raise ValueError(f"{what} contain NaN or infinite values at {int(bad.sum())} voxel(s)")
+    if (rgb < -1e-6).any() or (rgb > 1 + 1e-6).any():
+        raise ValueError(
+            f"{what} must be in 0..1 (floats) or 0..255 (uint8); got range "
+            f"{rgb.min():.3g}..{rgb.max():.3g}"
+        )
+
+
+def _quantize(rgb: np.ndarray, opts: ConvertOptions, k: int) -> np.ndarray:
+    from .colors import quantize_colors  # B's module; imported lazily
+
+    mode = "grayscale" if opts.color_mode == "grayscale" else "photo"
+    return quantize_colors(np.clip(rgb, 0.0, 1.0), k, mode, opts.palette, opts.seed)
+
+
+def _voxel_codes(grid: np.ndarray, colors, opts: ConvertOptions) -> tuple[np.ndarray | int, dict]:
+    """LDraw code per voxel (int array, -1 empty) or one code for all; plus colour meta."""
+    info: dict = {"color_mode": opts.color_mode}
+    if colors is None:
+        if opts.color_mode != "single":
+            raise ValueError(
+                f"color_mode={opts.color_mode!r} needs per-voxel colours; pass colors=... "
+                "or use color_mode='single'"
+            )
+        return int(opts.color), info
+    a = np.asarray(colors)
+    if a.shape == (3,):
+        rgb = _rgb01(a, "colors")
+        _check_rgb(rgb[None], "colors")
+        code = int(_quantize(rgb[None], opts, 1)[0])
+        info["from_rgb"] = rgb.tolist()
+        return code, info
+    if a.shape != grid.shape + (3,):
+        raise ValueError(
+            f"colors must be None, one RGB triple or an array of shape {grid.shape + (3,)} "
+            f"(one RGB per voxel), got shape {a.shape}"
+        )
+    if opts.color_mode == "single":
+        raise ValueError(
+            "per-voxel colours were given but color_mode='single'; use color_mode='photo' "
+            "or 'grayscale' (or pass one RGB triple)"
+        )
+    rgb = _rgb01(a, "colors")[grid]
+    _check_rgb(rgb, "colors of occupied voxels")
+    codes = _quantize(rgb, opts, int(opts.k))
+    out = np.full(grid.shape, -1, dtype=np.int64)
+    out[grid] = codes
+    info["colors_used"] = sorted({int(c) for c in np.unique(codes)})
+    return out, info
+
+
+def _extend_codes(codes: np.ndarray, original: np.ndarray, solid: np.ndarray) -> np.ndarray:
+    """Give voxels added by filling/supports the colour of the nearest original voxel."""
+    added = solid & ~original
+    if not added.any():
+        return np.where(solid, codes, -1)
+    idx = ndimage.distance_transform_edt(~original, return_distances=False, return_indices=True)
+    out = np.where(solid, codes, -1)
+    ax, ay, az = np.nonzero(added)
+    out[ax, ay, az] = codes[idx[0, ax, ay, az], idx[1, ax, ay, az], idx[2, ax, ay, az]]
+    return out
+
+
+def voxels_to_bricks(grid, colors=None, options: ConvertOptions | None = None) -> BrickModel:
+    """Convert a bool voxel grid ``[x, y, z]`` (Z up) into a buildable :class:`BrickModel`.
+
+    ``colors`` is ``None`` (use ``options.color``), one RGB triple (floats 0..1 or uint8),
+    or an array ``[x, y, z, 3]`` of per-voxel colours (needs ``color_mode`` ``"photo"`` or
+    ``"grayscale"``). Raises ``TypeError``/``ValueError`` naming the problem for bad input.
+
+    The model's lattice is cropped to the occupied box; ``meta["offset_voxels"]`` is the
+    voxel index of the lattice's origin. ``meta`` also records the options, grid shape,
+    voxel count, scale (mm per voxel), colours, connectivity and any ``warnings``; when the
+    bricks cannot be made as connected as the voxels, ``meta["connected"]`` is False and a
+    warning says so.
+    """
+    t0 = time.perf_counter()
+    opts = options if options is not None else ConvertOptions()
+    if not isinstance(opts, ConvertOptions):
+        raise TypeError(f"options must be a ConvertOptions, got {type(opts).__name__}")
+    opts.validate()
+    grid = voxels.validate_grid(grid)
+    warnings: list[str] = []
+    codes, color_info = _voxel_codes(grid, colors, opts)
+
+    if opts.hollow == "fill":
+        solid = voxels.fill_hollow(grid)
+    elif opts.hollow == "shell":
+        solid = voxels.make_shell(grid, wall=opts.wall_thickness, supports=opts.supports)
+    else:
+        solid = grid.copy()
+    if isinstance(codes, np.ndarray):
+        codes = _extend_codes(codes, grid, solid)
+    else:
+        codes = np.where(solid, codes, -1)
+
+    # crop to the occupied box
+    nzs = np.nonzero(solid)
+    lo = [int(a.min()) for a in nzs]
+    hi = [int(a.max()) + 1 for a in nzs]
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    solid, codes = solid[box], codes[box]
+
+    layers = voxels.to_layers(solid, opts.scale, opts.brick_types)
+    cells = layers.resample(codes, solid, fill=-1)
+    t_layers = time.perf_counter()
+
+    asm = merge.build(cells, opts.brick_types, opts.seed)
+    n_cells = merge.cell_components(layers.occ)
+    res = merge.connect(asm, n_cells, opts.seed)
+    if not res.connected:
+        warnings.append(res.message)
+    t_merge = time.perf_counter()
+
+    d = asm.arrays()
+    steps = step_indices(d["z"], d["x"], d["y"], d["nx"], d["ny"], opts.max_bricks_per_step)
+    bricks = asm.to_bricks(steps)
+    bricks.sort(key=lambda b: (b.step, b.z, b.y, b.x))
+
+    n_comp, comp = asm.components()
+    alive = np.asarray(asm.alive, dtype=bool)
+    zs = np.asarray(asm.z)[alive]
+    grounded = np.unique(comp[alive][zs == 0])
+    n_ungrounded = int((~np.isin(comp[alive], grounded)).sum())
+    if n_ungrounded:
+        warnings.append(f"{n_ungrounded} brick(s) are not connected to the ground layer")
+
+    mm = layers.mm_per_voxel
+    lattice_mm = (
+        solid.shape[0] * STUD_MM,
+        solid.shape[1] * STUD_MM,
+        layers.n_plates * PLATE_MM,
+    )
+    meta = {
+        "options": asdict(opts),
+        "grid_shape": tuple(int(s) for s in grid.shape),
+        "offset_voxels": tuple(lo),
+        "n_voxels": int(grid.sum()),
+        "n_voxels_built": int(solid.sum()),
+        "mm_per_voxel": tuple(float(v) for v in mm),
+        "plates_per_voxel": layers.n_plates / solid.shape[2],
+        "size_mm": tuple(float(v) for v in lattice_mm),
+        "colors": color_info,
+        "connected": bool(res.connected),
+        "connectivity": {
+            "n_components": int(n_comp),
+            "n_cell_components": int(n_cells),
+            "n_ungrounded": n_ungrounded,
+            "n_links": len(asm.edges()),
+            "remerge_fixes": res.fixes,
+            "message": res.message,
+        },
+        "warnings": warnings,
+        "timing_s": {
+            "prepare": t_layers - t0,
+            "merge": t_merge - t_layers,
+            "total": time.perf_counter() - t0,
+        },
+    }
+    return BrickModel(bricks, tuple(int(s) for s in cells.shape), meta)

@@ -1,0 +1,887 @@
+"""Merging plate-lattice cells into catalogue bricks (issue 3, part 5).
+
+Input is a colour lattice ``cells[x, y, plate]`` (``-1`` empty, else an LDraw colour code)
+as made by :mod:`image2lego.lego.voxels` and :mod:`image2lego.lego.convert`. Output is a list
+of :class:`~image2lego.lego.bricks.Brick` that covers every filled cell exactly once with
+parts of that cell's colour.
+
+The algorithm, in three stages:
+
+1. **Units.** The lattice is cut into *units*: one plate layer (height 1) or a slab of three
+   plate layers (height 3, a brick layer). In ``"mixed"`` mode a column of three plate cells
+   of one colour in a slab becomes a brick cell, the rest stay plates — a per-column version
+   of "three identical plate layers make a brick layer".
+2. **Per-layer tiling** (:func:`tile_layer`, vectorised with numpy on whole rows at once).
+   Runs of equal colour are cut into the longest legal parts. Two-stud-wide runs go first,
+   along the layer's *primary* direction, which alternates between layers (x, y, x, …) so
+   seams cross; then two-wide runs across it, then one-wide runs, then 1×1s. Run lengths
+   are split by precomputed optimal decompositions in two *phases* whose seams avoid each
+   other; the phase alternates between neighbouring rows and between layers of the same
+   direction, giving a running bond. Several variants (row-pairing offset × phase) are
+   tiled and the one with the most connections to the layer below per brick is kept (the
+   local improvement pass).
+3. **Re-merge around breaks** (:func:`connect`). When bricks fall into more connected
+   components than the cells do (6-connectivity), the bricks on both sides of a break are
+   re-tiled together in other variants, with neighbours, and in mixed mode demoted from
+   bricks to plates (three staggered plate layers always bridge what one brick layer
+   cannot). A fix is kept only if it lowers the number of components. When no fix works
+   (e.g. a one-brick-thick sheet in bricks-only mode), :func:`connect` says so.
+
+Determinism: everything is a pure function of the inputs and ``seed`` (the seed rotates the
+order in which equally good variants are preferred).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cache
+
+import numpy as np
+from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from .bricks import Brick, BrickModel
+from .catalogue import CATALOGUE
+from .units import PLATES_PER_BRICK
+
+# --------------------------------------------------------------------------------------------
+# Catalogue lookups
+# --------------------------------------------------------------------------------------------
+
+PART_IDS: tuple[str, ...] = tuple(CATALOGUE)
+_PART_INDEX = {pid: i for i, pid in enumerate(PART_IDS)}
+_MAXDIM = 1 + max(p.length for p in CATALOGUE.values())
+# _LUT_PART[h, nx, ny] -> index into PART_IDS or -1; _LUT_ROT the matching ``rotated`` flag.
+_LUT_PART = np.full((PLATES_PER_BRICK + 1, _MAXDIM, _MAXDIM), -1, dtype=np.int16)
+_LUT_ROT = np.zeros((PLATES_PER_BRICK + 1, _MAXDIM, _MAXDIM), dtype=bool)
+for _i, _p in enumerate(CATALOGUE.values()):
+    _LUT_PART[_p.height, _p.length, _p.width] = _i
+    _LUT_PART[_p.height, _p.width, _p.length] = _i
+    if _p.width != _p.length:
+        _LUT_ROT[_p.height, _p.width, _p.length] = True  # long side along +y
+
+
+def run_lengths(width: int, height: int) -> tuple[int, ...]:
+    """Legal lengths of ``width``-stud-wide parts of ``height`` plates, longest first."""
+    return tuple(
+        sorted(
+            {p.length for p in CATALOGUE.values() if p.width == width and p.height == height},
+            reverse=True,
+        )
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Optimal run decompositions in two phases
+# --------------------------------------------------------------------------------------------
+
+_PIECE_COST = 2  # one more part
+_SEAM_COST = 3  # a seam in the same place as the other phase's (worse than an extra part)
+
+
+def _solve(n: int, lengths: tuple[int, ...], forbidden: frozenset[int]) -> list[int]:
+    """Fewest parts (and seams off ``forbidden``) summing to ``n``; longest parts first.
+
+    A small dynamic programme; written by hand because no library does constrained integer
+    compositions, and it runs once per run length.
+    """
+    inf = 1 << 30
+    best = [inf] * (n + 1)
+    best[n] = 0
+    for i in range(n - 1, -1, -1):
+        for ln in lengths:
+            j = i + ln
+            if j <= n and best[j] < inf:
+                c = _PIECE_COST + best[j] + (_SEAM_COST if j < n and j in forbidden else 0)
+                if c < best[i]:
+                    best[i] = c
+    if best[0] >= inf:
+        return []
+    out, i = [], 0
+    while i < n:
+        for ln in lengths:  # longest first among the optimal choices
+            j = i + ln
+            if j <= n and best[j] < inf:
+                c = _PIECE_COST + best[j] + (_SEAM_COST if j < n and j in forbidden else 0)
+                if c == best[i]:
+                    out.append(ln)
+                    i = j
+                    break
+    return out
+
+
+@cache
+def decomposition(n: int, lengths: tuple[int, ...], phase: int) -> tuple[int, ...]:
+    """Part lengths for a run of ``n`` cells. Phase 1 avoids phase 0's seams where it can."""
+    d0 = _solve(n, lengths, frozenset())
+    if phase == 0:
+        return tuple(d0)
+    seams = frozenset(np.cumsum(d0)[:-1].tolist())
+    return tuple(_solve(n, lengths, seams))
+
+
+class _Table:
+    """Flattened decompositions for all run lengths up to ``nmax`` (both phases)."""
+
+    def __init__(self, lengths: tuple[int, ...]):
+        self.lengths = lengths
+        self.nmax = -1
+        self._grow(64)
+
+    def _grow(self, nmax: int) -> None:
+        count = np.zeros((2, nmax + 1), dtype=np.int64)
+        first = np.zeros((2, nmax + 1), dtype=np.int64)
+        pos: list[int] = []
+        lens: list[int] = []
+        for ph in (0, 1):
+            for n in range(nmax + 1):
+                d = decomposition(n, self.lengths, ph) if n else ()
+                first[ph, n] = len(pos)
+                count[ph, n] = len(d)
+                pos.extend(
+                    np.concatenate([[0], np.cumsum(d)[:-1]]).astype(int).tolist() if d else []
+                )
+                lens.extend(d)
+        self.count, self.first = count, first
+        self.pos = np.asarray(pos, dtype=np.int64)
+        self.len = np.asarray(lens, dtype=np.int64)
+        self.nmax = nmax
+
+    def expand(self, lengths: np.ndarray, phases: np.ndarray):
+        """For runs (length, phase) return (run index, offset in run, part length) per part."""
+        if len(lengths) and lengths.max() > self.nmax:
+            self._grow(int(max(lengths.max(), 2 * self.nmax)))
+        cnt = self.count[phases, lengths]
+        total = int(cnt.sum())
+        run = np.repeat(np.arange(len(lengths)), cnt)
+        within = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        idx = self.first[phases, lengths][run] + within
+        return run, self.pos[idx], self.len[idx]
+
+
+@cache
+def _table(width: int, height: int) -> _Table:
+    return _Table(run_lengths(width, height))
+
+
+# --------------------------------------------------------------------------------------------
+# Per-layer tiling
+# --------------------------------------------------------------------------------------------
+
+
+def _runs(v: np.ndarray):
+    """Maximal runs of one non-negative value along axis 1 of a 2-D int array.
+
+    Returns ``(row, start, length, value)`` arrays in row-major order.
+    """
+    n0, n1 = v.shape
+    flat = np.full((n0, n1 + 1), -1, dtype=v.dtype)
+    flat[:, :n1] = v
+    flat = flat.ravel()
+    b = np.flatnonzero(flat[1:] != flat[:-1]) + 1  # first index of each new value
+    starts = np.concatenate([[0], b])
+    ends = np.concatenate([b, [len(flat)]])
+    vals = flat[starts]
+    keep = vals >= 0
+    starts, ends, vals = starts[keep], ends[keep], vals[keep]
+    row, col = np.divmod(starts, n1 + 1)
+    return row, col, ends - starts, vals
+
+
+@dataclass
+class Rects:
+    """Axis-aligned footprints in one layer: min corner ``(x, y)``, size ``(nx, ny)``, colour."""
+
+    x: np.ndarray
+    y: np.ndarray
+    nx: np.ndarray
+    ny: np.ndarray
+    color: np.ndarray
+
+    @staticmethod
+    def concat(parts: list[Rects]) -> Rects:
+        if not parts:
+            e = np.zeros(0, dtype=np.int64)
+            return Rects(e, e, e, e, e)
+        return Rects(
+            *(np.concatenate([getattr(p, f) for p in parts]) for f in "x y nx ny color".split())
+        )
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def paint(self, shape: tuple[int, int], ids: np.ndarray | None = None) -> np.ndarray:
+        """2-D int map of rect index (or ``ids``) per cell, -1 elsewhere (rects are disjoint)."""
+        out = np.full(shape, -1, dtype=np.int64)
+        if not len(self):
+            return out
+        area = self.nx * self.ny
+        r = np.repeat(np.arange(len(self)), area)
+        k = np.arange(int(area.sum())) - np.repeat(np.cumsum(area) - area, area)
+        xs = self.x[r] + k // self.ny[r]
+        ys = self.y[r] + k % self.ny[r]
+        out[xs, ys] = r if ids is None else ids[r]
+        return out
+
+
+class _Stack:
+    """Layers padded to a common square, all turned so their primary direction is +x.
+
+    ``F[l, x, y]`` holds free cells (-1 once used). Two empty rows/columns of padding keep
+    row pairs and runs from crossing from one layer into the next when layers are stacked
+    into one 2-D array, so every pass runs over all layers with a few numpy calls.
+    """
+
+    def __init__(self, cells: np.ndarray, axes: np.ndarray):
+        n, X, Y = cells.shape
+        s = max(X, Y)
+        s += s % 2 + 2
+        F = np.full((n, s, s), -1, dtype=np.int16)
+        flip = axes == 1
+        F[~flip, :X, :Y] = cells[~flip]
+        F[flip, :Y, :X] = cells[flip].transpose(0, 2, 1)
+        self.F, self.s, self.flip, self.shape = F, s, flip, (X, Y)
+        self.out: list[tuple[np.ndarray, ...]] = []
+
+    def view(self, along: int) -> np.ndarray:
+        """2-D array whose rows are (layer, row) and whose runs go along x (0) or y (1)."""
+        if along == 0:
+            return self.F.transpose(0, 2, 1).reshape(-1, self.s)
+        return self.F.reshape(-1, self.s)
+
+    def commit(self, along, rows, starts, lens, vals, width, height, phases) -> None:
+        """Cut runs into parts, record them and mark their cells used."""
+        run, off, ln = _table(width, height).expand(lens, phases)
+        s = self.s
+        r = rows[run]
+        c = starts[run] + off
+        layer, rr = np.divmod(r, s)
+        w = np.full(len(r), width, dtype=np.int64)
+        if along == 0:  # rows are y, columns are x
+            self.out.append((layer, c, rr, ln, w, vals[run]))
+        else:
+            self.out.append((layer, rr, c, w, ln, vals[run]))
+        # mark covered cells (runs are covered exactly by their parts)
+        tot = int(lens.sum())
+        rr_ = np.repeat(rows, lens)
+        cc_ = np.repeat(starts, lens) + (np.arange(tot) - np.repeat(np.cumsum(lens) - lens, lens))
+        lay, inrow = np.divmod(rr_, s)
+        for k in range(width):
+            if along == 0:
+                self.F[lay, cc_, inrow + k] = -1
+            else:
+                self.F[lay, inrow + k, cc_] = -1
+
+
+def _doubles(st: _Stack, along, offsets, minlen, height, phases):
+    V = st.view(along)
+    s = st.s
+    rows = np.arange(V.shape[0] - 1)
+    inl = rows % s
+    r0 = rows[(inl % 2 == offsets[rows // s]) & (inl < s - 1)]
+    A, B = V[r0], V[r0 + 1]
+    D = np.where(A == B, A, -1)
+    pr, start, ln, val = _runs(D)
+    keep = ln >= minlen
+    if not keep.any():
+        return
+    pr, start, ln, val = pr[keep], start[keep], ln[keep], val[keep]
+    rows = r0[pr]
+    ph = ((rows % s) // 2 + phases[rows // s]) % 2
+    st.commit(along, rows, start, ln, val, 2, height, ph)
+
+
+def _singles(st: _Stack, along, minlen, height, phases):
+    V = st.view(along)
+    pr, start, ln, val = _runs(V)
+    keep = ln >= minlen
+    if not keep.any():
+        return
+    pr, start, ln, val = pr[keep], start[keep], ln[keep], val[keep]
+    ph = ((pr % st.s) + phases[pr // st.s]) % 2
+    st.commit(along, pr, start, ln, val, 1, height, ph)
+
+
+def tile_layers(
+    cells: np.ndarray,
+    height: int,
+    axes: np.ndarray,
+    offsets: np.ndarray,
+    phases: np.ndarray,
+) -> list[Rects]:
+    """Tile a stack of layers ``cells[l, x, y]`` (``-1`` empty, else colour) at once.
+
+    Per layer: ``axes`` is the primary direction (0: long sides along x, 1: along y),
+    ``offsets`` which rows are paired into two-wide runs and ``phases`` the running-bond
+    phase. Every non-negative cell is covered exactly once by a rectangle of its own colour
+    whose size is a catalogue part of ``height`` plates. Returns one :class:`Rects` per layer.
+    """
+    cells = np.asarray(cells)
+    n = cells.shape[0]
+    axes = np.broadcast_to(np.asarray(axes, dtype=np.int64), (n,))
+    offsets = np.broadcast_to(np.asarray(offsets, dtype=np.int64), (n,))
+    phases = np.broadcast_to(np.asarray(phases, dtype=np.int64), (n,))
+    st = _Stack(cells, axes)
+    for minlen in (4, 2):
+        _doubles(st, 0, offsets, minlen, height, phases)
+        _doubles(st, 0, 1 - offsets, minlen, height, phases)
+        _doubles(st, 1, offsets, minlen, height, phases)
+        _doubles(st, 1, 1 - offsets, minlen, height, phases)
+    for minlen in (3, 2):
+        _singles(st, 0, minlen, height, phases)
+        _singles(st, 1, minlen, height, phases)
+    lz, xs, ys = np.nonzero(st.F >= 0)
+    one = np.ones(len(xs), dtype=np.int64)
+    st.out.append((lz, xs, ys, one, one, st.F[lz, xs, ys]))
+    layer, x, y, nx, ny, col = (np.concatenate(a) for a in zip(*st.out, strict=True))
+    # turn flipped layers back
+    f = st.flip[layer]
+    x, y = np.where(f, y, x), np.where(f, x, y)
+    nx, ny = np.where(f, ny, nx), np.where(f, nx, ny)
+    order = np.argsort(layer, kind="stable")
+    bounds = np.searchsorted(layer[order], np.arange(n + 1))
+    res = []
+    for i in range(n):
+        sel = order[bounds[i] : bounds[i + 1]]
+        res.append(Rects(x[sel], y[sel], nx[sel], ny[sel], col[sel]))
+    return res
+
+
+def tile_layer(
+    cells: np.ndarray, height: int, axis: int = 0, offset: int = 0, phase: int = 0
+) -> Rects:
+    """Tile one layer; see :func:`tile_layers`."""
+    return tile_layers(np.asarray(cells)[None], height, axis, offset, phase)[0]
+
+
+# --------------------------------------------------------------------------------------------
+# The brick set under construction
+# --------------------------------------------------------------------------------------------
+
+
+def unit_parity(z: int, height: int) -> int:
+    """Primary direction of a unit: alternates between consecutive layers of the same height
+    (and, in mixed mode, between a brick slab and the plates just above/below it)."""
+    return (z // PLATES_PER_BRICK) % 2 if height == PLATES_PER_BRICK else z % 2
+
+
+def plan_units(cells: np.ndarray, brick_types: str) -> list[tuple[int, int, np.ndarray]]:
+    """Cut a colour lattice ``[x, y, plate]`` into ``(z, height, cells2d)`` units.
+
+    ``"plates"``: every plate layer is a unit of height 1. ``"bricks"``/``"mixed"``: slabs of
+    three plate layers from the ground; per column, three filled cells of one colour make a
+    brick cell, the rest (and the top layers when the height is not a multiple of 3) are
+    plates. In ``"bricks"`` mode every cell must end up in a brick cell.
+    """
+    nx, ny, npl = cells.shape
+    units: list[tuple[int, int, np.ndarray]] = []
+    if brick_types == "plates":
+        for z in range(npl):
+            if (cells[:, :, z] >= 0).any():
+                units.append((z, 1, cells[:, :, z]))
+        return units
+    h = PLATES_PER_BRICK
+    for z0 in range(0, npl, h):
+        slab = cells[:, :, z0 : z0 + h]
+        if slab.shape[2] == h:
+            same = (
+                (slab[:, :, 0] >= 0)
+                & (slab[:, :, 0] == slab[:, :, 1])
+                & (slab[:, :, 1] == slab[:, :, 2])
+            )
+        else:
+            same = np.zeros((nx, ny), dtype=bool)
+        if same.any():
+            units.append((z0, h, np.where(same, slab[:, :, 0], -1)))
+        for i in range(slab.shape[2]):
+            rest = np.where(same, -1, slab[:, :, i])
+            if (rest >= 0).any():
+                if brick_types == "bricks":
+                    raise ValueError(
+                        "bricks-only mode needs every column of a brick layer to be filled "
+                        "with one colour across its three plates"
+                    )
+                units.append((z0 + i, 1, rest))
+    return units
+
+
+@dataclass
+class Assembly:
+    """Bricks as parallel arrays plus a lattice of brick indices, for fast editing.
+
+    ``lab[x, y, p]`` is the index of the brick filling plate cell ``(x, y, p)`` or -1.
+    Removed bricks keep their index with ``alive=False``.
+    """
+
+    shape: tuple[int, int, int]
+    allow_plates: bool = True
+    x: list = field(default_factory=list)
+    y: list = field(default_factory=list)
+    z: list = field(default_factory=list)
+    nx: list = field(default_factory=list)
+    ny: list = field(default_factory=list)
+    h: list = field(default_factory=list)
+    color: list = field(default_factory=list)
+    alive: list = field(default_factory=list)
+    lab: np.ndarray = None  # type: ignore[assignment]
+
+    def __post_init__(self):
+        if self.lab is None:
+            self.lab = np.full(self.shape, -1, dtype=np.int64)
+
+    def add(self, rects: Rects, z: int, height: int) -> np.ndarray:
+        n0 = len(self.x)
+        k = len(rects)
+        ids = np.arange(n0, n0 + k)
+        self.x.extend(rects.x.tolist())
+        self.y.extend(rects.y.tolist())
+        self.z.extend([z] * k)
+        self.nx.extend(rects.nx.tolist())
+        self.ny.extend(rects.ny.tolist())
+        self.h.extend([height] * k)
+        self.color.extend(rects.color.tolist())
+        self.alive.extend([True] * k)
+        plane = rects.paint(self.shape[:2], ids)
+        m = plane >= 0
+        for p in range(z, z + height):
+            self.lab[:, :, p][m] = plane[m]
+        return ids
+
+    def remove(self, ids) -> None:
+        for i in ids:
+            i = int(i)
+            if not self.alive[i]:
+                continue
+            self.alive[i] = False
+            x, y, z = self.x[i], self.y[i], self.z[i]
+            self.lab[x : x + self.nx[i], y : y + self.ny[i], z : z + self.h[i]] = -1
+
+    def cells_of(self, i: int) -> tuple[slice, slice, slice]:
+        return (
+            slice(self.x[i], self.x[i] + self.nx[i]),
+            slice(self.y[i], self.y[i] + self.ny[i]),
+            slice(self.z[i], self.z[i] + self.h[i]),
+        )
+
+    @property
+    def n_alive(self) -> int:
+        return int(sum(self.alive))
+
+    # ----- graph --------------------------------------------------------------------------
+    def edges(self) -> np.ndarray:
+        """Unique brick-index pairs ``(lower, upper)`` that touch across a layer boundary."""
+        a = self.lab[:, :, :-1]
+        b = self.lab[:, :, 1:]
+        m = (a >= 0) & (b >= 0) & (a != b)
+        n = max(len(self.x), 1)
+        key = np.unique(a[m] * n + b[m])
+        return np.stack([key // n, key % n], axis=1)
+
+    def components(self) -> tuple[int, np.ndarray]:
+        """``(n, comp)`` over alive bricks; ``comp[i]`` is -1 for removed bricks."""
+        n = len(self.x)
+        alive = np.asarray(self.alive, dtype=bool)
+        e = self.edges()
+        g = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n)).tocsr()
+        _, lab = connected_components(g, directed=False)
+        # relabel over alive bricks only
+        uniq, comp_alive = np.unique(lab[alive], return_inverse=True)
+        comp = np.full(n, -1, dtype=np.int64)
+        comp[alive] = comp_alive
+        return len(uniq), comp
+
+    # ----- output -------------------------------------------------------------------------
+    def arrays(self) -> dict[str, np.ndarray]:
+        alive = np.asarray(self.alive, dtype=bool)
+        d = {
+            k: np.asarray(getattr(self, k), dtype=np.int64)[alive]
+            for k in "x y z nx ny h color".split()
+        }
+        d["part"] = _LUT_PART[d["h"], d["nx"], d["ny"]].astype(np.int64)
+        d["rotated"] = _LUT_ROT[d["h"], d["nx"], d["ny"]]
+        if (d["part"] < 0).any():  # pragma: no cover - tile_layer only makes catalogue sizes
+            raise AssertionError("a merged footprint is not in the catalogue")
+        return d
+
+    def to_bricks(self, steps: np.ndarray | None = None) -> list[Brick]:
+        d = self.arrays()
+        st = np.zeros(len(d["x"]), dtype=np.int64) if steps is None else steps
+        return [
+            Brick(int(z), int(y), int(x), PART_IDS[p], bool(r), int(c), int(s))
+            for z, y, x, p, r, c, s in zip(
+                d["z"], d["y"], d["x"], d["part"], d["rotated"], d["color"], st, strict=True
+            )
+        ]
+
+    @staticmethod
+    def from_bricks(bricks: list[Brick], shape: tuple[int, int, int]) -> Assembly:
+        asm = Assembly(shape)
+        for b in bricks:
+            nx, ny = b.size
+            r = Rects(
+                np.array([b.x]),
+                np.array([b.y]),
+                np.array([nx]),
+                np.array([ny]),
+                np.array([b.color]),
+            )
+            asm.add(r, b.z, b.height)
+        return asm
+
+
+# --------------------------------------------------------------------------------------------
+# Stage 2: layer by layer with the local improvement pass
+# --------------------------------------------------------------------------------------------
+
+
+def _variants(z: int, height: int, seed: int, n: int) -> list[tuple[int, int, int]]:
+    """Tiling variants ``(axis, offset, phase)`` for a unit, preferred first."""
+    axis = unit_parity(z, height)
+    layer = z // height
+    # phase flips every second layer of the same direction; seed rotates the preference
+    base_phase = ((layer // 2) + seed) % 2
+    base_off = ((layer // 2) + seed // 2) % 2
+    vs = [
+        (axis, base_off, base_phase),
+        (axis, 1 - base_off, base_phase),
+        (axis, base_off, 1 - base_phase),
+        (axis, 1 - base_off, 1 - base_phase),
+    ]
+    return vs[:n]
+
+
+def _links(plane: np.ndarray, other: np.ndarray | None) -> int:
+    """Distinct (brick, brick) pairs between a painted plane and a neighbouring label plane."""
+    if other is None:
+        return 0
+    m = (plane >= 0) & (other >= 0)
+    if not m.any():
+        return 0
+    a = plane[m]
+    b = other[m]
+    return len(np.unique(a * (int(b.max()) + 1) + b))
+
+
+def _score(rects: Rects, shape2d, below, above) -> float:
+    plane = rects.paint(shape2d)
+    links = _links(plane, below) + _links(plane, above)
+    return links - 2.0 * len(rects)
+
+
+def merge_layer(
+    cells: np.ndarray,
+    z: int,
+    height: int,
+    parity: int | None = None,
+    seed: int = 0,
+    below: np.ndarray | None = None,
+    above: np.ndarray | None = None,
+    variants: int = 4,
+) -> list[Brick]:
+    """Merge one layer of cells into bricks (the public per-layer entry point).
+
+    ``cells`` is a 2-D int array ``[x, y]``: -1 for cells to leave alone, else the LDraw colour.
+    ``z`` is the layer's bottom in plates and ``height`` its height in plates (1 plates,
+    3 bricks). ``parity`` (0: long sides along x, 1: along y) defaults to the alternating
+    rule :func:`unit_parity`. ``below``/``above`` are optional label planes (any int id per
+    cell, -1 none) of the layers just under and over; when given, the variant with the most
+    connections to them per brick is chosen among ``variants`` tilings. Deterministic for a
+    seed. The bricks cover exactly the non-negative cells, each with that cell's colour.
+    """
+    cells = np.asarray(cells)
+    if cells.ndim != 2:
+        raise ValueError(f"cells must be a 2-D [x, y] array, got shape {cells.shape}")
+    if height not in (1, PLATES_PER_BRICK):
+        raise ValueError(f"height must be 1 (plates) or 3 (bricks), got {height}")
+    vs = _variants(z, height, seed, max(1, variants))
+    if parity is not None:
+        vs = [(int(parity), o, p) for _, o, p in vs]
+    rects = _best_tiling(cells, height, vs, below, above)
+    asm = Assembly((cells.shape[0], cells.shape[1], z + height))
+    asm.add(rects, z, height)
+    return asm.to_bricks()
+
+
+def _best_tiling(cells, height, vs, below, above) -> Rects:
+    stack = np.asarray(cells)[None]
+    cands = [tile_layers(stack, height, a, o, p)[0] for a, o, p in vs]
+    if len(cands) == 1:
+        return cands[0]
+    scores = [_score(r, stack.shape[1:], below, above) for r in cands]
+    return cands[int(np.argmax(scores))]
+
+
+def build(
+    cells: np.ndarray, brick_types: str = "mixed", seed: int = 0, variants: int = 4
+) -> Assembly:
+    """Stages 1 and 2: units, then per-layer tiling bottom-up choosing the best variant.
+
+    All units of one height are tiled at once in every variant (vectorised); the choice per
+    unit is then made bottom-up, by links to the already-chosen layer below per brick.
+    """
+    cells = np.asarray(cells, dtype=np.int64)
+    asm = Assembly(cells.shape, allow_plates=brick_types != "bricks")
+    units = sorted(plan_units(cells, brick_types), key=lambda u: (u[0], -u[1]))
+    nvar = max(1, variants)
+    tilings: dict[int, list[Rects]] = {}  # unit index -> rects per variant
+    for h in sorted({u[1] for u in units}):
+        idx = [i for i, u in enumerate(units) if u[1] == h]
+        stack = np.stack([units[i][2] for i in idx])
+        vs = [_variants(units[i][0], h, seed, nvar) for i in idx]
+        for k in range(nvar):
+            axes = np.array([v[k][0] for v in vs])
+            offs = np.array([v[k][1] for v in vs])
+            phs = np.array([v[k][2] for v in vs])
+            for i, r in zip(idx, tile_layers(stack, h, axes, offs, phs), strict=True):
+                tilings.setdefault(i, []).append(r)
+    shape2d = cells.shape[:2]
+    for i, (z, h, _) in enumerate(units):
+        cands = tilings[i]
+        if len(cands) == 1:
+            best = cands[0]
+        else:
+            below = asm.lab[:, :, z - 1] if z > 0 else None
+            scores = [_score(r, shape2d, below, None) for r in cands]
+            best = cands[int(np.argmax(scores))]
+        asm.add(best, z, h)
+    return asm
+
+
+# --------------------------------------------------------------------------------------------
+# Stage 3: re-merge around breaks
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ConnectResult:
+    connected: bool  # bricks form as many components as the cells do
+    n_components: int
+    n_cell_components: int
+    fixes: int
+    message: str
+
+
+def cell_components(occ: np.ndarray) -> int:
+    """6-connected components of a bool lattice."""
+    return int(ndimage.label(occ)[1])
+
+
+def _seams(asm: Assembly, comp: np.ndarray) -> np.ndarray:
+    """Horizontal neighbour cell pairs in different components: rows ``(b1, b2)`` (unique)."""
+    lab = asm.lab
+    cl = np.where(lab >= 0, comp[np.maximum(lab, 0)], -1)
+    pairs = []
+    for ax in (0, 1):
+        a = np.moveaxis(lab, ax, 0)
+        c = np.moveaxis(cl, ax, 0)
+        m = (c[:-1] >= 0) & (c[1:] >= 0) & (c[:-1] != c[1:])
+        if m.any():
+            pairs.append(np.stack([a[:-1][m], a[1:][m]], axis=1))
+    if not pairs:
+        return np.zeros((0, 2), dtype=np.int64)
+    p = np.sort(np.concatenate(pairs), axis=1)
+    return np.unique(p, axis=0)
+
+
+def _neighbours(asm: Assembly, ids) -> set[int]:
+    """Bricks horizontally adjacent to ``ids`` in the same plate layers."""
+    out: set[int] = set()
+    X, Y, _ = asm.shape
+    for i in ids:
+        xs, ys, zs = asm.cells_of(i)
+        x0, x1 = max(xs.start - 1, 0), min(xs.stop + 1, X)
+        y0, y1 = max(ys.start - 1, 0), min(ys.stop + 1, Y)
+        out.update(np.unique(asm.lab[x0:x1, y0:y1, zs]).tolist())
+    out.discard(-1)
+    return out - set(int(i) for i in ids)
+
+
+def _retile(asm: Assembly, ids, demote: bool, variant: int, seed: int) -> list[int]:
+    """Replace bricks ``ids`` by a new tiling of their cells; return the new brick ids.
+
+    Bricks are grouped by (z, height). With ``demote`` bricks become plates (three layers).
+    ``variant`` picks which tiling variant each layer uses (rotating through the 8 choices).
+    """
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i in ids:
+        h = asm.h[i]
+        if demote and h == PLATES_PER_BRICK:
+            for k in range(h):
+                groups.setdefault((asm.z[i] + k, 1), []).append(i)
+        else:
+            groups.setdefault((asm.z[i], h), []).append(i)
+    X, Y, _ = asm.shape
+    planes = {}
+    for (z, h), members in groups.items():
+        c = np.full((X, Y), -1, dtype=np.int64)
+        for i in members:
+            xs, ys, _ = asm.cells_of(i)
+            c[xs, ys] = asm.color[i]
+        planes[(z, h)] = c
+    asm.remove(ids)
+    new: list[int] = []
+    for (z, h), c in sorted(planes.items()):
+        allv = [
+            (a, o, p)
+            for a in (unit_parity(z, h), 1 - unit_parity(z, h))
+            for o in (0, 1)
+            for p in (0, 1)
+        ]
+        k = (variant + z + seed) % len(allv) if h == 1 and demote else variant % len(allv)
+        axis, off, ph = allv[k]
+        rects = tile_layer(c, h, axis, off, ph)
+        new.extend(asm.add(rects, z, h).tolist())
+    return new
+
+
+def connect(
+    asm: Assembly,
+    n_target: int,
+    seed: int = 0,
+    max_fixes: int = 2000,
+    time_budget: float = 20.0,
+) -> ConnectResult:
+    """Stage 3: re-merge around breaks until bricks form ``n_target`` components.
+
+    For each break (two horizontally adjacent bricks in different components) try, in
+    order: re-tiling the two bricks together in 8 variants; with their same-layer
+    neighbours; and (when plates are allowed) demoted to staggered plates with their
+    neighbours. A change is kept only when the number of components drops.
+    """
+    t0 = time.perf_counter()
+    n, comp = asm.components()
+    fixes = 0
+    failed: set[tuple[int, int]] = set()
+    while n > n_target and fixes < max_fixes and time.perf_counter() - t0 < time_budget:
+        seams = _seams(asm, comp)
+        progressed = False
+        for b1, b2 in seams.tolist():
+            if (b1, b2) in failed:
+                continue
+            if not (asm.alive[b1] and asm.alive[b2]) or comp[b1] == comp[b2]:
+                continue
+            if _fix(asm, [b1, b2], n, seed):
+                fixes += 1
+                progressed = True
+                n, comp = asm.components()
+                break
+            failed.add((b1, b2))
+            if time.perf_counter() - t0 > time_budget:
+                break
+        if not progressed:
+            break
+    ok = n <= n_target
+    if ok:
+        msg = "bricks are connected" if n_target == 1 else f"bricks form {n} pieces like the voxels"
+    else:
+        msg = (
+            f"could not connect the bricks: {n} separate pieces where the voxels form "
+            f"{n_target} (thin parts one layer thick cannot be bridged"
+            + ("" if asm.allow_plates else "; plates are disabled")
+            + ")"
+        )
+    return ConnectResult(ok, n, n_target, fixes, msg)
+
+
+def _try(asm: Assembly, ids, demote: bool, variant: int, seed: int, n_before: int) -> bool:
+    """Apply a re-tiling; keep it if it lowers the component count, else undo."""
+    saved = [
+        (i, asm.x[i], asm.y[i], asm.z[i], asm.nx[i], asm.ny[i], asm.h[i], asm.color[i]) for i in ids
+    ]
+    new = _retile(asm, ids, demote, variant, seed)
+    n_after, _ = asm.components()
+    if n_after < n_before:
+        return True
+    asm.remove(new)
+    for i, x, y, z, nx, ny, h, _c in saved:
+        asm.alive[i] = True
+        asm.lab[x : x + nx, y : y + ny, z : z + h] = i
+    return False
+
+
+def _fix(asm: Assembly, pair: list[int], n_before: int, seed: int) -> bool:
+    same_unit = asm.z[pair[0]] == asm.z[pair[1]] and asm.h[pair[0]] == asm.h[pair[1]]
+    tries: list[tuple[list[int], bool]] = []
+    if same_unit:
+        tries.append((pair, False))
+        nb = [
+            i
+            for i in _neighbours(asm, pair)
+            if asm.z[i] == asm.z[pair[0]] and asm.h[i] == asm.h[pair[0]]
+        ]
+        tries.append((sorted(set(pair) | set(nb)), False))
+    if asm.allow_plates and any(asm.h[i] == PLATES_PER_BRICK for i in pair):
+        nb = sorted(set(pair) | _neighbours(asm, pair))
+        tries.append((pair, True))
+        tries.append((nb, True))
+    for ids, demote in tries:
+        for v in range(8):
+            if _try(asm, ids, demote, v, seed, n_before):
+                return True
+    return False
+
+
+# --------------------------------------------------------------------------------------------
+# Re-merge a region of an existing model (for repair)
+# --------------------------------------------------------------------------------------------
+
+
+def remerge_region(
+    model: BrickModel,
+    bricks_to_replace: list[Brick],
+    seed: int = 0,
+    demote: bool = False,
+    variant: int | None = None,
+) -> BrickModel:
+    """Return a new model in which ``bricks_to_replace`` are re-tiled.
+
+    The cells of the given bricks (which must be in ``model``) are merged again, layer by
+    layer, keeping their colours. With ``demote=True`` bricks become plates (three staggered
+    plate layers), which bridges gaps a single brick layer cannot. With ``variant=None``
+    the 8 tiling variants are tried and the one giving the fewest connected components, then
+    the most links to neighbouring layers, is kept; an int picks one variant. Steps of the
+    new bricks are set to the step of the layer they sit in (unchanged for others); call
+    :func:`image2lego.lego.steps.assign_steps` afterwards for a fresh step numbering.
+    """
+    index = {b: i for i, b in enumerate(model.bricks)}
+    missing = [b for b in bricks_to_replace if b not in index]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} brick(s) to replace are not in the model, e.g. {missing[0]}"
+        )
+    asm = Assembly.from_bricks(model.bricks, model.shape)
+    ids = sorted({index[b] for b in bricks_to_replace})
+    step_of_z = {}
+    for b in model.bricks:
+        step_of_z.setdefault(b.z, b.step)
+    keep_steps = [b.step for b in model.bricks]
+    candidates = range(8) if variant is None else [variant]
+    best = None
+    for v in candidates:
+        trial = Assembly.from_bricks(model.bricks, model.shape)
+        new = _retile(trial, ids, demote, v, seed)
+        n, _ = trial.components()
+        links = len(trial.edges())
+        key = (n, -links, len(new))
+        if best is None or key < best[0]:
+            best = (key, trial)
+    asm = best[1]  # type: ignore[index]
+    bricks = []
+    for i in range(len(asm.x)):
+        if not asm.alive[i]:
+            continue
+        d = Rects(
+            np.array([asm.x[i]]),
+            np.array([asm.y[i]]),
+            np.array([asm.nx[i]]),
+            np.array([asm.ny[i]]),
+            np.array([asm.color[i]]),
+        )
+        pid = PART_IDS[_LUT_PART[asm.h[i], d.nx[0], d.ny[0]]]
+        rot = bool(_LUT_ROT[asm.h[i], d.nx[0], d.ny[0]])
+        step = keep_steps[i] if i < len(keep_steps) else step_of_z.get(asm.z[i], 0)
+        bricks.append(Brick(asm.z[i], asm.y[i], asm.x[i], pid, rot, asm.color[i], step))
+    meta = dict(model.meta)
+    return BrickModel(bricks, model.shape, meta)
