@@ -146,8 +146,8 @@ def model_bounds(collection, depsgraph=None) -> tuple[np.ndarray, np.ndarray]:
         if owner is None or owner.original.name_full not in mine:
             continue
         ob = inst.object
-        if ob.type != "MESH":
-            continue
+        if ob.type != "MESH" or len(ob.data.polygons) == 0:
+            continue  # e.g. a geometry-nodes step object's own point cloud
         mw = np.array(inst.matrix_world)
         bb = np.array([tuple(c) for c in ob.bound_box], float)
         pts.append(bb @ mw[:3, :3].T + mw[:3, 3])

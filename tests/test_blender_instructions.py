@@ -1,0 +1,226 @@
+"""Per-step instruction renders and the booklet, in real Blender (Workbench, headless)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from image2lego.lego.bricks import Brick, BrickModel
+
+bpy = pytest.importorskip("bpy")
+pytestmark = pytest.mark.bpy
+
+from image2lego.blender import instructions as ins  # noqa: E402
+from image2lego.blender import scene as lego_scene  # noqa: E402
+from image2lego.lego.booklet import pdf_page_count  # noqa: E402
+from image2lego.operators import instructions as ops_ins  # noqa: E402
+
+RES = (160, 120)
+
+# Three steps: a red 2x4 + blue 2x2 base, a yellow 2x4 across it, a white 1x2 plate on top.
+MODEL = BrickModel(
+    [
+        Brick(0, 0, 0, "3001", False, 4, 0),
+        Brick(0, 2, 0, "3003", False, 1, 0),
+        Brick(3, 0, 1, "3001", True, 14, 1),
+        Brick(6, 1, 1, "3023", False, 15, 2),
+    ],
+    (4, 4, 7),
+)
+
+
+def _fresh(method="objects"):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    return lego_scene.build_model(bpy.context, MODEL, name="Tiny", method=method)
+
+
+@pytest.fixture(scope="module")
+def registered():
+    for cls in ops_ins.classes:
+        bpy.utils.register_class(cls)
+    yield
+    for cls in reversed(ops_ins.classes):
+        bpy.utils.unregister_class(cls)
+
+
+def _rgba(p):
+    return np.asarray(Image.open(p).convert("RGBA"))
+
+
+def _snapshot():
+    sc = bpy.context.scene
+    r = sc.render
+    return {
+        "scenes": sorted(s.name for s in bpy.data.scenes),
+        "objects": sorted(o.name for o in bpy.data.objects),
+        "hide": sorted((o.name, o.hide_render, o.hide_viewport) for o in bpy.data.objects),
+        "color": sorted((o.name, tuple(round(c, 6) for c in o.color)) for o in bpy.data.objects),
+        "engine": r.engine,
+        "res": (r.resolution_x, r.resolution_y, r.resolution_percentage),
+        "filepath": r.filepath,
+        "film": r.film_transparent,
+        "view": sc.view_settings.view_transform,
+        "camera": sc.camera.name if sc.camera else None,
+        "frame": sc.frame_current,
+        "shading": (sc.display.shading.light, sc.display.shading.color_type),
+        "meshes": sorted(m.name for m in bpy.data.meshes),
+        "materials": sorted(m.name for m in bpy.data.materials),
+        "cameras": sorted(c.name for c in bpy.data.cameras),
+        "collections": sorted(c.name for c in bpy.data.collections),
+    }
+
+
+@pytest.mark.parametrize("method", ["objects", "geonodes"])
+def test_one_image_per_step_new_bricks_highlighted(tmp_path, method):
+    coll = _fresh(method)
+    before = _snapshot()
+    paths = ins.run(ins.render_steps(bpy.context, coll, tmp_path, RES))
+    assert _snapshot() == before  # render settings, camera, visibility, data all as they were
+
+    assert [p.name for p in paths] == ["step_001.png", "step_002.png", "step_003.png"]
+    imgs = [_rgba(p) for p in paths]
+    opaque = [im[..., 3] > 0 for im in imgs]
+    for im, op in zip(imgs, opaque, strict=True):
+        assert im.shape == (RES[1], RES[0], 4)
+        assert op.sum() > 300  # non-empty
+        hl = np.all(im[..., :3] == ins.HIGHLIGHT_RGB, axis=-1) & (im[..., 3] == 255)
+        assert hl.sum() > 20  # the new step is outlined
+    for a, b in zip(imgs, imgs[1:], strict=False):
+        assert np.abs(a.astype(int) - b.astype(int)).sum() > 1000  # consecutive steps differ
+    # Later steps hidden, earlier steps still shown: the silhouette only grows.
+    assert opaque[0].sum() < opaque[2].sum()
+    assert (opaque[0] & opaque[2]).sum() >= 0.95 * opaque[0].sum()
+    # Earlier steps are faded (lighter) where they are still seen in the last image.
+    seen = opaque[0] & opaque[2] & ~np.all(imgs[2][..., :3] == ins.HIGHLIGHT_RGB, axis=-1)
+    new3 = np.abs(imgs[2][..., :3].astype(int) - imgs[1][..., :3].astype(int)).sum(-1) > 0
+    old = seen & ~new3
+    assert old.sum() > 100
+    lum = lambda im: im[..., :3].astype(float).mean(-1)  # noqa: E731
+    assert lum(imgs[2])[old].mean() > lum(imgs[0])[old].mean() + 20
+    # Cover (unfaded finished model) and one thumbnail per (part, colour).
+    assert (tmp_path / "cover.png").is_file()
+    thumbs = sorted(p.name for p in (tmp_path / "parts").iterdir())
+    assert thumbs == sorted(ins.thumbnail_name(p, c) for p, c in MODEL.part_counts())
+    for t in thumbs:
+        assert (_rgba(tmp_path / "parts" / t)[..., 3] > 0).sum() > 200
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp files
+
+
+def test_cancel_midway_restores_scene(tmp_path):
+    coll = _fresh()
+    before = _snapshot()
+    gen = ins.render_steps(bpy.context, coll, tmp_path, RES)
+    next(gen)
+    next(gen)  # step 1 rendered, the hidden temp scene exists now
+    assert len(bpy.data.scenes) == 2
+    gen.close()  # what ESC does
+    assert _snapshot() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_parts_by_step_matches_model():
+    coll = _fresh("geonodes")
+    per = ins.parts_by_step(coll)
+    assert per == [{("3001", 4): 1, ("3003", 1): 1}, {("3001", 14): 1}, {("3023", 15): 1}]
+
+
+def test_operator_writes_booklet(tmp_path, registered):
+    _fresh()
+    out = tmp_path / "new" / "folder"  # created on demand
+    assert bpy.ops.image2lego.render_instructions(directory=str(out), width=160, height=120) == {
+        "FINISHED"
+    }
+    html = (out / "instructions.html").read_text()
+    srcs = set(re.findall(r'src="([^"]+)"', html))
+    images = out / ins.IMAGES_DIRNAME
+    every = {p.relative_to(out).as_posix() for p in images.rglob("*.png")}
+    assert every == srcs  # the HTML references every image, and only existing ones
+    assert {f"{ins.IMAGES_DIRNAME}/step_00{i}.png" for i in (1, 2, 3)} <= srcs
+    assert pdf_page_count(out / "instructions.pdf") == MODEL.n_steps() + 2
+    assert sorted(p.name for p in out.iterdir()) == [
+        "instructions.html",
+        "instructions.pdf",
+        ins.IMAGES_DIRNAME,
+    ]
+    # Re-running replaces the output cleanly.
+    assert bpy.ops.image2lego.render_instructions(directory=str(out), width=160, height=120) == {
+        "FINISHED"
+    }
+    assert sorted(p.name for p in out.iterdir())[-1] == ins.IMAGES_DIRNAME
+    assert len(list(out.iterdir())) == 3
+
+
+def test_operator_unwritable_folder_reports_and_leaves_nothing(tmp_path, registered):
+    _fresh()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    before = _snapshot()
+    with pytest.raises(RuntimeError, match="not a folder"):
+        bpy.ops.image2lego.render_instructions(directory=str(blocker / "out"))
+    assert _snapshot() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+    with pytest.raises(RuntimeError, match="output folder"):
+        bpy.ops.image2lego.render_instructions(directory="")  # nothing set anywhere
+
+
+def test_failure_midway_removes_created_folder(tmp_path, monkeypatch):
+    coll = _fresh()
+    out = tmp_path / "made" / "here"
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("image2lego.lego.booklet.build_booklet", boom)
+    before = _snapshot()
+    with pytest.raises(OSError, match="disk full"):
+        ins.run(ins.render_instructions(bpy.context, coll, out, RES))
+    assert _snapshot() == before
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_poll_needs_a_model(registered):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    assert not bpy.ops.image2lego.render_instructions.poll()
+    _fresh()
+    assert bpy.ops.image2lego.render_instructions.poll()
+
+
+def test_bad_arguments():
+    coll = _fresh()
+    with pytest.raises(ValueError, match="does not exist"):
+        next(ins.render_steps(bpy.context, coll, "/nonexistent/dir", RES))
+    with pytest.raises(ValueError, match="too small"):
+        next(ins.render_steps(bpy.context, coll, "/tmp", (8, 8)))
+    with pytest.raises(ValueError, match="invalid bounding box"):
+        ins.frame_box((0, 0, 1), (1, 1, 0), 1.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    lo=st.tuples(*[st.floats(-1, 1)] * 3),
+    size=st.tuples(*[st.floats(0.001, 2)] * 3),
+    aspect=st.floats(0.3, 3),
+    el=st.floats(5, 85),
+    az=st.floats(-180, 180),
+)
+def test_frame_box_contains_every_corner(lo, size, aspect, el, az):
+    lo = np.array(lo)
+    hi = lo + np.array(size)
+    loc, rot, scale, _dist = ins.frame_box(lo, hi, aspect, el, az)
+    assert np.allclose(rot.T @ rot, np.eye(3), atol=1e-9)
+    half_w = scale / 2 if aspect >= 1 else scale * aspect / 2
+    half_h = half_w / aspect
+    tight = 0.0
+    for c in np.array([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)]):
+        p = (lo + c * (hi - lo) - loc) @ rot
+        assert p[2] < 0  # in front of the camera (it looks down -Z)
+        assert abs(p[0]) <= half_w * (1 + 1e-9) and abs(p[1]) <= half_h * (1 + 1e-9)
+        tight = max(tight, abs(p[0]) / half_w, abs(p[1]) / half_h)
+    # Fills the frame up to the margin on the tighter side.
+    assert math.isclose(tight, 1 / (1 + 2 * ins.CAMERA_MARGIN), rel_tol=1e-6)
