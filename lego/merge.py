@@ -483,8 +483,10 @@ class Assembly:
         """``(n, comp)`` over alive bricks; ``comp[i]`` is -1 for removed bricks."""
         n = len(self.x)
         alive = np.asarray(self.alive, dtype=bool)
-        e = self.edges()
-        g = coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n)).tocsr()
+        a = self.lab[:, :, :-1]
+        b = self.lab[:, :, 1:]
+        m = (a >= 0) & (b >= 0) & (a != b)
+        g = coo_matrix((np.ones(int(m.sum()), dtype=np.int8), (a[m], b[m])), shape=(n, n))
         _, lab = connected_components(g, directed=False)
         # relabel over alive bricks only
         uniq, comp_alive = np.unique(lab[alive], return_inverse=True)
@@ -669,20 +671,108 @@ def cell_components(occ: np.ndarray) -> int:
 
 
 def _seams(asm: Assembly, comp: np.ndarray) -> np.ndarray:
-    """Horizontal neighbour cell pairs in different components: rows ``(b1, b2)`` (unique)."""
+    """Breaks: horizontally adjacent cells whose bricks are in different components.
+
+    Returns unique rows ``(b1, b2, x1, y1, x2, y2, p)`` (one cell pair per brick pair).
+    """
     lab = asm.lab
     cl = np.where(lab >= 0, comp[np.maximum(lab, 0)], -1)
-    pairs = []
+    rows = []
     for ax in (0, 1):
-        a = np.moveaxis(lab, ax, 0)
-        c = np.moveaxis(cl, ax, 0)
-        m = (c[:-1] >= 0) & (c[1:] >= 0) & (c[:-1] != c[1:])
+        sl0 = (
+            (slice(None, -1), slice(None), slice(None))
+            if ax == 0
+            else (slice(None), slice(None, -1), slice(None))
+        )
+        sl1 = (
+            (slice(1, None), slice(None), slice(None))
+            if ax == 0
+            else (slice(None), slice(1, None), slice(None))
+        )
+        c0, c1 = cl[sl0], cl[sl1]
+        m = (c0 >= 0) & (c1 >= 0) & (c0 != c1)
         if m.any():
-            pairs.append(np.stack([a[:-1][m], a[1:][m]], axis=1))
-    if not pairs:
-        return np.zeros((0, 2), dtype=np.int64)
-    p = np.sort(np.concatenate(pairs), axis=1)
-    return np.unique(p, axis=0)
+            x, y, p = np.nonzero(m)
+            x2, y2 = (x + 1, y) if ax == 0 else (x, y + 1)
+            rows.append(np.stack([lab[sl0][m], lab[sl1][m], x, y, x2, y2, p], axis=1))
+    if not rows:
+        return np.zeros((0, 7), dtype=np.int64)
+    r = np.concatenate(rows)
+    swap = r[:, 0] > r[:, 1]
+    r[swap] = r[swap][:, [1, 0, 4, 5, 2, 3, 6]]
+    _, first = np.unique(r[:, 0] * (len(asm.x) + 1) + r[:, 1], return_index=True)
+    return r[np.sort(first)]
+
+
+def _bridges(asm: Assembly, ids, cell1, cell2, comp, need) -> list[Rects]:
+    """Catalogue footprints in the region of bricks ``ids`` (one unit) covering both cells.
+
+    Only those that touch (above or below) every component in ``need``; largest first.
+    """
+    i0 = ids[0]
+    z, h, color = asm.z[i0], asm.h[i0], asm.color[i0]
+    X, Y, npl = asm.shape
+    region = np.zeros((X, Y), dtype=bool)
+    for i in ids:
+        xs, ys, _ = asm.cells_of(i)
+        region[xs, ys] = True
+    (x1, y1), (x2, y2) = cell1, cell2
+    lo_x, hi_x, lo_y, hi_y = min(x1, x2), max(x1, x2), min(y1, y2), max(y1, y2)
+    sizes = [
+        (nx, ny)
+        for nx in range(1, _MAXDIM)
+        for ny in range(1, _MAXDIM)
+        if _LUT_PART[h, nx, ny] >= 0
+    ]
+    sizes.sort(key=lambda s: (-s[0] * s[1], s))
+    out: list[Rects] = []
+    below = asm.lab[:, :, z - 1] if z > 0 else None
+    above = asm.lab[:, :, z + h] if z + h < npl else None
+    ncomp = len(comp)
+    for nx, ny in sizes:
+        if nx < hi_x - lo_x + 1 or ny < hi_y - lo_y + 1:
+            continue
+        for x0 in range(hi_x - nx + 1, lo_x + 1):
+            for y0 in range(hi_y - ny + 1, lo_y + 1):
+                if x0 < 0 or y0 < 0 or x0 + nx > X or y0 + ny > Y:
+                    continue
+                if not region[x0 : x0 + nx, y0 : y0 + ny].all():
+                    continue
+                touched: set[int] = set()
+                for plane in (below, above):
+                    if plane is not None:
+                        v = np.unique(plane[x0 : x0 + nx, y0 : y0 + ny])
+                        v = v[(v >= 0) & (v < ncomp)]
+                        touched.update(comp[v].tolist())
+                if need <= touched:
+                    one = np.array([1])
+                    out.append(Rects(one * x0, one * y0, one * nx, one * ny, one * color))
+    return out
+
+
+def _try_bridge(asm, ids, bridge: Rects, n_before: int) -> bool:
+    """Replace ``ids`` (one unit) by ``bridge`` plus a tiling of the rest; keep if better."""
+    saved = [(i, asm.x[i], asm.y[i], asm.z[i], asm.nx[i], asm.ny[i], asm.h[i]) for i in ids]
+    i0 = ids[0]
+    z, h = asm.z[i0], asm.h[i0]
+    X, Y, _ = asm.shape
+    c = np.full((X, Y), -1, dtype=np.int64)
+    for i in ids:
+        xs, ys, _ = asm.cells_of(i)
+        c[xs, ys] = asm.color[i]
+    c[bridge.x[0] : bridge.x[0] + bridge.nx[0], bridge.y[0] : bridge.y[0] + bridge.ny[0]] = -1
+    asm.remove(ids)
+    new = asm.add(bridge, z, h).tolist()
+    rest = tile_layer(c, h, unit_parity(z, h), 0, 0)
+    new += asm.add(rest, z, h).tolist()
+    n_after, _ = asm.components()
+    if n_after < n_before:
+        return True
+    asm.remove(new)
+    for i, x, y, zz, nx, ny, hh in saved:
+        asm.alive[i] = True
+        asm.lab[x : x + nx, y : y + ny, zz : zz + hh] = i
+    return False
 
 
 def _neighbours(asm: Assembly, ids) -> set[int]:
@@ -745,10 +835,12 @@ def connect(
 ) -> ConnectResult:
     """Stage 3: re-merge around breaks until bricks form ``n_target`` components.
 
-    For each break (two horizontally adjacent bricks in different components) try, in
-    order: re-tiling the two bricks together in 8 variants; with their same-layer
-    neighbours; and (when plates are allowed) demoted to staggered plates with their
-    neighbours. A change is kept only when the number of components drops.
+    A *break* is two horizontally adjacent bricks in different components. Breaks inside
+    one layer between same-coloured bricks are tried first (smallest pieces first). For
+    each, in order: re-tile the two bricks together in 8 variants; the same with their
+    same-layer neighbours; and (when plates are allowed and a brick is involved) demote
+    them, then them and their neighbours, to staggered plates. A change is kept only when
+    the number of components drops; otherwise it is undone exactly.
     """
     t0 = time.perf_counter()
     n, comp = asm.components()
@@ -756,13 +848,19 @@ def connect(
     failed: set[tuple[int, int]] = set()
     while n > n_target and fixes < max_fixes and time.perf_counter() - t0 < time_budget:
         seams = _seams(asm, comp)
+        sizes = np.bincount(comp[comp >= 0])
+        z = np.asarray(asm.z)
+        h = np.asarray(asm.h)
+        col = np.asarray(asm.color)
+        a, b = seams[:, 0], seams[:, 1]
+        same = (z[a] == z[b]) & (h[a] == h[b]) & (col[a] == col[b])
+        small = np.minimum(sizes[comp[a]], sizes[comp[b]])
+        order = np.lexsort((b, a, small, ~same))
         progressed = False
-        for b1, b2 in seams.tolist():
-            if (b1, b2) in failed:
+        for b1, b2, x1, y1, x2, y2, _p in seams[order].tolist():
+            if (b1, b2) in failed or comp[b1] == comp[b2]:
                 continue
-            if not (asm.alive[b1] and asm.alive[b2]) or comp[b1] == comp[b2]:
-                continue
-            if _fix(asm, [b1, b2], n, seed):
+            if _fix(asm, [b1, b2], ((x1, y1), (x2, y2)), n, comp, seed):
                 fixes += 1
                 progressed = True
                 n, comp = asm.components()
@@ -778,47 +876,78 @@ def connect(
     else:
         msg = (
             f"could not connect the bricks: {n} separate pieces where the voxels form "
-            f"{n_target} (thin parts one layer thick cannot be bridged"
+            f"{n_target} (parts one layer thick cannot be bridged"
             + ("" if asm.allow_plates else "; plates are disabled")
             + ")"
         )
     return ConnectResult(ok, n, n_target, fixes, msg)
 
 
-def _try(asm: Assembly, ids, demote: bool, variant: int, seed: int, n_before: int) -> bool:
+def _touched_components(asm: Assembly, new: list[int], comp: np.ndarray) -> set[int]:
+    """Old components of bricks directly above or below the new bricks."""
+    out: set[int] = set()
+    npl = asm.shape[2]
+    ncomp = len(comp)
+    for i in new:
+        xs, ys, zs = asm.cells_of(i)
+        for p in (zs.start - 1, zs.stop):
+            if 0 <= p < npl:
+                ids = np.unique(asm.lab[xs, ys, p])
+                ids = ids[(ids >= 0) & (ids < ncomp)]
+                out.update(comp[ids].tolist())
+    out.discard(-1)
+    return out
+
+
+def _try(asm: Assembly, ids, demote: bool, variant: int, seed: int, n_before: int, comp) -> bool:
     """Apply a re-tiling; keep it if it lowers the component count, else undo."""
-    saved = [
-        (i, asm.x[i], asm.y[i], asm.z[i], asm.nx[i], asm.ny[i], asm.h[i], asm.color[i]) for i in ids
-    ]
+    saved = [(i, asm.x[i], asm.y[i], asm.z[i], asm.nx[i], asm.ny[i], asm.h[i]) for i in ids]
+    removed = np.bincount(comp[np.asarray(ids)], minlength=int(comp.max()) + 1)
+    sizes = np.bincount(comp[comp >= 0], minlength=len(removed))
+    involved = {int(comp[i]) for i in ids}
+    # components that keep bricks outside the region must be reached by the new bricks
+    need = {c for c in involved if sizes[c] > removed[c]}
     new = _retile(asm, ids, demote, variant, seed)
-    n_after, _ = asm.components()
-    if n_after < n_before:
-        return True
+    touched = _touched_components(asm, new, comp)
+    if need <= touched and len(touched) >= 1:
+        n_after, _ = asm.components()
+        if n_after < n_before:
+            return True
     asm.remove(new)
-    for i, x, y, z, nx, ny, h, _c in saved:
+    for i, x, y, z, nx, ny, h in saved:
         asm.alive[i] = True
         asm.lab[x : x + nx, y : y + ny, z : z + h] = i
     return False
 
 
-def _fix(asm: Assembly, pair: list[int], n_before: int, seed: int) -> bool:
-    same_unit = asm.z[pair[0]] == asm.z[pair[1]] and asm.h[pair[0]] == asm.h[pair[1]]
+def _fix(asm: Assembly, pair: list[int], cells, n_before: int, comp, seed: int) -> bool:
+    b1 = pair[0]
+    same_unit = asm.z[b1] == asm.z[pair[1]] and asm.h[b1] == asm.h[pair[1]]
     tries: list[tuple[list[int], bool]] = []
-    if same_unit:
-        tries.append((pair, False))
+    if same_unit and asm.color[b1] == asm.color[pair[1]]:
+        # a part straddling the break, touching both sides above or below
         nb = [
             i
             for i in _neighbours(asm, pair)
-            if asm.z[i] == asm.z[pair[0]] and asm.h[i] == asm.h[pair[0]]
+            if asm.z[i] == asm.z[b1] and asm.h[i] == asm.h[b1] and asm.color[i] == asm.color[b1]
         ]
+        for region in (pair, sorted(set(pair) | set(nb))):
+            removed = np.bincount(comp[np.asarray(region)], minlength=int(comp.max()) + 1)
+            sizes = np.bincount(comp[comp >= 0], minlength=len(removed))
+            need = {int(comp[i]) for i in region if sizes[comp[i]] > removed[comp[i]]}
+            for br in _bridges(asm, region, cells[0], cells[1], comp, need)[:6]:
+                if _try_bridge(asm, region, br, n_before):
+                    return True
+    if same_unit:
+        tries.append((pair, False))
+        nb = [i for i in _neighbours(asm, pair) if asm.z[i] == asm.z[b1] and asm.h[i] == asm.h[b1]]
         tries.append((sorted(set(pair) | set(nb)), False))
     if asm.allow_plates and any(asm.h[i] == PLATES_PER_BRICK for i in pair):
-        nb = sorted(set(pair) | _neighbours(asm, pair))
         tries.append((pair, True))
-        tries.append((nb, True))
+        tries.append((sorted(set(pair) | _neighbours(asm, pair)), True))
     for ids, demote in tries:
         for v in range(8):
-            if _try(asm, ids, demote, v, seed, n_before):
+            if _try(asm, ids, demote, v, seed, n_before, comp):
                 return True
     return False
 
