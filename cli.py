@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     try:
         return _run(args, log)
-    except (ValueError, OSError, KeyError) as exc:
+    except (ValueError, TypeError, OSError, KeyError) as exc:
         print(f"image2lego: error: {exc}", file=sys.stderr)
         return 2
 

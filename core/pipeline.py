@@ -64,24 +64,24 @@ def load_voxel_file(path: str | os.PathLike) -> np.ndarray:
     if not path.is_file():
         raise ValueError(f"voxel file not found: {path}")
     suffix = path.suffix.lower()
+    if suffix not in (".npy", ".npz"):
+        raise ValueError(f"{path.name}: voxel files must be .npy or .npz, not {suffix!r}")
     try:
         if suffix == ".npy":
-            grid = np.load(path, allow_pickle=False)
-        elif suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                keys = list(z.keys())
-                if "voxels" in keys:
-                    grid = z["voxels"]
-                elif len(keys) == 1:
-                    grid = z[keys[0]]
-                else:
-                    raise ValueError(
-                        f"{path.name}: .npz holds {keys}; name the grid 'voxels' or store one array"
-                    )
+            arrays = {"": np.load(path, allow_pickle=False)}
         else:
-            raise ValueError(f"{path.name}: voxel files must be .npy or .npz, not {suffix!r}")
-    except (OSError, EOFError) as exc:  # truncated or not numpy at all
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.keys()}
+    except (OSError, EOFError, ValueError) as exc:  # truncated, pickled or not numpy at all
         raise ValueError(f"{path.name}: not a readable numpy file ({exc})") from exc
+    if "voxels" in arrays:
+        grid = arrays["voxels"]
+    elif len(arrays) == 1:
+        grid = next(iter(arrays.values()))
+    else:
+        raise ValueError(
+            f"{path.name}: .npz holds {sorted(arrays)}; name the grid 'voxels' or store one array"
+        )
     if grid.dtype != bool and np.issubdtype(grid.dtype, np.integer):
         if grid.size and not np.isin(grid, (0, 1)).all():
             raise ValueError(f"{path.name}: integer grid must hold only 0 and 1")

@@ -1,0 +1,139 @@
+"""The headless CLI: ``python -m image2lego``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from image2lego.cli import main
+from image2lego.lego import ldraw
+from image2lego.lego.convert import ConvertOptions, voxels_to_bricks
+
+FAST = ["--no-render", "--no-instructions", "--no-blend", "-q"]
+
+
+def _grid():
+    g = np.zeros((10, 10, 8), bool)
+    g[1:9, 1:9, 0:4] = True
+    g[3:7, 3:7, 4:8] = True
+    return g
+
+
+def test_help_runs_as_module():
+    proc = subprocess.run(
+        [sys.executable, "-m", "image2lego", "--help"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0
+    for flag in ("--out", "--resolution", "--scale", "--bricks", "--hollow", "--color-mode"):
+        assert flag in proc.stdout
+
+
+def test_voxel_file_to_outputs(tmp_path):
+    src = tmp_path / "shape.npy"
+    np.save(src, _grid())
+    out = tmp_path / "out"
+    assert main([str(src), "-o", str(out), *FAST]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "model.ldr",
+        "model.mpd",
+        "parts.csv",
+        "bricklink.xml",
+        "rebrickable.csv",
+        "voxels.npy",
+        "report.json",
+    } <= names
+    assert not [n for n in names if n.endswith(".tmp")]
+    # The LDraw file is exactly what lego/ writes for the same grid and options.
+    model = voxels_to_bricks(_grid(), options=ConvertOptions())
+    parsed = ldraw.parse_ldr(out / "model.ldr")
+    assert sorted(parsed.bricks) == sorted(model.bricks)
+    report = json.loads((out / "report.json").read_text())
+    assert report["bricks"] == len(model) and report["connected"] is True
+    assert report["voxels"] == int(_grid().sum())
+    total = sum(
+        int(line.rsplit(",", 1)[1]) for line in (out / "parts.csv").read_text().splitlines()[1:]
+    )
+    assert total == len(model)
+
+
+def test_npz_with_int_grid_and_options(tmp_path):
+    src = tmp_path / "shape.npz"
+    np.savez(src, voxels=_grid().astype(np.uint8))
+    out = tmp_path / "out"
+    rc = main(
+        [
+            str(src),
+            "-o",
+            str(out),
+            "--bricks",
+            "plates",
+            "--scale",
+            "paper",
+            "--formats",
+            "ldr",
+            *FAST,
+        ]
+    )
+    assert rc == 0
+    model = ldraw.parse_ldr(out / "model.ldr")
+    assert {b.part.kind for b in model.bricks} == {"plate"}
+    assert not (out / "model.mpd").exists()
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+def _save(path, array):
+    np.save(path, array)
+    return path
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda d: d / "missing.npy", "not found"),
+        (lambda d: _write(d / "x.txt", b"hi"), "unsupported input"),
+        (lambda d: _save(d / "i.npy", np.full((4, 4, 4), 2)), "0 and 1"),
+        (lambda d: _save(d / "f.npy", np.ones((4, 4, 4))), "bool"),
+        (lambda d: _save(d / "e.npy", np.zeros((4, 4, 4), bool)), "empty"),
+        (lambda d: _save(d / "t.npy", np.ones((4, 4), bool)), "3-D"),
+        (lambda d: _write(d / "c.npy", b"\x93NUMPY garbage"), "numpy"),
+    ],
+    ids=["missing", "suffix", "int", "float", "empty", "2d", "corrupt"],
+)
+def test_bad_input_is_a_clear_error(tmp_path, capsys, setup, message):
+    src = setup(tmp_path)
+    out = tmp_path / "out"
+    assert main([str(src), "-o", str(out), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "error" in err and message.lower() in err.lower(), err
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_output_folder(tmp_path, capsys):
+    src = tmp_path / "shape.npy"
+    np.save(src, _grid())
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    assert main([str(src), "-o", str(locked / "out"), *FAST]) == 2
+    assert "output folder" in capsys.readouterr().err
+
+
+def test_output_path_is_a_file(tmp_path, capsys):
+    src = tmp_path / "shape.npy"
+    np.save(src, _grid())
+    blocker = tmp_path / "out"
+    blocker.write_text("not a folder")
+    assert main([str(src), "-o", str(blocker), *FAST]) == 2
+    assert "output folder" in capsys.readouterr().err
+    assert blocker.read_text() == "not a folder"
