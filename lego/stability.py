@@ -1,0 +1,406 @@
+"""Static-equilibrium stability analysis of a brick model, as a linear program (HiGHS).
+
+The question: with every brick pulled down by its weight, is there a set of contact forces
+between stacked bricks (and between the bottom layer and a baseplate) that holds every brick
+in equilibrium without asking any stud to pull harder than its clutch can? This is the force
+model of Luo et al. 2015 and of BrickGPT (Pun et al. 2025, solved there with Gurobi, after the
+StableLego formulation of Liu et al. 2024), reduced to vertical forces; we solve it with the
+open HiGHS solver through :func:`scipy.optimize.linprog`.
+
+Model (see ``docs/stability.md`` for the full derivation and the literature):
+
+* **Bodies**: every brick is a rigid body. Its weight ``m g`` (``m`` from
+  :attr:`Part.mass_g <image2lego.lego.catalogue.Part.mass_g>`, ``g = 9.81 m/s²``) acts at
+  the centre of its footprint.
+* **Contacts**: wherever the top of brick ``L`` meets the bottom of brick ``U`` over a stud
+  cell (one stud of ``L`` in ``U``'s underside), the pair exchanges
+
+  - a *compressive* force ``C ≥ 0`` (``L`` pushes ``U`` up). Contact pressure can sit
+    anywhere on the shared face, which is the intersection of two footprints and therefore a
+    rectangle; the resultant of any non-negative pressure over a rectangle is a non-negative
+    combination of point forces at its four corners, so each pair gets 4 corner variables;
+  - a *tensile* clutch force ``T ≥ 0`` (``L`` pulls ``U`` down) at the stud centre, whose
+    capacity is the clutch of one stud, ``clutch_n`` newtons.
+
+  Bricks at ``z == 0`` stand on a baseplate that provides the same contacts; its studs clutch
+  too unless ``ground_clutch=False`` (then the ground can only push).
+* **Equations**: per brick, force balance along Z and moment balance about the X and Y axes
+  through its centre of mass: 3 equations per brick. All loads (gravity) and all modelled
+  contact forces are vertical, so the other three equations (Fx, Fy, Mz) hold identically:
+  with friction-free brick sides and no horizontal load there is nothing horizontal to
+  balance.
+* **Objective**: by default minimise the total clutch utilisation ``sum u_c`` with
+  ``u_c = T_c / clutch_n`` (fast, and free of self-cancelling pre-stress); if that
+  equilibrium overloads a stud, a second LP with ``T_c ≤ clutch_n`` as bounds decides exactly
+  whether any equilibrium within capacity exists, and if one does, the min-max equilibrium
+  below is reported instead.
+  ``objective="max"`` instead minimises the largest utilisation ``t ≥ u_c`` directly (exact
+  worst-case scores, slower). The model is stable iff an equilibrium exists with every
+  ``u_c ≤ 1``; this verdict is exact under either objective.
+* **Per-brick stress score**: the largest ``u_c`` over the stud contacts of that brick (above
+  and below). ``> 1`` means a stud connection of that brick must pull harder than its clutch.
+  Bricks with no equilibrium at all (a group of bricks with no path of contacts to the ground,
+  or, without ground clutch, a group that tips over) get ``inf`` and are listed as
+  ``unsupported``.
+
+Because every contact can transmit any vertical force and any moment once tension is
+unbounded (corners on both sides plus the stud's pull), the program is feasible exactly for
+the bricks that are connected to the ground; those are found first and only they enter the LP.
+
+Units: SI at the interface (newtons, metres, kilograms); lengths come from
+:mod:`image2lego.lego.units`. Internally the LP is written in millinewtons and stud pitches —
+a pure rescaling for the solver's conditioning (brick weights are ~1e-3 N).
+
+References:
+
+* S.-J. Luo, Y. Yue, C.-K. Huang, Y.-H. Chung, S. Imai, T. Nishita, B.-Y. Chen.
+  "Legolization: Optimizing LEGO Designs". ACM Transactions on Graphics 34(6), 222, 2015.
+* A. Pun, K. Deng, R. Liu, D. Ramanan, C. Liu, J.-Y. Zhu. "Generating Physically Stable and
+  Buildable Brick Structures from Text" (BrickGPT), ICCV 2025, arXiv:2505.05469.
+* R. Liu, K. Deng, Z. Wang, C. Liu. "StableLego: Stability Analysis of Block Stacking
+  Assembly", IEEE RA-L 2024, arXiv:2402.10711.
+* T. Kollsker, E. Malaguti. "Models and algorithms for optimising two-dimensional LEGO
+  constructions". European Journal of Operational Research 289(1):270–284, 2021,
+  doi:10.1016/j.ejor.2020.07.004.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from . import connectivity
+from .bricks import BrickModel
+from .catalogue import CATALOGUE
+from .units import STUD_MM
+
+#: Standard gravity, m/s².
+G = 9.81
+#: Default clutch capacity of one stud connection, newtons. Published pull-off measurements of
+#: single studs fall in roughly 1–3 N; we take the low end so that "stable" also holds for
+#: worn bricks and for the weakest connection type (a lone 1x1 stud). Override per call.
+CLUTCH_N_DEFAULT = 1.0
+#: Stud pitch in metres (from :mod:`units`).
+STUD_M = STUD_MM / 1000.0
+
+_MN = 1000.0  # newtons -> millinewtons for the LP
+_EPS_SUM = 1e-3  # weight of the mean utilisation in the objective (tie-break only)
+
+
+@dataclass
+class Contacts:
+    """Stud-cell contacts of a model, as flat arrays (one entry per contact cell).
+
+    ``upper[c]`` sits on ``lower[c]`` (``-1`` = the baseplate) over the stud cell
+    ``(x[c], y[c])``; ``z[c]`` is the plate level of the interface.
+    """
+
+    upper: np.ndarray
+    lower: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    z: np.ndarray
+
+
+@dataclass
+class StabilityReport:
+    """Result of :func:`analyze_stability`.
+
+    ``stress[i]`` is brick ``i``'s score in ``[0, inf]``: the clutch utilisation (needed
+    tension / capacity) of its worst stud connection; ``inf`` for unsupported bricks.
+    ``components`` lists the bricks of each connected piece (largest first).
+    """
+
+    stress: np.ndarray
+    max_stress: float
+    stable: bool
+    unsupported: list[int]
+    components: list[list[int]]
+    n_components: int
+    solve_time_s: float
+    status: str
+    clutch_n: float = CLUTCH_N_DEFAULT
+    n_contacts: int = 0
+    tension_n: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per contact, newtons
+    contacts: Contacts | None = None
+
+    @property
+    def overloaded(self) -> list[int]:
+        """Bricks with a finite stress score above 1 (a connection would come apart)."""
+        s = self.stress
+        return [int(i) for i in np.flatnonzero(np.isfinite(s) & (s > 1.0))]
+
+    def summary(self) -> str:
+        n = len(self.stress)
+        verdict = "stable" if self.stable else "NOT stable"
+        ms = "inf" if not np.isfinite(self.max_stress) else f"{self.max_stress:.3f}"
+        lines = [
+            f"{verdict}: {n} bricks, {self.n_components} component(s), "
+            f"max stress {ms} (clutch {self.clutch_n:g} N/stud)",
+        ]
+        if self.unsupported:
+            lines.append(
+                f"  unsupported bricks ({len(self.unsupported)}): {_ids(self.unsupported)}"
+            )
+        if self.overloaded:
+            lines.append(f"  overloaded bricks ({len(self.overloaded)}): {_ids(self.overloaded)}")
+        return "\n".join(lines)
+
+
+def _ids(ix: list[int], limit: int = 20) -> str:
+    s = ", ".join(str(i) for i in ix[:limit])
+    return s + (f", … (+{len(ix) - limit})" if len(ix) > limit else "")
+
+
+def brick_arrays(model: BrickModel) -> dict[str, np.ndarray]:
+    """:func:`connectivity.brick_arrays` (``x, y, z, nx, ny, h, color``) plus ``mass_kg``."""
+    d = connectivity.brick_arrays(model)
+    mass = {pid: p.mass_g / 1000.0 for pid, p in CATALOGUE.items()}
+    d["mass_kg"] = np.fromiter((mass[b.part_id] for b in model.bricks), float, len(model.bricks))
+    return d
+
+
+def find_contacts(model: BrickModel, arr: dict[str, np.ndarray] | None = None) -> Contacts:
+    """Every stud-cell contact between a brick and the one below it (or the baseplate).
+
+    Raises ``ValueError`` (from :func:`connectivity.label_lattice`) when bricks overlap or
+    leave the model's lattice.
+    """
+    arr = brick_arrays(model) if arr is None else arr
+    empty = np.zeros(0, np.int64)
+    if len(arr["x"]) == 0:
+        return Contacts(empty, empty, empty, empty, empty)
+    lab = connectivity.label_lattice(arr, tuple(model.shape))
+    # The underside of every brick: the plate layer at its bottom, one cell per stud.
+    xs, ys, zs = np.nonzero(lab >= 0)
+    owner = lab[xs, ys, zs]
+    at_bottom = zs == arr["z"][owner]
+    xs, ys, zs, owner = xs[at_bottom], ys[at_bottom], zs[at_bottom], owner[at_bottom]
+    below = np.where(zs > 0, lab[xs, ys, np.maximum(zs - 1, 0)], -1)
+    on_ground = zs == 0
+    keep = on_ground | (below >= 0)
+    return Contacts(owner[keep], below[keep], xs[keep], ys[keep], zs[keep])
+
+
+def _group(labels: np.ndarray) -> list[list[int]]:
+    """Brick indices per label, largest group first (ties by label)."""
+    order = np.argsort(labels, kind="stable")
+    counts = np.bincount(labels)
+    groups = np.split(order, np.cumsum(counts)[:-1])
+    rank = np.argsort(-counts, kind="stable")
+    return [groups[k].tolist() for k in rank]
+
+
+def _build_lp(arr, c: Contacts, active: np.ndarray, clutch: np.ndarray, ground_clutch: bool):
+    """Sparse LP for the bricks in ``active`` (bool mask). Returns (cost, A_ub, b_ub, A_eq,
+    b_eq, n_tension, tension_contact_index)."""
+    nb = len(arr["x"])
+    row_of = np.full(nb, -1, np.int64)
+    act_ix = np.flatnonzero(active)
+    row_of[act_ix] = np.arange(len(act_ix))
+    na = len(act_ix)
+    sel = active[c.upper]  # contacts of active bricks (a lower brick is active too)
+    cu, cl, cx, cy = c.upper[sel], c.lower[sel], c.x[sel], c.y[sel]
+    contact_index = np.flatnonzero(sel)
+    # Brick centres in stud units.
+    xc = arr["x"] + arr["nx"] / 2.0
+    yc = arr["y"] + arr["ny"] / 2.0
+    weight = arr["mass_kg"] * G * _MN  # mN
+
+    # Tension variables: one per contact cell, except ground contacts without clutch.
+    tmask = (cl >= 0) | ground_clutch
+    t_ix = np.flatnonzero(tmask)
+    nt = len(t_ix)
+    # Compression variables: the contact face of a pair of bricks is the intersection of two
+    # rectangles, itself a rectangle, and any non-negative pressure over it has a resultant
+    # that is a non-negative combination of its four corners: 4 variables per pair.
+    pair_key = cu * (nb + 1) + (cl + 1)
+    _, first = np.unique(pair_key, return_index=True)
+    pu, pl = cu[first], cl[first]
+    x0 = arr["x"][pu].astype(float)
+    y0 = arr["y"][pu].astype(float)
+    x1 = x0 + arr["nx"][pu]
+    y1 = y0 + arr["ny"][pu]
+    lb = pl >= 0
+    x0[lb] = np.maximum(x0[lb], arr["x"][pl[lb]])
+    y0[lb] = np.maximum(y0[lb], arr["y"][pl[lb]])
+    x1[lb] = np.minimum(x1[lb], arr["x"][pl[lb]] + arr["nx"][pl[lb]])
+    y1[lb] = np.minimum(y1[lb], arr["y"][pl[lb]] + arr["ny"][pl[lb]])
+    ku = np.repeat(pu, 4)
+    kl = np.repeat(pl, 4)
+    kx = np.stack((x0, x1, x0, x1), axis=1).ravel()
+    ky = np.stack((y0, y0, y1, y1), axis=1).ravel()
+    nk = len(ku)
+
+    # Variable layout: [T (nt) | C (nk) | t (1)]. Column entries on the upper brick get
+    # sign s, on the lower brick -s (action and reaction). Rows: 3*row + {0: Fz, 1: Mx, 2: My}.
+    rows, cols, vals = [], [], []
+
+    def add(brick, px, py, col, sign):
+        r = np.where(brick >= 0, row_of[brick], -1)
+        ok = r >= 0  # ground (-1) and inactive bricks get no equations
+        r, px, py, col = r[ok], px[ok], py[ok], col[ok]
+        b = brick[ok]
+        rows.extend((3 * r, 3 * r + 1, 3 * r + 2))
+        cols.extend((col, col, col))
+        vals.extend(
+            (
+                np.full(len(r), sign, float),
+                sign * (py - yc[b]),
+                sign * (px - xc[b]),
+            )
+        )
+
+    tcol = np.arange(nt)
+    tx, ty = cx[t_ix] + 0.5, cy[t_ix] + 0.5
+    add(cu[t_ix], tx, ty, tcol, -1.0)  # the stud pulls the upper brick down
+    add(cl[t_ix], tx, ty, tcol, +1.0)
+    kcol = nt + np.arange(nk)
+    add(ku, kx, ky, kcol, +1.0)  # pushes the upper brick up
+    add(kl, kx, ky, kcol, -1.0)
+    nvar = nt + nk
+    a_eq = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(3 * na, nvar),
+    )
+    b_eq = np.zeros(3 * na)
+    b_eq[0::3] = weight[act_ix]  # contact forces balance the weight: sum Fz = m g
+    cap = clutch[contact_index[t_ix]] * _MN
+    return a_eq, b_eq, cap, contact_index[t_ix]
+
+
+def _solve(arr, c, active, clutch, ground_clutch, objective: str):
+    """Solve the LP for the ``active`` bricks.
+
+    ``objective="sum"``: minimise the total utilisation sum(T_c / cap_c) (a pure equality LP,
+    fast); ``"capped"``: the same with T_c <= cap_c as bounds (feasible iff stable);
+    ``"max"``: minimise max_c T_c / cap_c (one extra variable t, rows T_c / cap_c <= t), with
+    the total as a tie-break. Returns (scipy result, tension per contact in newtons or None).
+    """
+    a_eq, b_eq, cap, t_contacts = _build_lp(arr, c, active, clutch, ground_clutch)
+    nt = len(cap)
+    nvar = a_eq.shape[1]
+    cost = np.zeros(nvar)
+    cost[:nt] = 1.0 / cap
+    upper = np.full(nvar, np.inf)
+    a_ub = b_ub = None
+    if objective == "capped":
+        upper[:nt] = cap
+    elif objective == "max":
+        cost *= _EPS_SUM / max(nt, 1)
+        cost = np.append(cost, 1.0)
+        upper = np.append(upper, np.inf)
+        a_eq = sp.hstack((a_eq, sp.csr_matrix((a_eq.shape[0], 1)))).tocsr()
+        a_ub = sp.csr_matrix(
+            (
+                np.concatenate((1.0 / cap, -np.ones(nt))),
+                (np.tile(np.arange(nt), 2), np.concatenate((np.arange(nt), np.full(nt, nvar)))),
+            ),
+            shape=(nt, nvar + 1),
+        )
+        b_ub = np.zeros(nt)
+    res = linprog(
+        cost,
+        A_ub=a_ub,
+        b_ub=b_ub,
+        A_eq=a_eq,
+        b_eq=b_eq,
+        bounds=np.column_stack((np.zeros(len(cost)), upper)),
+        method="highs",
+    )
+    if res.status != 0:
+        return res, None
+    tension = np.zeros(len(c.upper))
+    tension[t_contacts] = np.maximum(res.x[:nt], 0.0) / _MN
+    return res, tension
+
+
+def analyze_stability(
+    model: BrickModel,
+    clutch_n: float = CLUTCH_N_DEFAULT,
+    ground_clutch: bool = True,
+    objective: str = "sum",
+) -> StabilityReport:
+    """Static-equilibrium analysis of ``model`` (see the module docstring for the model).
+
+    ``clutch_n``: tensile capacity of one stud connection in newtons (> 0).
+    ``ground_clutch``: whether the baseplate's studs under the ``z == 0`` layer hold too.
+    ``objective``: ``"sum"`` (default) minimises the total clutch utilisation, then, only when
+    that equilibrium overloads a stud, checks exactly whether one within capacity exists
+    (and then reports the min-max one);
+    ``"max"`` minimises the largest utilisation directly (exact worst-case scores, slower).
+    The stable/unstable verdict is exact either way.
+    """
+    if objective not in ("sum", "max"):
+        raise ValueError(f"objective must be 'sum' or 'max', got {objective!r}")
+    t0 = time.perf_counter()
+    if not np.isfinite(clutch_n) or clutch_n <= 0:
+        raise ValueError(f"clutch_n must be a positive number of newtons, got {clutch_n!r}")
+    arr = brick_arrays(model)
+    n = len(arr["x"])
+    c = find_contacts(model, arr)
+    if n == 0:
+        return StabilityReport(
+            np.zeros(0), 0.0, True, [], [], 0, time.perf_counter() - t0, "empty model", clutch_n
+        )
+    conn = connectivity.analyze(model, articulation=False)
+    labels = np.asarray(conn.component_of)
+    grounded = np.ones(n, bool)
+    grounded[conn.ungrounded] = False
+    stress = np.full(n, np.inf)
+    tension = np.zeros(len(c.upper))
+    clutch = np.full(len(c.upper), float(clutch_n))
+    status = "optimal"
+    active = grounded.copy()
+
+    def solve(mask, objective):
+        res, t = _solve(arr, c, mask, clutch, ground_clutch, objective)
+        if res.status not in (0, 2):
+            raise RuntimeError(f"HiGHS failed on the stability LP: {res.message}")
+        return res, t
+
+    if active.any() and len(c.upper) and (c.lower < 0).any():
+        res, t = solve(active, "max" if objective == "max" else "sum")
+        if res.status == 2:  # infeasible: only possible without ground clutch (tipping)
+            status = "some components tip over"
+            for lab in np.unique(labels[active]):
+                comp = active & (labels == lab)
+                if solve(comp, "sum")[0].status == 2:
+                    active &= ~comp
+            t = solve(active, objective)[1] if active.any() else np.zeros(len(c.upper))
+        tension = t
+        if objective == "sum" and (tension / clutch).max(initial=0.0) > 1.0:
+            # The minimum-total-tension equilibrium overloads a stud. Decide exactly whether
+            # any equilibrium stays within capacity (a quick bounded LP); if one does, report
+            # the min-max equilibrium so the scores say how close to the limit it is.
+            if solve(active, "capped")[0].status == 0:
+                tension = solve(active, "max")[1]
+    util = tension / clutch
+    s = np.zeros(n)
+    np.maximum.at(s, c.upper, util)
+    lower_ok = c.lower >= 0
+    np.maximum.at(s, c.lower[lower_ok], util[lower_ok])
+    stress[active] = s[active]
+    unsupported = [int(i) for i in np.flatnonzero(~active)]
+    if unsupported and status == "optimal":
+        status = f"{len(unsupported)} brick(s) have no path to the ground"
+    comps = _group(labels)
+    max_stress = float(stress.max())
+    return StabilityReport(
+        stress=stress,
+        max_stress=max_stress,
+        stable=bool(max_stress <= 1.0),
+        unsupported=unsupported,
+        components=comps,
+        n_components=len(comps),
+        solve_time_s=time.perf_counter() - t0,
+        status=status,
+        clutch_n=float(clutch_n),
+        n_contacts=len(c.upper),
+        tension_n=tension,
+        contacts=c,
+    )

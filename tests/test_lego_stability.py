@@ -1,0 +1,170 @@
+"""Stability LP on hand-built models whose answer is known (issue 6)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from image2lego.lego.bricks import Brick, BrickModel
+from image2lego.lego.catalogue import part
+from image2lego.lego.stability import G, analyze_stability
+
+SHAPE = (40, 40, 60)
+
+
+def model(bricks: list[Brick]) -> BrickModel:
+    return BrickModel(bricks, SHAPE)
+
+
+def weight_n(pid: str) -> float:
+    return part(pid).mass_g / 1000.0 * G
+
+
+def test_tower_is_stable_with_no_tension():
+    r = analyze_stability(model([Brick(3 * i, 0, 0, "3001") for i in range(6)]))
+    assert r.stable and r.n_components == 1 and not r.unsupported
+    assert r.max_stress == pytest.approx(0.0, abs=1e-9)
+    assert r.status == "optimal"
+
+
+def test_one_stud_cantilever_matches_lever_rule():
+    # A 1x8 brick hangs on the last stud of a 1x2 on the ground. It tips about the edge of
+    # that stud cell (x = 2); its weight acts 3 studs beyond the edge, the clutch pulls at
+    # the stud centre 0.5 studs inside it: T = W * 3 / 0.5.
+    bricks = [Brick(0, 0, 0, "3004"), Brick(3, 0, 1, "3008")]
+    expected = weight_n("3008") * 3 / 0.5
+    for clutch in (1.0, 0.5):
+        r = analyze_stability(model(bricks), clutch_n=clutch)
+        assert r.stress[1] == pytest.approx(expected / clutch, rel=1e-6)
+    weak = analyze_stability(model(bricks), clutch_n=expected / 2)
+    assert not weak.stable and weak.overloaded == [0, 1]
+    assert weak.max_stress == pytest.approx(2.0, rel=1e-6)
+
+
+def test_long_cantilever_on_one_stud_is_unstable():
+    # A 24-stud beam of two bonded courses of 1x8 bricks hangs on a single stud.
+    bricks = [Brick(0, 0, 0, "3005"), Brick(3, 0, 0, "3008"), Brick(3, 0, 8, "3008")]
+    bricks += [Brick(3, 0, 16, "3008"), Brick(6, 0, 4, "3008"), Brick(6, 0, 12, "3008")]
+    bricks += [Brick(6, 0, 20, "3010")]
+    r = analyze_stability(model(bricks), clutch_n=1.0)
+    assert r.n_components == 1 and not r.unsupported
+    assert not r.stable and r.max_stress > 1.0
+    # the overloaded connection is at the root, the single stud
+    assert 0 in r.overloaded
+    # with a much stronger clutch the same structure holds
+    assert analyze_stability(model(bricks), clutch_n=100 * r.max_stress).stable
+
+
+def test_bridge_on_two_pillars_is_stable():
+    bricks = [Brick(z, 0, x, "3003") for z in (0, 3) for x in (0, 6)]
+    bricks.append(Brick(6, 0, 0, "3007"))  # 2x8 across both pillars
+    r = analyze_stability(model(bricks))
+    assert r.stable and r.n_components == 1
+    assert r.max_stress == pytest.approx(0.0, abs=1e-9)
+
+
+def test_two_bricks_side_by_side_are_disconnected():
+    bricks = [Brick(0, 0, 0, "3001"), Brick(0, 0, 4, "3001")]
+    r = analyze_stability(model(bricks))
+    assert r.n_components == 2 and sorted(map(sorted, r.components)) == [[0], [1]]
+    # each stands on the baseplate, so each is held
+    assert r.stable and not r.unsupported
+    # side by side in the air over one pillar: only the one on the pillar is supported
+    air = [Brick(0, 0, 0, "3003"), Brick(3, 0, 0, "3003"), Brick(3, 0, 2, "3003")]
+    r = analyze_stability(model(air))
+    assert r.n_components == 2 and r.unsupported == [2]
+
+
+def test_floating_brick_is_unsupported_with_infinite_score():
+    r = analyze_stability(model([Brick(0, 0, 0, "3001"), Brick(9, 5, 5, "3001")]))
+    assert not r.stable and r.unsupported == [1]
+    assert math.isinf(r.stress[1]) and r.stress[0] == 0.0 and math.isinf(r.max_stress)
+    assert "unsupported" in r.summary()
+
+
+def test_ground_clutch_off_lets_an_overhang_tip():
+    bricks = [Brick(0, 0, 0, "3005"), Brick(3, 0, 0, "3008")]  # 1x8 on a single 1x1
+    assert analyze_stability(model(bricks), ground_clutch=True).stable
+    r = analyze_stability(model(bricks), ground_clutch=False)
+    assert r.unsupported == [0, 1] and not r.stable and "tip" in r.status
+    # a centred load on a wide footprint needs no clutch at all
+    ok = [Brick(0, 0, 0, "3001"), Brick(3, 0, 0, "3001")]
+    assert analyze_stability(model(ok), ground_clutch=False).max_stress == pytest.approx(0.0)
+
+
+def test_max_objective_agrees_on_the_verdict():
+    bricks = [Brick(0, 0, 0, "3004"), Brick(3, 0, 1, "3008"), Brick(6, 0, 6, "3008")]
+    a = analyze_stability(model(bricks), objective="sum")
+    b = analyze_stability(model(bricks), objective="max")
+    assert a.stable == b.stable
+    assert b.max_stress <= a.max_stress + 1e-9
+
+
+def test_bad_input_is_rejected_clearly():
+    with pytest.raises(ValueError, match="clutch_n"):
+        analyze_stability(model([Brick(0, 0, 0, "3001")]), clutch_n=0)
+    with pytest.raises(ValueError, match="objective"):
+        analyze_stability(model([Brick(0, 0, 0, "3001")]), objective="median")
+    with pytest.raises(ValueError, match="overlap"):
+        analyze_stability(model([Brick(0, 0, 0, "3001"), Brick(0, 0, 1, "3001")]))
+
+
+def test_empty_model():
+    r = analyze_stability(BrickModel([], (1, 1, 1)))
+    assert r.stable and r.n_components == 0 and len(r.stress) == 0
+
+
+@st.composite
+def supported_stacks(draw):
+    """Random models in which every brick's whole footprint rests on bricks or the ground."""
+    nx, ny = draw(st.integers(4, 10)), draw(st.integers(4, 10))
+    height = np.zeros((nx, ny), int)  # top plate of each column so far
+    bricks = []
+    for _ in range(draw(st.integers(1, 25))):
+        pid = draw(st.sampled_from(["3005", "3004", "3003", "3001", "3024", "3023", "3020"]))
+        rot = draw(st.booleans())
+        p = part(pid)
+        sx, sy = (p.width, p.length) if rot else (p.length, p.width)
+        if sx > nx or sy > ny:
+            continue
+        x, y = draw(st.integers(0, nx - sx)), draw(st.integers(0, ny - sy))
+        under = height[x : x + sx, y : y + sy]
+        if under.min() != under.max():  # would leave a gap under part of the brick
+            continue
+        z = int(under.max())
+        bricks.append(Brick(z, y, x, pid, rot))
+        height[x : x + sx, y : y + sy] = z + p.height
+    return BrickModel(bricks, (nx, ny, int(height.max()) + 1))
+
+
+@settings(max_examples=40, deadline=None)
+@given(supported_stacks(), st.integers(0, 5), st.integers(0, 5))
+def test_fully_supported_stacks_need_no_clutch(m, dx, dy):
+    # Every load falls inside a footprint that is itself fully supported, so compression
+    # alone balances it: no tension anywhere, and moving the model changes nothing.
+    if not m.bricks:
+        return
+    r = analyze_stability(m, ground_clutch=False)
+    assert r.stable and not r.unsupported
+    assert r.max_stress == pytest.approx(0.0, abs=1e-6)
+    moved = BrickModel(
+        [Brick(b.z, b.y + dy, b.x + dx, b.part_id, b.rotated) for b in m.bricks],
+        (m.shape[0] + dx, m.shape[1] + dy, m.shape[2]),
+    )
+    assert analyze_stability(moved).n_components == r.n_components
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(2, 8), st.floats(0.2, 5.0))
+def test_stress_scales_inversely_with_clutch(length, clutch):
+    # a 1xL plate cantilevered from one stud of a 1x1 brick
+    pid = {2: "3023", 3: "3623", 4: "3710", 6: "3666", 8: "3460"}.get(length, "3710")
+    bricks = [Brick(0, 0, 0, "3005"), Brick(3, 0, 0, pid)]
+    a = analyze_stability(model(bricks), clutch_n=1.0)
+    b = analyze_stability(model(bricks), clutch_n=clutch)
+    assert b.max_stress == pytest.approx(a.max_stress / clutch, rel=1e-5, abs=1e-9)
+    assert b.stable == (a.max_stress / clutch <= 1.0 + 1e-9)
