@@ -1,0 +1,442 @@
+"""Automatic repair of disconnected or unstable brick layouts (issue 6).
+
+:func:`repair` analyses a model with :func:`image2lego.lego.stability.analyze_stability`,
+then changes the layout locally around the weak spots and analyses again, keeping a change
+only when it makes the model strictly better, until it is stable and as connected as its
+cells, or nothing helps any more:
+
+1. **Breaks** (more brick components than the cells have 6-connected pieces): the
+   re-merge-around-breaks pass of :func:`image2lego.lego.merge.connect` is run again with
+   another seed, then the bricks on both sides of each remaining seam (plus their neighbours
+   in the same layer, and then those directly above and below) are re-tiled with
+   :func:`image2lego.lego.merge.remerge_region`, which prefers tilings whose bricks bridge the
+   seam (fewest components, most links).
+2. **Overloaded connections** (a stud connection needing more than the clutch): the two
+   bricks of the connection and their same-layer neighbours are re-tiled together, in brick
+   layers and, when the model may use plates, demoted to staggered plates, so longer bricks
+   spread the load over more studs.
+3. **Shell models** (``meta["options"]["hollow"] == "shell"``): hidden columns of 1x1
+   bricks/plates are added in the empty interior under weak bricks, down to the next brick
+   or the ground. These are the only cells repair ever adds, and only where they are
+   enclosed by the shell.
+
+A change is accepted only if it lowers, in order: the number of unsupported bricks, the
+number of components, the number of overloaded bricks, the largest stress. The occupied
+cells never change (except for the interior supports of shell models); this is checked at
+the end. Whatever cannot be fixed is listed in :attr:`RepairReport.unrepairable` with the
+reason (e.g. "its voxels do not reach the ground", or the tension a cantilever needs versus
+the clutch), and :meth:`RepairReport.summary` says so. Deterministic for a given ``seed``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from . import connectivity, merge
+from .bricks import Brick, BrickModel
+from .catalogue import find
+from .stability import CLUTCH_N_DEFAULT, StabilityReport, analyze_stability
+from .steps import DEFAULT_MAX_BRICKS_PER_STEP, assign_steps
+from .units import PLATES_PER_BRICK
+
+#: Weak spots re-tiled per iteration (most severe first).
+REGIONS_PER_ITERATION = 3
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The stability facts of one model state (before or after repair)."""
+
+    n_bricks: int
+    n_components: int
+    unsupported: tuple[int, ...]
+    n_overloaded: int
+    max_stress: float
+    stable: bool
+
+    @staticmethod
+    def of(model: BrickModel, r: StabilityReport) -> Snapshot:
+        return Snapshot(
+            len(model),
+            r.n_components,
+            tuple(r.unsupported),
+            len(r.overloaded),
+            float(r.max_stress),
+            bool(r.stable),
+        )
+
+    def to_dict(self) -> dict:
+        return {
+            "n_bricks": self.n_bricks,
+            "n_components": self.n_components,
+            "n_unsupported": len(self.unsupported),
+            "n_overloaded": self.n_overloaded,
+            "max_stress": self.max_stress if np.isfinite(self.max_stress) else None,
+            "stable": self.stable,
+        }
+
+
+@dataclass
+class RepairReport:
+    """What :func:`repair` found and did. Brick indices refer to the repaired model."""
+
+    before: Snapshot
+    after: Snapshot
+    n_cell_components: int  # 6-connected pieces of the occupied cells
+    iterations: int
+    changes: int  # accepted re-merges
+    support_bricks: int  # hidden interior bricks added (shell models only)
+    time_s: float
+    clutch_n: float
+    unrepairable: list[tuple[int, str]] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    stability: StabilityReport | None = None  # full analysis of the repaired model
+
+    @property
+    def connected(self) -> bool:
+        """Bricks form no more pieces than the occupied cells do."""
+        return self.after.n_components <= self.n_cell_components
+
+    @property
+    def stable(self) -> bool:
+        return self.after.stable
+
+    def summary(self) -> str:
+        def line(s: Snapshot) -> str:
+            ms = "inf" if not np.isfinite(s.max_stress) else f"{s.max_stress:.2f}"
+            return (
+                f"{s.n_bricks} bricks, {s.n_components} component(s), "
+                f"{len(s.unsupported)} unsupported, {s.n_overloaded} overloaded, "
+                f"max stress {ms} -> {'stable' if s.stable else 'NOT stable'}"
+            )
+
+        out = [
+            f"Stability (clutch {self.clutch_n:g} N per stud; stress > 1 means a connection "
+            "would come apart)",
+            f"  before: {line(self.before)}",
+            f"  after:  {line(self.after)}",
+            f"  repair: {self.iterations} iteration(s), {self.changes} re-merge(s), "
+            f"{self.support_bricks} hidden support brick(s), {self.time_s:.2f} s",
+        ]
+        if self.n_cell_components > 1:
+            out.append(
+                f"  the voxels themselves form {self.n_cell_components} separate pieces; "
+                "bricks cannot join pieces that do not touch"
+            )
+        if self.unrepairable:
+            out.append(f"  could NOT fix {len(self.unrepairable)} brick(s):")
+            by_reason: dict[str, list[int]] = {}
+            for i, why in self.unrepairable:
+                by_reason.setdefault(why, []).append(i)
+            for why, ids in by_reason.items():
+                shown = ", ".join(map(str, ids[:12])) + (" …" if len(ids) > 12 else "")
+                out.append(f"    bricks {shown}: {why}")
+        out.extend(f"  note: {m}" for m in self.messages)
+        return "\n".join(out)
+
+    def to_dict(self) -> dict:
+        return {
+            "before": self.before.to_dict(),
+            "after": self.after.to_dict(),
+            "n_cell_components": self.n_cell_components,
+            "connected": self.connected,
+            "stable": self.stable,
+            "iterations": self.iterations,
+            "changes": self.changes,
+            "support_bricks": self.support_bricks,
+            "time_s": self.time_s,
+            "clutch_n": self.clutch_n,
+            "unrepairable": [{"brick": i, "reason": r} for i, r in self.unrepairable],
+            "messages": list(self.messages),
+        }
+
+
+def _key(r: StabilityReport) -> tuple:
+    """Lower is better: unsupported, components, overloaded, worst finite stress."""
+    finite = r.stress[np.isfinite(r.stress)]
+    return (
+        len(r.unsupported),
+        r.n_components,
+        len(r.overloaded),
+        round(float(finite.max()) if finite.size else 0.0, 9),
+    )
+
+
+def _done(r: StabilityReport, n_cells: int) -> bool:
+    return r.stable and r.n_components <= n_cells
+
+
+def _neighbours(lab: np.ndarray, arr: dict, ids, vertical: bool = False) -> set[int]:
+    """Bricks touching ``ids`` sideways in the same plate layers (and, with ``vertical``,
+    directly above or below their footprints)."""
+    out: set[int] = set()
+    X, Y, Z = lab.shape
+    for i in ids:
+        x, y, z = int(arr["x"][i]), int(arr["y"][i]), int(arr["z"][i])
+        x1, y1, z1 = x + int(arr["nx"][i]), y + int(arr["ny"][i]), z + int(arr["h"][i])
+        out.update(np.unique(lab[max(x - 1, 0) : x1 + 1, max(y - 1, 0) : y1 + 1, z:z1]).tolist())
+        if vertical:
+            if z > 0:
+                out.update(np.unique(lab[x:x1, y:y1, z - 1]).tolist())
+            if z1 < Z:
+                out.update(np.unique(lab[x:x1, y:y1, z1]).tolist())
+    out.discard(-1)
+    return out
+
+
+def _seam_pairs(lab: np.ndarray, comp: np.ndarray) -> list[tuple[int, int]]:
+    """Horizontally adjacent brick pairs in different components (sorted, unique)."""
+    cl = np.where(lab >= 0, comp[np.maximum(lab, 0)], -1)
+    pairs = []
+    for ax in (0, 1):
+        a, c = np.moveaxis(lab, ax, 0), np.moveaxis(cl, ax, 0)
+        m = (c[:-1] >= 0) & (c[1:] >= 0) & (c[:-1] != c[1:])
+        pairs.append(np.stack([a[:-1][m], a[1:][m]], axis=1))
+    p = np.concatenate(pairs)
+    if not len(p):
+        return []
+    return [tuple(map(int, q)) for q in np.unique(np.sort(p, axis=1), axis=0)]
+
+
+def _weak_regions(model: BrickModel, r: StabilityReport) -> list[list[int]]:
+    """Groups of brick indices to re-tile, most severe first."""
+    arr = connectivity.brick_arrays(model)
+    lab = connectivity.label_lattice(arr, tuple(model.shape))
+    regions: list[list[int]] = []
+    if r.n_components > 1:
+        comp = np.empty(len(model), np.int64)
+        for k, ids in enumerate(r.components):
+            comp[ids] = k
+        # seams next to unsupported bricks first, then the smallest components
+        unsup = set(r.unsupported)
+        seams = sorted(
+            _seam_pairs(lab, comp),
+            key=lambda p: (not (p[0] in unsup or p[1] in unsup), -max(comp[p[0]], comp[p[1]])),
+        )
+        for p in seams[:REGIONS_PER_ITERATION]:
+            regions.append(sorted(set(p) | _neighbours(lab, arr, p)))
+            regions.append(sorted(set(p) | _neighbours(lab, arr, p, vertical=True)))
+    if r.overloaded and r.contacts is not None:
+        c = r.contacts
+        util = r.tension_n / r.clutch_n
+        order = np.argsort(-util, kind="stable")
+        seen: set[tuple[int, int]] = set()
+        for k in order:
+            if util[k] <= 1.0 or len(seen) >= REGIONS_PER_ITERATION:
+                break
+            pair = (int(c.upper[k]), int(c.lower[k]))
+            if pair in seen:
+                continue
+            seen.add(pair)
+            ids = [i for i in pair if i >= 0]
+            regions.append(sorted(set(ids) | _neighbours(lab, arr, ids)))
+    return regions
+
+
+def _interior(model: BrickModel, occ: np.ndarray) -> np.ndarray | None:
+    """Empty cells enclosed by a shell model (where hidden support may go), else None."""
+    opts = model.meta.get("options") if isinstance(model.meta, dict) else None
+    if not isinstance(opts, dict) or opts.get("hollow") != "shell":
+        return None
+    return ndimage.binary_fill_holes(occ) & ~occ
+
+
+def _column(x: int, y: int, z0: int, z1: int, color: int) -> list[Brick]:
+    """1x1 bricks (and plates for the remainder) filling plates ``z0..z1-1`` of a column."""
+    out = []
+    z = z0
+    brick, plate = find(1, 1, PLATES_PER_BRICK), find(1, 1, 1)
+    while z < z1:
+        p = brick if z1 - z >= PLATES_PER_BRICK else plate
+        out.append(Brick(z, y, x, p.id, False, color))
+        z += p.height
+    return out
+
+
+def _supports(model: BrickModel, r: StabilityReport, interior: np.ndarray) -> list[Brick]:
+    """Hidden columns under weak bricks through the empty interior of a shell model."""
+    occ = model.occupancy()
+    weak = list(r.unsupported) + r.overloaded
+    new: list[Brick] = []
+    used = np.zeros(occ.shape[:2], bool)
+    for i in weak:
+        b = model.bricks[i]
+        if b.z == 0:
+            continue
+        cands = []
+        for x, y in b.cells():
+            if used[x, y] or not interior[x, y, b.z - 1]:
+                continue
+            z = b.z - 1
+            while z >= 0 and interior[x, y, z] and not occ[x, y, z]:
+                z -= 1
+            if z < 0 or occ[x, y, z]:  # reaches the ground or a brick
+                cands.append((x, y, z + 1))
+        # the two cells farthest apart give the widest support
+        if cands:
+            cands.sort()
+            for x, y, zb in {cands[0], cands[-1]}:
+                new.extend(_column(x, y, zb, b.z, b.color))
+                used[x, y] = True
+    return new
+
+
+def _reasons(model: BrickModel, r: StabilityReport) -> list[tuple[int, str]]:
+    """Why each remaining weak brick could not be fixed."""
+    out: list[tuple[int, str]] = []
+    if r.unsupported:
+        occ = model.occupancy()
+        lab, _ = ndimage.label(occ)
+        grounded = set(np.unique(lab[:, :, 0]).tolist()) - {0}
+        for i in r.unsupported:
+            b = model.bricks[i]
+            if int(lab[b.x, b.y, b.z]) not in grounded:
+                why = "floating: its cells do not reach the ground (nothing under this part)"
+            elif r.status.startswith("some components tip"):
+                why = "the part tips over: its weight lies outside what holds it up"
+            else:
+                why = (
+                    "joined to the rest only side by side; no re-tiling bridges the seam "
+                    "(a part one layer thick or of another colour)"
+                )
+            out.append((int(i), why))
+    for i in r.overloaded:
+        need = r.stress[i] * r.clutch_n
+        out.append(
+            (
+                int(i),
+                f"overhang/cantilever too heavy: its worst stud connection needs "
+                f"~{need:.1f} N of clutch, one stud holds {r.clutch_n:g} N",
+            )
+        )
+    return out
+
+
+def _with_steps(model: BrickModel, bricks: list[Brick]) -> BrickModel:
+    opts = model.meta.get("options") if isinstance(model.meta, dict) else None
+    per = DEFAULT_MAX_BRICKS_PER_STEP
+    if isinstance(opts, dict) and isinstance(opts.get("max_bricks_per_step"), int):
+        per = opts["max_bricks_per_step"]
+    return assign_steps(BrickModel(bricks, model.shape, dict(model.meta)), per)
+
+
+def repair(
+    model: BrickModel,
+    max_iterations: int = 12,
+    seed: int = 0,
+    clutch_n: float = CLUTCH_N_DEFAULT,
+    ground_clutch: bool = True,
+    time_budget_s: float = 30.0,
+) -> tuple[BrickModel, RepairReport]:
+    """Make ``model`` connected and stable by local re-tiling; report what could not be.
+
+    Returns the repaired model (the input itself when nothing changed) and a
+    :class:`RepairReport`. ``clutch_n``/``ground_clutch`` go to the stability analysis;
+    ``time_budget_s`` bounds the search (the current best is returned when it runs out).
+    """
+    if not isinstance(model, BrickModel):
+        raise TypeError(f"repair needs a BrickModel, got {type(model).__name__}")
+    if max_iterations < 0:
+        raise ValueError(f"max_iterations must be >= 0, got {max_iterations}")
+    t0 = time.perf_counter()
+    deadline = t0 + time_budget_s
+
+    def analyse(m: BrickModel) -> StabilityReport:
+        return analyze_stability(m, clutch_n=clutch_n, ground_clutch=ground_clutch)
+
+    occ0 = model.occupancy()
+    n_cells = merge.cell_components(occ0) if len(model) else 0
+    opts = model.meta.get("options") if isinstance(model.meta, dict) else None
+    may_demote = not (isinstance(opts, dict) and opts.get("brick_types") == "bricks")
+    interior = _interior(model, occ0)
+    rep0 = analyse(model)
+    cur, rep = model, rep0
+    messages: list[str] = []
+    iterations = changes = supports = 0
+
+    def consider(cand_bricks: list[Brick]) -> bool:
+        nonlocal cur, rep
+        cand = BrickModel(cand_bricks, model.shape, dict(model.meta))
+        r = analyse(cand)
+        if _key(r) < _key(rep):
+            cur, rep = cand, r
+            return True
+        return False
+
+    # Breaks first: A's re-merge-around-breaks pass, with another seed.
+    if len(model) and rep.n_components > n_cells:
+        asm = merge.Assembly.from_bricks(cur.bricks, cur.shape)
+        asm.allow_plates = may_demote
+        budget = max(0.0, min(10.0, deadline - time.perf_counter()))
+        res = merge.connect(asm, n_cells, seed=seed + 1, time_budget=budget)
+        if res.fixes and consider(asm.to_bricks()):
+            changes += 1
+
+    while (
+        iterations < max_iterations and not _done(rep, n_cells) and time.perf_counter() < deadline
+    ):
+        iterations += 1
+        improved = False
+        for region in _weak_regions(cur, rep):
+            if time.perf_counter() >= deadline:
+                break
+            chosen = [cur.bricks[i] for i in region]
+            for demote in (False, True) if may_demote else (False,):
+                cand = merge.remerge_region(cur, chosen, seed=seed + iterations, demote=demote)
+                if consider(cand.bricks):
+                    changes += 1
+                    improved = True
+                    break
+            if improved:
+                break
+        if not improved and interior is not None and time.perf_counter() < deadline:
+            extra = _supports(cur, rep, interior)
+            if extra and consider(cur.bricks + extra):
+                supports += len(extra)
+                improved = True
+        if not improved:
+            break
+    if time.perf_counter() >= deadline and not _done(rep, n_cells):
+        messages.append(f"stopped at the time budget of {time_budget_s:g} s")
+
+    if cur is not model:
+        occ1 = cur.occupancy()
+        added = occ1 & ~occ0
+        if (occ0 & ~occ1).any() or (
+            added.any() and (interior is None or (added & ~interior).any())
+        ):
+            # Never hand back a model whose visible cells differ; this is a bug guard.
+            messages.append("repair changed the occupied cells; the original layout is kept")
+            cur, rep = model, rep0
+        else:
+            cur = _with_steps(cur, cur.bricks)
+            rep = analyse(cur)  # indices changed with the step order
+    if rep.n_components > n_cells:
+        messages.append(
+            f"bricks form {rep.n_components} pieces where the cells form {n_cells}: "
+            "some seams could not be bridged"
+        )
+    if cur is model:  # hand back a copy so the caller's model is never mutated
+        cur = BrickModel(list(model.bricks), model.shape, dict(model.meta))
+    report = RepairReport(
+        before=Snapshot.of(model, rep0),
+        after=Snapshot.of(cur, rep),
+        n_cell_components=n_cells,
+        iterations=iterations,
+        changes=changes,
+        support_bricks=supports,
+        time_s=time.perf_counter() - t0,
+        clutch_n=float(clutch_n),
+        unrepairable=_reasons(cur, rep),
+        messages=messages,
+        stability=rep,
+    )
+    cur.meta["stability"] = report.to_dict()
+    return cur, report
+
+
+__all__ = ["RepairReport", "Snapshot", "repair"]
