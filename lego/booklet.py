@@ -201,8 +201,14 @@ def compose_step_page(
     page_no: int | None = None,
     n_pages: int | None = None,
     size: tuple[int, int] = PAGE_SIZE,
+    crop: tuple[int, int, int, int] | None = None,
 ) -> Image.Image:
-    """One instruction page: big step number, parts callout, the step render."""
+    """One instruction page: big step number, parts callout, the step render.
+
+    ``crop`` is the box cut out of the render; give every page the same one (see
+    :func:`common_crop`) so the model keeps its size and place from page to page, as the
+    fixed instruction camera intends. ``None`` trims this image's own empty border.
+    """
     thumbs = thumbs or {}
     W, H = size
     page = Image.new("RGBA", size, (*BACKGROUND, 255))
@@ -216,12 +222,40 @@ def compose_step_page(
     cx = num_w + margin
     page.alpha_composite(callout, (cx, margin))
     top = margin + max(callout.height, 110) + 20
-    pic = _crop_to_content(_open_rgba(image), pad=10)
+    pic = _open_rgba(image)
+    pic = _crop_to_content(pic, pad=10) if crop is None else pic.crop(crop)
     pic = _fit(pic, W - 2 * margin, H - top - 60, max_scale=2.5)
     page.alpha_composite(pic, ((W - pic.width) // 2, top + (H - top - 60 - pic.height) // 2))
     if page_no is not None:
         _footer(page, title, page_no, n_pages or page_no)
     return page.convert("RGB")
+
+
+def _image_size(path) -> tuple[int, int]:
+    with Image.open(path) as im:
+        return im.size
+
+
+def common_crop(images: Sequence, pad: int = 10) -> tuple[int, int, int, int] | None:
+    """The union of the non-transparent boxes of ``images`` (all the same size), padded."""
+    box = None
+    size = None
+    for p in images:
+        with Image.open(p) as im:
+            size = im.size
+            bb = im.getchannel("A").getbbox() if im.mode == "RGBA" else (0, 0, *im.size)
+        if bb:
+            box = bb if box is None else (
+                min(box[0], bb[0]), min(box[1], bb[1]), max(box[2], bb[2]), max(box[3], bb[3])
+            )  # fmt: skip
+    if box is None or size is None:
+        return None
+    return (
+        max(0, box[0] - pad),
+        max(0, box[1] - pad),
+        min(size[0], box[2] + pad),
+        min(size[1], box[3] + pad),
+    )
 
 
 def compose_cover(
@@ -479,12 +513,16 @@ def build_booklet(
     n_steps = len(step_images)
     n_pages = 1 + n_steps + n_parts_pages(len(total))
 
+    same_size = len({_image_size(p) for p in step_images}) == 1
+    crop = common_crop(step_images) if same_size else None
+
     def pages():
         yield compose_cover(title, cover, n_bricks, n_steps, len(total))
         for i, (img, parts) in enumerate(zip(step_images, step_parts, strict=True)):
             yield compose_step_page(
-                i + 1, n_steps, img, parts, thumbs, title=title, page_no=i + 2, n_pages=n_pages
-            )
+                i + 1, n_steps, img, parts, thumbs, title=title, page_no=i + 2,
+                n_pages=n_pages, crop=crop,
+            )  # fmt: skip
         yield from compose_parts_pages(
             total, thumbs, title=title, first_page_no=n_steps + 2, n_pages=n_pages
         )

@@ -107,3 +107,15 @@ def test_pdf_failure_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError):
         booklet.write_pdf(pages(), out / "x.pdf")
     assert list(out.iterdir()) == []
+
+
+def test_common_crop_is_the_union_so_the_model_stays_put(tmp_path):
+    a = np.zeros((100, 200, 4), np.uint8)
+    b = a.copy()
+    a[10:20, 30:40] = 255
+    b[50:60, 100:150] = 255
+    pa, pb = tmp_path / "a.png", tmp_path / "b.png"
+    Image.fromarray(a).save(pa)
+    Image.fromarray(b).save(pb)
+    assert booklet.common_crop([pa, pb], pad=5) == (25, 5, 155, 65)
+    assert booklet.common_crop([pa], pad=0) == (30, 10, 40, 20)
