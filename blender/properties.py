@@ -1,11 +1,215 @@
-"""Placeholder: filled in by its owner."""
+"""Settings: one PropertyGroup on the Scene (what the next build uses) and on every model
+collection (how that model was made).
 
-classes = ()
+:func:`convert_options` and :func:`pipeline_options` turn settings into the plain-Python
+option objects of ``lego.convert`` and ``core.pipeline``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    EnumProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+
+from ..lego import colors as lego_colors
+
+RESOLUTION_ITEMS = [
+    ("4", "4³", "4 × 4 × 4 voxels"),
+    ("8", "8³", "8 × 8 × 8 voxels"),
+    ("16", "16³", "16 × 16 × 16 voxels"),
+    ("32", "32³", "32 × 32 × 32 voxels"),
+    ("64", "64³", "64 × 64 × 64 voxels (only when the installed weights include it)"),
+]
+
+
+def _color_items():
+    out = []
+    for code, c in sorted(lego_colors.LDRAW_COLORS.items(), key=lambda kv: kv[1].name):
+        out.append((str(code), c.name, f"LDraw colour {code} ({c.hex})"))
+    return out
+
+
+#: Built once: Blender keeps references to the strings of static enum items.
+_COLOR_ITEMS = _color_items()
+_DEFAULT_COLOR = "71" if any(i[0] == "71" for i in _COLOR_ITEMS) else _COLOR_ITEMS[0][0]
+
+
+class Image2LegoSettings(bpy.types.PropertyGroup):
+    image_path: StringProperty(
+        name="Image",
+        description="Photo of one object to turn into LEGO",
+        subtype="FILE_PATH",
+    )
+    model_name: StringProperty(
+        name="Name",
+        description="Name of the model's collection; building again with the same name replaces it",
+        default="LEGO Model",
+    )
+    resolution: EnumProperty(
+        name="Resolution",
+        description="Voxel resolution the network predicts (one stud per voxel)",
+        items=RESOLUTION_ITEMS,
+        default="32",
+    )
+    hollow: EnumProperty(
+        name="Interior",
+        description="Fill the inside with bricks, or build only a shell",
+        items=[
+            ("fill", "Fill", "Solid model: fill the inside (the paper's choice)"),
+            ("shell", "Shell", "Hollow model with walls and internal supports"),
+            ("none", "As Given", "Use the voxels as they are"),
+        ],
+        default="fill",
+    )
+    wall_thickness: IntProperty(
+        name="Wall Thickness",
+        description="Shell wall thickness in studs",
+        default=1,
+        min=1,
+        max=8,
+    )
+    supports: BoolProperty(
+        name="Internal Supports",
+        description="Add hidden internal supports in shell mode",
+        default=True,
+    )
+    color_mode: EnumProperty(
+        name="Colours",
+        items=[
+            ("photo", "From Photo", "k predominant colours of the photo, mapped to LEGO colours"),
+            ("grayscale", "Grayscale", "LEGO greys by brightness"),
+            ("single", "One Colour", "Every brick in one LEGO colour"),
+        ],
+        default="single",
+    )
+    k_colors: IntProperty(
+        name="Number of Colours",
+        description="How many colours k-means keeps",
+        default=4,
+        min=1,
+        max=16,
+    )
+    single_color: EnumProperty(
+        name="Colour",
+        description="LEGO colour of every brick in one-colour mode",
+        items=_COLOR_ITEMS,
+        default=_DEFAULT_COLOR,
+    )
+    brick_types: EnumProperty(
+        name="Brick Types",
+        items=[
+            ("mixed", "Mixed", "Bricks where possible, plates elsewhere"),
+            ("bricks", "Bricks", "Bricks only"),
+            ("plates", "Plates", "Plates only"),
+        ],
+        default="mixed",
+    )
+    scale_mode: EnumProperty(
+        name="Scale",
+        items=[
+            ("proportional", "Proportional", "A voxel is a one-stud cube (true proportions)"),
+            ("paper", "Paper", "A voxel is a 1×1 brick (the paper's choice; taller model)"),
+        ],
+        default="proportional",
+    )
+    seed: IntProperty(name="Seed", description="Makes every random choice reproducible", min=0)
+    output_dir: StringProperty(
+        name="Output Folder",
+        description="Where Image → LEGO writes the LDraw file and the parts list (empty: nowhere)",
+        subtype="DIR_PATH",
+    )
+    method: EnumProperty(
+        name="Instancing",
+        description="How bricks are put into the scene",
+        items=[
+            (
+                "geonodes",
+                "Geometry Nodes",
+                "One point cloud per build step instancing shared part meshes (fastest)",
+            ),
+            ("objects", "Objects", "One object per brick sharing its part's mesh (editable)"),
+        ],
+        default="geonodes",
+    )
+    display_mode: EnumProperty(
+        name="Display",
+        items=[
+            ("colors", "Colours", "Bricks in their LEGO colours"),
+            ("stress", "Stress", "Bricks coloured by stability stress (green safe, red failing)"),
+        ],
+        default="colors",
+    )
+
+
+def copy_settings(src, dst) -> None:
+    """Copy every writable property of one settings group onto another."""
+    for prop in src.bl_rna.properties:
+        key = prop.identifier
+        if key == "rna_type" or prop.is_readonly:
+            continue
+        setattr(dst, key, getattr(src, key))
+
+
+def convert_options(s):
+    """``lego.convert.ConvertOptions`` for these settings."""
+    from ..lego.convert import ConvertOptions
+
+    return ConvertOptions(
+        scale=s.scale_mode,
+        brick_types=s.brick_types,
+        hollow=s.hollow,
+        wall_thickness=int(s.wall_thickness),
+        supports=bool(s.supports),
+        color_mode=s.color_mode,
+        k=int(s.k_colors),
+        color=int(s.single_color),
+        seed=int(s.seed),
+    )
+
+
+def pipeline_options(s, weights_dir: str | Path | None = None):
+    """``core.pipeline.PipelineOptions`` for these settings."""
+    from ..core.pipeline import PipelineOptions
+
+    return PipelineOptions(
+        resolution=int(s.resolution),
+        convert=convert_options(s),
+        weights_dir=Path(weights_dir) if weights_dir else None,
+    )
+
+
+def image_path(s) -> Path | None:
+    """The absolute input image path, or ``None`` when unset."""
+    if not s.image_path:
+        return None
+    return Path(bpy.path.abspath(s.image_path))
+
+
+def output_dir(s) -> Path | None:
+    if not s.output_dir:
+        return None
+    return Path(bpy.path.abspath(s.output_dir))
+
+
+classes = (Image2LegoSettings,)
 
 
 def register() -> None:
-    pass
+    for cls in classes:
+        bpy.utils.register_class(cls)
+    bpy.types.Scene.image2lego = PointerProperty(type=Image2LegoSettings)
+    bpy.types.Collection.image2lego = PointerProperty(type=Image2LegoSettings)
 
 
 def unregister() -> None:
-    pass
+    del bpy.types.Collection.image2lego
+    del bpy.types.Scene.image2lego
+    for cls in reversed(classes):
+        bpy.utils.unregister_class(cls)

@@ -133,21 +133,10 @@ def compute_stats(model: BrickModel, stability=None) -> dict:
 
 
 def _connected(connectivity, model: BrickModel):
-    for fname in ("is_connected", "connected"):
-        f = getattr(connectivity, fname, None)
-        if callable(f):
-            try:
-                return bool(f(model))
-            except Exception:  # noqa: BLE001 - stats are best effort
-                return None
-    f = getattr(connectivity, "components", None)
-    if callable(f):
-        try:
-            comps = f(model)
-            return len(comps) <= 1
-        except Exception:  # noqa: BLE001
-            return None
-    return None
+    try:
+        return bool(connectivity.analyze(model, articulation=False).connected)
+    except Exception:  # noqa: BLE001 - stats are best effort, never block a build
+        return None
 
 
 def _get(obj, *names, default=None):
@@ -161,6 +150,13 @@ def _get(obj, *names, default=None):
 
 def stability_summary(report) -> dict:
     """Max stress, stable flag and number of unsupported bricks from a stability report."""
+    inner = getattr(report, "stability", None)
+    if inner is not None and not isinstance(report, dict):  # a lego.repair RepairReport
+        out = stability_summary(inner)
+        conn = getattr(report, "connected", None)
+        if conn is not None:
+            out["connected"] = bool(conn)
+        return out
     out = {}
     ms = _get(report, "max_stress")
     if ms is None:

@@ -1,10 +1,109 @@
-"""Placeholder: filled in by its owner."""
+"""LDraw import/export and parts-list export. The work lives in :mod:`..blender.jobs`."""
 
-classes = ()
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper, ImportHelper
+
+from ..blender import jobs
+from ..blender import scene as lego_scene
+
+
+def _fail(op, exc) -> set[str]:
+    msg = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+    op.report({"ERROR"}, msg)
+    return {"CANCELLED"}
+
+
+def _has_model(context) -> bool:
+    return lego_scene.find_model_collection(context) is not None
+
+
+class IMAGE2LEGO_OT_import_ldraw(bpy.types.Operator, ImportHelper):
+    """Import an Image2LEGO .ldr/.mpd file as a LEGO model"""
+
+    bl_idname = "image2lego.import_ldraw"
+    bl_label = "Import LDraw"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filename_ext = ".ldr"
+    filter_glob: StringProperty(default="*.ldr;*.mpd", options={"HIDDEN"})
+
+    def execute(self, context):
+        try:
+            coll = jobs.import_ldraw(context, self.filepath)
+        except Exception as exc:  # noqa: BLE001
+            return _fail(self, exc)
+        self.report({"INFO"}, f"Imported {coll.name}")
+        return {"FINISHED"}
+
+
+class IMAGE2LEGO_OT_export_ldraw(bpy.types.Operator, ExportHelper):
+    """Export the LEGO model as LDraw (.ldr, or .mpd with one submodel per step)"""
+
+    bl_idname = "image2lego.export_ldraw"
+    bl_label = "Export LDraw"
+    bl_options = {"REGISTER"}
+
+    filename_ext = ".ldr"
+    filter_glob: StringProperty(default="*.ldr;*.mpd", options={"HIDDEN"})
+
+    @classmethod
+    def poll(cls, context):
+        return _has_model(context)
+
+    def execute(self, context):
+        try:
+            path = jobs.export_ldraw(context, self.filepath)
+        except Exception as exc:  # noqa: BLE001
+            return _fail(self, exc)
+        self.report({"INFO"}, f"Wrote {path}")
+        return {"FINISHED"}
+
+
+class IMAGE2LEGO_OT_export_parts(bpy.types.Operator, ExportHelper):
+    """Export the parts list (CSV, BrickLink wanted-list XML or Rebrickable CSV)"""
+
+    bl_idname = "image2lego.export_parts"
+    bl_label = "Export Parts List"
+    bl_options = {"REGISTER"}
+
+    filename_ext = ".csv"
+    filter_glob: StringProperty(default="*.csv;*.xml", options={"HIDDEN"})
+    format: EnumProperty(
+        name="Format",
+        items=[
+            ("csv", "CSV", "Part, colour, quantity"),
+            ("bricklink", "BrickLink XML", "BrickLink wanted list (.xml)"),
+            ("rebrickable", "Rebrickable CSV", "Rebrickable parts list (.csv)"),
+        ],
+        default="csv",
+    )
+    skip_unknown: BoolProperty(
+        name="Skip Unknown Colours",
+        description="Leave out colours the service has no id for instead of failing",
+        default=False,
+    )
+
+    @classmethod
+    def poll(cls, context):
+        return _has_model(context)
+
+    def execute(self, context):
+        try:
+            path = jobs.export_parts(context, self.filepath, self.format, self.skip_unknown)
+        except Exception as exc:  # noqa: BLE001
+            return _fail(self, exc)
+        self.report({"INFO"}, f"Wrote {path}")
+        return {"FINISHED"}
+
+
+classes = (IMAGE2LEGO_OT_import_ldraw, IMAGE2LEGO_OT_export_ldraw, IMAGE2LEGO_OT_export_parts)
 
 
 def register() -> None:
-    pass
+    pass  # operators/__init__.py registers ``classes``
 
 
 def unregister() -> None:

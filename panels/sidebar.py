@@ -1,10 +1,183 @@
-"""Placeholder: filled in by its owner."""
+"""3D Viewport → Sidebar (N) → "LEGO": Input, Model, Colours, Bricks, Output, Stats."""
 
-classes = ()
+from __future__ import annotations
+
+import bpy
+
+from ..blender import jobs
+from ..blender import scene as lego_scene
+
+CATEGORY = "LEGO"
+
+
+class _Base:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = CATEGORY
+
+    @classmethod
+    def poll(cls, context):
+        return getattr(context.scene, "image2lego", None) is not None
+
+
+class IMAGE2LEGO_PT_main(_Base, bpy.types.Panel):
+    bl_idname = "IMAGE2LEGO_PT_main"
+    bl_label = "Image2LEGO"
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.image2lego
+        msg = jobs.torch_missing_message()
+        if msg:
+            box = layout.box()
+            box.label(text="PyTorch is not installed: Image → LEGO is unavailable.", icon="ERROR")
+            box.label(text="Edit → Preferences → Add-ons → Image2LEGO → Install PyTorch.")
+            box.label(text="Voxels → LEGO and LDraw import work without it.")
+        layout.prop(s, "model_name")
+        row = layout.row(align=True)
+        row.scale_y = 1.4
+        row.operator("image2lego.image_to_lego", icon="IMAGE_DATA")
+        row = layout.row(align=True)
+        row.operator("image2lego.voxels_to_lego", icon="MESH_GRID")
+        row.operator("image2lego.import_ldraw", icon="IMPORT")
+
+
+class IMAGE2LEGO_PT_input(_Base, bpy.types.Panel):
+    bl_idname = "IMAGE2LEGO_PT_input"
+    bl_label = "Input"
+    bl_parent_id = "IMAGE2LEGO_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.image2lego
+        layout.prop(s, "image_path", text="")
+        layout.operator("image2lego.preview_input", icon="HIDE_OFF")
+        img = bpy.data.images.get(jobs.PREVIEW_IMAGE)
+        mask = bpy.data.images.get(jobs.PREVIEW_MASK)
+        if img is not None and mask is not None:
+            row = layout.row()
+            for im, label in ((img, "Image"), (mask, "Mask")):
+                col = row.column()
+                col.label(text=label)
+                if im.preview is not None:
+                    col.template_icon(icon_value=im.preview.icon_id, scale=6.0)
+
+
+class IMAGE2LEGO_PT_model(_Base, bpy.types.Panel):
+    bl_idname = "IMAGE2LEGO_PT_model"
+    bl_label = "Model"
+    bl_parent_id = "IMAGE2LEGO_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        s = context.scene.image2lego
+        layout.prop(s, "resolution")
+        layout.prop(s, "hollow")
+        if s.hollow == "shell":
+            layout.prop(s, "wall_thickness")
+            layout.prop(s, "supports")
+        layout.prop(s, "scale_mode")
+        layout.prop(s, "seed")
+
+
+class IMAGE2LEGO_PT_colors(_Base, bpy.types.Panel):
+    bl_idname = "IMAGE2LEGO_PT_colors"
+    bl_label = "Colours"
+    bl_parent_id = "IMAGE2LEGO_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        s = context.scene.image2lego
+        layout.prop(s, "color_mode")
+        if s.color_mode == "photo":
+            layout.prop(s, "k_colors")
+        elif s.color_mode == "single":
+            layout.prop(s, "single_color")
+
+
+class IMAGE2LEGO_PT_bricks(_Base, bpy.types.Panel):
+    bl_idname = "IMAGE2LEGO_PT_bricks"
+    bl_label = "Bricks"
+    bl_parent_id = "IMAGE2LEGO_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        layout.use_property_split = True
+        s = context.scene.image2lego
+        layout.prop(s, "brick_types")
+        layout.prop(s, "method")
+
+
+class IMAGE2LEGO_PT_output(_Base, bpy.types.Panel):
+    bl_idname = "IMAGE2LEGO_PT_output"
+    bl_label = "Output"
+    bl_parent_id = "IMAGE2LEGO_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        s = context.scene.image2lego
+        layout.prop(s, "output_dir", text="")
+        col = layout.column(align=True)
+        col.operator("image2lego.export_ldraw", icon="EXPORT")
+        col.operator("image2lego.export_parts", icon="TEXT")
+
+
+def _yes_no(v) -> str:
+    return "unknown" if v is None else ("yes" if v else "no")
+
+
+class IMAGE2LEGO_PT_stats(_Base, bpy.types.Panel):
+    bl_idname = "IMAGE2LEGO_PT_stats"
+    bl_label = "Stats"
+    bl_parent_id = "IMAGE2LEGO_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        coll = lego_scene.find_model_collection(context)
+        if coll is None:
+            layout.label(text="No LEGO model in the scene yet.")
+            return
+        st = lego_scene.get_stats(coll)
+        col = layout.column(align=True)
+        col.label(text=f"Model: {coll.name}")
+        for key, label in (
+            ("bricks", "Bricks"),
+            ("parts", "Distinct parts"),
+            ("colors", "Colours"),
+            ("layers", "Layers"),
+            ("steps", "Build steps"),
+        ):
+            col.label(text=f"{label}: {st.get(key, '?')}")
+        col.label(text=f"Connected: {_yes_no(st.get('connected'))}")
+        if "max_stress" in st:
+            ms = st["max_stress"]
+            col.label(text=f"Max stress: {ms:.2f}" if ms < 1e300 else "Max stress: ∞")
+            col.label(text=f"Stable: {_yes_no(st.get('stable'))}")
+            col.label(text=f"Unsupported bricks: {st.get('unsupported', 0)}")
+        stress = coll.get(lego_scene.DISPLAY_KEY) == "stress"
+        layout.operator(
+            "image2lego.highlight_stress",
+            text="Show Colours" if stress else "Highlight Stress",
+            icon="MOD_PHYSICS",
+            depress=stress,
+        )
+
+
+classes = (
+    IMAGE2LEGO_PT_main,
+    IMAGE2LEGO_PT_input,
+    IMAGE2LEGO_PT_model,
+    IMAGE2LEGO_PT_colors,
+    IMAGE2LEGO_PT_bricks,
+    IMAGE2LEGO_PT_output,
+    IMAGE2LEGO_PT_stats,
+)
 
 
 def register() -> None:
-    pass
+    pass  # panels/__init__.py registers ``classes``
 
 
 def unregister() -> None:

@@ -1,0 +1,274 @@
+"""What the operators do, without the operator boilerplate (so it is testable directly).
+
+Every job checks its inputs first and builds the scene / writes files only at the very end,
+so a failure or a cancel leaves the scene and the disk as they were.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import bpy
+import numpy as np
+
+from ..lego.bricks import BrickModel
+from . import scene as lego_scene
+
+
+class JobError(ValueError):
+    """A problem with the user's input, reported as is."""
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def torch_missing_message() -> str | None:
+    if importlib.util.find_spec("torch") is None:
+        return (
+            "PyTorch is not installed in Blender's Python: open Edit → Preferences → Add-ons → "
+            "Image2LEGO and press 'Install PyTorch' (Voxels → LEGO works without it)"
+        )
+    return None
+
+
+def check_image(path: Path | None) -> Path:
+    if path is None:
+        raise JobError("no input image: choose one in the LEGO tab's Input section")
+    if not path.is_file():
+        raise JobError(f"input image not found: {path}")
+    return path
+
+
+def check_output_dir(path: Path | None) -> Path | None:
+    """``None`` (no output wanted) or a folder we can write into (existing or creatable).
+
+    Raises :class:`JobError` for a path that is a file, or a folder that cannot be written.
+    """
+    if path is None:
+        return None
+    p = path
+    while not p.exists():
+        if p.parent == p:
+            break
+        p = p.parent
+    if not p.is_dir():
+        raise JobError(f"output folder {path} cannot be used: {p} is not a folder")
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise JobError(f"output folder {path} is not writable")
+    return path
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def output_paths(out_dir: Path, name: str) -> dict[str, Path]:
+    stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in name).strip("_") or "model"
+    return {"ldr": out_dir / f"{stem}.ldr", "parts": out_dir / f"{stem}_parts.csv"}
+
+
+def write_outputs(model: BrickModel, out_dir: Path, name: str) -> dict[str, Path]:
+    """Write ``<name>.ldr`` and ``<name>_parts.csv``; on failure remove what this call wrote."""
+    from ..lego import ldraw, partslist
+
+    paths = output_paths(out_dir, name)
+    created_dir = not out_dir.exists()
+    written: list[Path] = []
+    before = {k: p.read_bytes() if p.is_file() else None for k, p in paths.items()}
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        ldraw.write_ldr(model, paths["ldr"], title=name)
+        written.append(paths["ldr"])
+        partslist.write_parts(model, paths["parts"], "csv")
+        written.append(paths["parts"])
+    except OSError as exc:
+        for k, p in paths.items():  # put back what was there
+            if p in written:
+                old = before.get(k)
+                if old is None:
+                    p.unlink(missing_ok=True)
+                else:
+                    p.write_bytes(old)
+        if created_dir:
+            try:
+                out_dir.rmdir()
+            except OSError:
+                pass
+        raise JobError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}") from exc
+    return paths
+
+
+# --------------------------------------------------------------------------- building
+
+
+def settings_of(context):
+    return getattr(context.scene, "image2lego", None)
+
+
+def pipeline_options(context):
+    from . import preferences, properties
+
+    s = settings_of(context)
+    return properties.pipeline_options(s, preferences.weights_dir(context))
+
+
+def finish(context, result, name: str | None = None, out_dir: Path | None = None):
+    """Write the outputs (if any) and build the scene from a ``PipelineResult``."""
+    s = settings_of(context)
+    name = name or (s.model_name if s is not None else "LEGO Model") or "LEGO Model"
+    method = s.method if s is not None else lego_scene.DEFAULT_METHOD
+    model = result.model
+    if out_dir is not None:
+        write_outputs(model, out_dir, name)
+    stability = (result.reports or {}).get("stability")
+    stats = lego_scene.compute_stats(model, stability)
+    coll = lego_scene.build_model(context, model, name=name, method=method, stats=stats)
+    if s is not None:
+        s.display_mode = "colors"
+    return coll
+
+
+def image_steps(context):
+    """Checked inputs → the image pipeline's step generator. Raises JobError before any work."""
+    from . import properties
+
+    s = settings_of(context)
+    msg = torch_missing_message()
+    if msg:
+        raise JobError(msg)
+    path = check_image(properties.image_path(s))
+    out_dir = check_output_dir(properties.output_dir(s))
+    from ..core.pipeline import image_to_lego_steps
+
+    return image_to_lego_steps(str(path), pipeline_options(context)), out_dir
+
+
+def voxel_steps(context, path: str | os.PathLike):
+    from ..core.pipeline import load_voxel_file, voxels_to_lego_steps
+    from . import properties
+
+    s = settings_of(context)
+    out_dir = check_output_dir(properties.output_dir(s)) if s is not None else None
+    grid = load_voxel_file(path)
+    return voxels_to_lego_steps(grid, pipeline_options(context)), out_dir
+
+
+def import_ldraw(context, path: str | os.PathLike):
+    from ..lego.ldraw import parse_ldr
+
+    p = Path(path)
+    if not p.is_file():
+        raise JobError(f"LDraw file not found: {p}")
+    model = parse_ldr(p)
+    s = settings_of(context)
+    method = s.method if s is not None else lego_scene.DEFAULT_METHOD
+    return lego_scene.build_model(context, model, name=p.stem, method=method)
+
+
+def current_model(context):
+    coll = lego_scene.find_model_collection(context)
+    if coll is None:
+        raise JobError("no LEGO model in the scene: build one first")
+    return coll, lego_scene.model_from_collection(coll)
+
+
+def export_ldraw(context, path: str | os.PathLike) -> Path:
+    from ..lego import ldraw
+
+    coll, model = current_model(context)
+    p = Path(path)
+    check_output_dir(p.parent)
+    title = coll.get(lego_scene.MARK_KEY) or coll.name
+    try:
+        if p.suffix.lower() == ".mpd":
+            return ldraw.write_mpd(model, p, title=title)
+        return ldraw.write_ldr(model, p, title=title)
+    except OSError as exc:
+        raise JobError(f"cannot write {p}: {exc.strerror or exc}") from exc
+
+
+PARTS_EXT = {"csv": ".csv", "bricklink": ".xml", "rebrickable": ".csv"}
+
+
+def export_parts(context, path, fmt: str = "csv", skip_unknown: bool = False) -> Path:
+    from ..lego import partslist
+
+    _, model = current_model(context)
+    p = Path(path)
+    if p.suffix.lower() != PARTS_EXT[fmt]:
+        p = p.with_suffix(PARTS_EXT[fmt])
+    check_output_dir(p.parent)
+    try:
+        return partslist.write_parts(model, p, fmt, skip_unknown=skip_unknown)
+    except OSError as exc:
+        raise JobError(f"cannot write {p}: {exc.strerror or exc}") from exc
+
+
+# --------------------------------------------------------------------------- stress display
+
+
+def stress_scores(model: BrickModel):
+    """Per-brick stress scores and the stability report from ``lego.stability``."""
+    from ..lego.stability import analyze_stability
+
+    rep = analyze_stability(model)
+    return np.asarray(rep.stress, dtype=float), rep
+
+
+def toggle_stress(context, coll=None) -> str:
+    """Switch the model between colour and stress display; return the new mode."""
+    if coll is None:
+        coll, model = current_model(context)
+    else:
+        model = lego_scene.model_from_collection(coll)
+    if coll.get(lego_scene.DISPLAY_KEY) == "stress":
+        lego_scene.set_display(coll, None)
+        mode = "colors"
+    else:
+        scores, rep = stress_scores(model)
+        lego_scene.set_display(coll, scores)
+        stats = lego_scene.get_stats(coll)
+        stats.update(lego_scene.stability_summary(rep))
+        lego_scene.set_stats(coll, stats)
+        mode = "stress"
+    for s in (settings_of(context), getattr(coll, "image2lego", None)):
+        if s is not None:
+            s.display_mode = mode
+    return mode
+
+
+# --------------------------------------------------------------------------- preview
+
+
+PREVIEW_IMAGE = "I2L Input Preview"
+PREVIEW_MASK = "I2L Mask Preview"
+
+
+def _to_image(name: str, gray: np.ndarray) -> bpy.types.Image:
+    h, w = gray.shape
+    img = bpy.data.images.get(name)
+    if img is None or tuple(img.size) != (w, h):
+        if img is not None:
+            bpy.data.images.remove(img)
+        img = bpy.data.images.new(name, w, h, alpha=False)
+    g = np.flipud(gray.astype(np.float32))  # Blender images start at the bottom row
+    rgba = np.empty((h, w, 4), dtype=np.float32)
+    rgba[..., :3] = g[..., None]
+    rgba[..., 3] = 1.0
+    img.pixels.foreach_set(rgba.ravel())
+    img.update()
+    img.preview_ensure()
+    return img
+
+
+def preview_input(context) -> tuple[bpy.types.Image, bpy.types.Image]:
+    """Load the 128² grayscale and mask the network will see into ``bpy.data.images``."""
+    from ..core.preprocess import preprocess_image
+    from . import properties
+
+    path = check_image(properties.image_path(settings_of(context)))
+    pre = preprocess_image(str(path))
+    img = _to_image(PREVIEW_IMAGE, np.asarray(pre.image, dtype=np.float32) / 255.0)
+    mask = _to_image(PREVIEW_MASK, np.asarray(pre.mask, dtype=np.float32))
+    return img, mask
