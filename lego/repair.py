@@ -381,6 +381,12 @@ def repair(
     ):
         iterations += 1
         improved = False
+        # Shell models: hidden interior columns under the weak bricks are the surest fix.
+        if interior is not None:
+            extra = _supports(cur, rep, interior)
+            if extra and consider(cur.bricks + extra):
+                supports += len(extra)
+                continue
         for region in _weak_regions(cur, rep):
             if time.perf_counter() >= deadline:
                 break
@@ -393,11 +399,6 @@ def repair(
                     break
             if improved:
                 break
-        if not improved and interior is not None and time.perf_counter() < deadline:
-            extra = _supports(cur, rep, interior)
-            if extra and consider(cur.bricks + extra):
-                supports += len(extra)
-                improved = True
         if not improved:
             break
     if time.perf_counter() >= deadline and not _done(rep, n_cells):

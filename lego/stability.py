@@ -127,6 +127,7 @@ class StabilityReport:
     n_contacts: int = 0
     tension_n: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per contact, newtons
     contacts: Contacts | None = None
+    cpu_time_s: float = 0.0  # process CPU time of the analysis (robust to a busy machine)
 
     @property
     def overloaded(self) -> list[int]:
@@ -338,6 +339,7 @@ def analyze_stability(
     if objective not in ("sum", "max"):
         raise ValueError(f"objective must be 'sum' or 'max', got {objective!r}")
     t0 = time.perf_counter()
+    c0 = time.process_time()
     if not np.isfinite(clutch_n) or clutch_n <= 0:
         raise ValueError(f"clutch_n must be a positive number of newtons, got {clutch_n!r}")
     arr = brick_arrays(model)
@@ -399,6 +401,7 @@ def analyze_stability(
         n_components=len(comps),
         solve_time_s=time.perf_counter() - t0,
         status=status,
+        cpu_time_s=time.process_time() - c0,
         clutch_n=float(clutch_n),
         n_contacts=len(c.upper),
         tension_n=tension,

@@ -1,0 +1,132 @@
+"""Repair of disconnected / unstable layouts (issue 6): cover kept, failures reported."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from image2lego.lego.bricks import Brick, BrickModel
+from image2lego.lego.convert import ConvertOptions, voxels_to_bricks
+from image2lego.lego.repair import RepairReport, repair
+from image2lego.lego.stability import analyze_stability
+
+
+def test_grounded_but_split_layout_gets_connected_with_the_same_cells():
+    # Two 1x2 columns side by side, stacked straight: 2 pieces although the cells are one.
+    m = BrickModel(
+        [Brick(0, 0, 0, "3004"), Brick(0, 0, 2, "3004"), Brick(3, 0, 0, "3004")]
+        + [Brick(3, 0, 2, "3004")],
+        (4, 1, 6),
+    )
+    assert analyze_stability(m).n_components == 2
+    fixed, rep = repair(m)
+    assert isinstance(rep, RepairReport)
+    assert rep.before.n_components == 2 and rep.after.n_components == 1
+    assert rep.connected and rep.stable and not rep.unrepairable
+    assert np.array_equal(fixed.occupancy(), m.occupancy())
+    assert analyze_stability(fixed).n_components == 1
+    # the caller's model is untouched
+    assert len(m) == 4 and "stability" not in m.meta
+
+
+def test_brick_hanging_sideways_is_joined_and_supported():
+    # The top-right 1x2 touches the rest only sideways: unsupported before repair.
+    m = BrickModel(
+        [Brick(0, 0, 0, "3004"), Brick(3, 0, 0, "3004"), Brick(3, 0, 2, "3004")], (4, 1, 6)
+    )
+    fixed, rep = repair(m)
+    assert len(rep.before.unsupported) == 1 and not rep.before.stable
+    assert rep.after.unsupported == () and rep.after.stable and rep.after.n_components == 1
+    assert np.array_equal(fixed.occupancy(), m.occupancy())
+    assert "before:" in rep.summary() and "after:" in rep.summary()
+
+
+def test_floating_piece_is_reported_not_passed():
+    m = BrickModel([Brick(0, 0, 0, "3001"), Brick(9, 0, 0, "3001")], (4, 2, 12))
+    fixed, rep = repair(m)
+    assert not rep.stable and rep.after.unsupported
+    assert [i for i, _ in rep.unrepairable] == list(rep.after.unsupported)
+    assert all("floating" in why for _, why in rep.unrepairable)
+    text = rep.summary()
+    assert "could NOT fix" in text and "floating" in text
+    assert np.array_equal(fixed.occupancy(), m.occupancy())
+
+
+def test_impossible_cantilever_is_reported_with_the_force_it_needs():
+    # A 1x8 beam one brick thick, held by a single 1x1 brick at one end: no re-tiling of
+    # these cells can carry it at a clutch of 0.05 N.
+    m = BrickModel([Brick(0, 0, 0, "3005"), Brick(3, 0, 0, "3008")], (8, 1, 6))
+    fixed, rep = repair(m, clutch_n=0.05, time_budget_s=20)
+    assert not rep.stable and rep.after.n_overloaded > 0
+    assert rep.unrepairable and all("cantilever" in why for _, why in rep.unrepairable)
+    assert "needs ~" in rep.summary() and "0.05 N" in rep.summary()
+    assert np.array_equal(fixed.occupancy(), m.occupancy())
+    assert fixed.meta["stability"]["stable"] is False
+
+
+def test_stable_model_is_left_alone():
+    m = BrickModel([Brick(3 * i, 0, 0, "3001") for i in range(4)], (4, 2, 12))
+    fixed, rep = repair(m)
+    assert rep.iterations == 0 and rep.changes == 0 and rep.stable
+    assert fixed.bricks == m.bricks
+
+
+def _chair_like() -> np.ndarray:
+    g = np.zeros((8, 8, 10), bool)
+    for x, y in ((0, 0), (0, 7), (7, 0), (7, 7)):
+        g[x, y, :4] = True  # legs
+    g[:, :, 4] = True  # seat
+    g[:, 7, 5:] = True  # back
+    g[3:5, 0:3, 5] = True  # a lump on the seat
+    return g
+
+
+def test_repair_is_deterministic():
+    m = voxels_to_bricks(_chair_like())
+    # use a weak clutch so that repair has work to do
+    a, ra = repair(m, seed=3, clutch_n=0.02, max_iterations=3, time_budget_s=1e9)
+    b, rb = repair(m, seed=3, clutch_n=0.02, max_iterations=3, time_budget_s=1e9)
+    assert a.bricks == b.bricks
+    assert ra.after == rb.after and ra.unrepairable == rb.unrepairable
+
+
+def test_shell_gets_hidden_interior_support_only_inside():
+    g = np.ones((16, 16, 6), bool)
+    m = voxels_to_bricks(g, options=ConvertOptions(hollow="shell", supports=False))
+    assert not analyze_stability(m, clutch_n=0.1).stable
+    fixed, rep = repair(m, clutch_n=0.1, time_budget_s=1e9)
+    assert rep.stable and rep.support_bricks > 0
+    before, after = m.occupancy(), fixed.occupancy()
+    assert (after[before]).all()  # every visible cell is still there
+    added = after & ~before
+    assert added.any()
+    # added cells are enclosed: never on the outer surface of the box
+    assert not added[[0, -1], :, :].any() and not added[:, [0, -1], :].any()
+    assert not added[:, :, -1].any()
+
+
+def test_bad_arguments():
+    m = BrickModel([Brick(0, 0, 0, "3001")], (4, 2, 3))
+    with pytest.raises(TypeError, match="BrickModel"):
+        repair([Brick(0, 0, 0, "3001")])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_iterations"):
+        repair(m, max_iterations=-1)
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_repair_never_changes_the_cover(seed):
+    rng = np.random.default_rng(seed)
+    g = rng.random((6, 6, 5)) < 0.55
+    g[:, :, 0] |= rng.random((6, 6)) < 0.5
+    if not g.any():
+        return
+    m = voxels_to_bricks(g)
+    fixed, rep = repair(m, seed=seed % 7, max_iterations=2, time_budget_s=20)
+    assert np.array_equal(fixed.occupancy(), m.occupancy())
+    # the report describes the returned model
+    r = analyze_stability(fixed)
+    assert r.stable == rep.after.stable and r.n_components == rep.after.n_components
+    assert sorted(i for i, _ in rep.unrepairable) == sorted(set(r.unsupported) | set(r.overloaded))
