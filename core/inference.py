@@ -1,0 +1,156 @@
+"""Inference with the shipped TL-Octree weights.
+
+>>> from image2lego.core.inference import Predictor
+>>> p = Predictor.load()                       # weights/ of the package, or a folder
+>>> grids = p.predict("chair.jpg", resolutions=(8, 32))
+>>> grids[32].shape, grids[32].dtype           # ((32, 32, 32), dtype('bool')), axes [x, y, z], Z up
+>>> recon = p.reconstruct(grid32)              # 3D autoencoder round trip, for evaluation
+
+``predict`` accepts a path, a PIL image, or an already preprocessed uint8 array (128, 128)
+(grayscale, object centred on a white background, as :func:`core.preprocess.preprocess_image`
+returns). The renderer that made the training views is re-exported as :func:`render_views`
+(and the module as :data:`render`), callable on a voxel grid or a mesh.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .model import OUTPUT_RESOLUTIONS
+from .weights import LoadedWeights, load_weights
+
+IMAGE_SIZE = 128
+
+
+def _default_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _check_resolutions(resolutions: Iterable[int]) -> tuple[int, ...]:
+    res = tuple(int(r) for r in resolutions)
+    if not res:
+        raise ValueError("resolutions is empty")
+    bad = [r for r in res if r not in OUTPUT_RESOLUTIONS]
+    if bad:
+        raise ValueError(f"unsupported resolution(s) {bad}; choose from {OUTPUT_RESOLUTIONS}")
+    return res
+
+
+class Predictor:
+    """Image → voxels (image encoder + octree decoder) and voxels → voxels (autoencoder)."""
+
+    def __init__(self, weights: LoadedWeights, threads: int | None = None):
+        self.weights = weights
+        self.thresholds = dict(weights.thresholds)
+        self.threads = threads or _default_threads()
+
+    @classmethod
+    def load(cls, weights_dir: str | Path | None = None, threads: int | None = None) -> Predictor:
+        """Load the shipped weights (or those in ``weights_dir``); raises ``WeightsError``."""
+        return cls(load_weights(weights_dir), threads=threads)
+
+    # ---------------------------------------------------------------------------------------
+    @property
+    def config(self):
+        return self.weights.config
+
+    def _run(self, fn):
+        old = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                return fn()
+        finally:
+            torch.set_num_threads(old)
+
+    def _decode(self, z: torch.Tensor, resolutions: tuple[int, ...]) -> list[dict[int, np.ndarray]]:
+        dec = self.weights.autoencoder.decoder
+        logits = dec(z, mode="pred", thresholds=self.thresholds, max_res=max(resolutions))
+        out = []
+        for i in range(z.shape[0]):
+            out.append(
+                {r: (logits[r][i, 0] > self.thresholds.get(r, 0.0)).numpy() for r in resolutions}
+            )
+        return out
+
+    # ---------------------------------------------------------------------------------------
+    def prepare_image(self, image: Any) -> np.ndarray:
+        """Path / PIL image → preprocessed uint8 (128, 128); a uint8 (128, 128) array passes
+        through (checked)."""
+        if isinstance(image, np.ndarray):
+            arr = image
+            if arr.ndim == 3 and arr.shape[-1] == 1:
+                arr = arr[..., 0]
+            if arr.shape != (IMAGE_SIZE, IMAGE_SIZE):
+                raise ValueError(
+                    f"a preprocessed image must be ({IMAGE_SIZE}, {IMAGE_SIZE}) grayscale, "
+                    f"got shape {arr.shape}; pass a path or PIL image to preprocess it"
+                )
+            if arr.dtype != np.uint8:
+                raise ValueError(f"a preprocessed image must be uint8, got {arr.dtype}")
+            return arr
+        if isinstance(image, str | os.PathLike) or hasattr(image, "getpixel"):
+            from .preprocess import preprocess_image
+
+            res = preprocess_image(image)
+            arr = getattr(res, "image", res)
+            return self.prepare_image(np.asarray(arr))
+        raise TypeError(
+            f"image must be a path, a PIL image or a uint8 (128, 128) array, not {type(image)}"
+        )
+
+    def predict_latent(self, images: list[Any]) -> torch.Tensor:
+        arr = np.stack([self.prepare_image(im) for im in images])
+        enc = self.weights.image_encoder
+        if enc is None:
+            raise RuntimeError("these weights have no image encoder")
+        return self._run(lambda: enc(torch.from_numpy(arr)[:, None]))
+
+    def predict(self, image: Any, resolutions: Iterable[int] = (32,)) -> dict[int, np.ndarray]:
+        """One image → ``{resolution: bool grid (r, r, r)}`` with axes [x, y, z], Z up."""
+        return self.predict_batch([image], resolutions)[0]
+
+    def predict_batch(
+        self, images: list[Any], resolutions: Iterable[int] = (32,)
+    ) -> list[dict[int, np.ndarray]]:
+        res = _check_resolutions(resolutions)
+        z = self.predict_latent(images)
+        return self._run(lambda: self._decode(z, res))
+
+    def reconstruct(
+        self, grid: np.ndarray, resolutions: Iterable[int] = OUTPUT_RESOLUTIONS
+    ) -> dict[int, np.ndarray]:
+        """A 32³ occupancy grid → the autoencoder's reconstruction at ``resolutions``."""
+        res = _check_resolutions(resolutions)
+        g = np.asarray(grid)
+        if g.shape != (32, 32, 32):
+            raise ValueError(f"reconstruct expects a (32, 32, 32) grid, got shape {g.shape}")
+        x = torch.from_numpy(g.astype(np.float32))[None, None]
+
+        def fn():
+            z = self.weights.autoencoder.encoder(x)
+            return self._decode(z, res)[0]
+
+        return self._run(fn)
+
+
+def render_views(*args, **kwargs):
+    """The renderer that made the training views (``core.render``), re-exported."""
+    from . import render as _render
+
+    fn = getattr(_render, "render_views", None) or _render.render
+    return fn(*args, **kwargs)
+
+
+def __getattr__(name: str):
+    if name == "render":
+        from . import render as _render
+
+        return _render
+    raise AttributeError(name)

@@ -1,0 +1,799 @@
+"""Training of the TL-Octree network: stage 1 the octree autoencoder, stage 2 the image encoder.
+
+Usage (one command per stage, or both)::
+
+    python -m image2lego.core.train ae    --out runs/ae    [--epochs 6]
+    python -m image2lego.core.train image --out runs/img   --ae runs/ae/final.pt
+    python -m image2lego.core.train all   --out runs/tl
+
+    # several processes (CPU: gloo; GPU: nccl), same flags:
+    torchrun --nproc_per_node=2 -m image2lego.core.train ae --out runs/ae
+
+Both stages use a fixed seed, show tqdm progress, and write a resumable checkpoint
+(``<out>/<stage>_last.pt``, plain tensors and dicts, loadable with ``weights_only=True``) every
+``--ckpt-minutes`` and at the end of every epoch; re-running the same command resumes from it.
+``--max-minutes`` stops cleanly (checkpoint written) when the wall-time budget is spent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from .model import (
+    OUTPUT_RESOLUTIONS,
+    ImageEncoder,
+    LossWeights,
+    ModelConfig,
+    OctreeAutoencoder,
+    iou,
+    octree_loss,
+    octree_targets,
+)
+
+SEED = 1234
+
+
+# --------------------------------------------------------------------------------------------
+# process setup
+
+
+def setup_threads(n: int | None = None) -> None:
+    """Use the cores we have (2 here) without oversubscribing when several ranks share them."""
+    if n is None:
+        world = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+        n = max(1, (os.cpu_count() or 1) // max(1, world))
+    torch.set_num_threads(n)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class Dist:
+    """Rank/world info; initialises ``torch.distributed`` when launched by torchrun."""
+
+    def __init__(self) -> None:
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.enabled = self.world > 1
+        if torch.cuda.is_available():
+            self.device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(self.device)
+        else:
+            self.device = torch.device("cpu")
+        if self.enabled and not dist.is_initialized():
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            dist.init_process_group(backend=backend)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def all_reduce_mean(self, x: float) -> float:
+        if not self.enabled:
+            return x
+        t = torch.tensor([x], dtype=torch.float64)
+        dist.all_reduce(t)
+        return float(t.item()) / self.world
+
+    def any_flag(self, flag: bool) -> bool:
+        """True on every rank when it is true on any (keeps ranks in step when stopping)."""
+        if not self.enabled:
+            return flag
+        t = torch.tensor([1 if flag else 0])
+        dist.all_reduce(t)
+        return bool(t.item())
+
+    def close(self) -> None:
+        if self.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def wrap_ddp(model: nn.Module, d: Dist) -> nn.Module:
+    if not d.enabled:
+        return model
+    ids = [d.local_rank] if d.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+# --------------------------------------------------------------------------------------------
+# data
+
+
+def epoch_order(n: int, epoch: int, seed: int, d: Dist) -> np.ndarray:
+    """This rank's sample order for one epoch: a seeded permutation split across ranks like
+    ``DistributedSampler`` (padded so every rank takes the same number of steps)."""
+    sampler = torch.utils.data.DistributedSampler(
+        range(n), num_replicas=d.world, rank=d.rank, shuffle=True, seed=seed, drop_last=False
+    )
+    sampler.set_epoch(epoch)
+    return np.fromiter(iter(sampler), dtype=np.int64)
+
+
+def synthetic_shapes(n: int, seed: int = 0, res: int = 32) -> np.ndarray:
+    """``n`` small procedural furniture-like shapes (seat slab, legs, optional back) for tests
+    and smoke runs; never a substitute for the real training data."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n, res, res, res), dtype=bool)
+    for i in range(n):
+        w, dpt = rng.integers(8, 16, 2)
+        x0, y0 = (res - w) // 2, (res - dpt) // 2
+        seat = int(rng.integers(8, 14))
+        g = out[i]
+        g[x0 : x0 + w, y0 : y0 + dpt, seat : seat + 2] = True
+        for lx in (x0, x0 + w - 2):
+            for ly in (y0, y0 + dpt - 2):
+                g[lx : lx + 2, ly : ly + 2, 0:seat] = True
+        if rng.random() < 0.7:
+            top = int(rng.integers(seat + 6, res))
+            g[x0 : x0 + w, y0 + dpt - 2 : y0 + dpt, seat:top] = True
+    return out
+
+
+def load_train_voxels(cache: str | None, labels: Sequence[str] | None, split: str = "train"):
+    from .data import load_voxels
+
+    return load_voxels(cache=cache, split=split, labels=labels)
+
+
+def load_views(cache: str | None) -> np.ndarray:
+    """``views128.npz`` from the data stage: uint8 (N, V, 128, 128), rows = voxel rows."""
+    from .paths import cache_dir
+
+    p = Path(cache) if cache else cache_dir(create=False)
+    if p.is_dir() or p.suffix != ".npz":
+        p = p / "views128.npz"
+    if not p.is_file():
+        raise FileNotFoundError(f"rendered views {p} not found (core.render builds them)")
+    with np.load(p, allow_pickle=False) as z:
+        key = "views" if "views" in z.files else z.files[0]
+        return z[key]
+
+
+# --------------------------------------------------------------------------------------------
+# checkpoints
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+# --------------------------------------------------------------------------------------------
+# evaluation helpers (also used by benchmarks/eval_model.py)
+
+
+@torch.no_grad()
+def decode_batches(decoder, latents: torch.Tensor, thresholds=None, batch: int = 64):
+    """Decoder logits in inference mode (pruning by prediction) for many latents."""
+    decoder.eval()
+    out: dict[int, list[torch.Tensor]] = {}
+    for i in range(0, len(latents), batch):
+        lg = decoder(latents[i : i + batch], mode="pred", thresholds=thresholds)
+        for r, v in lg.items():
+            out.setdefault(r, []).append(v)
+    return {r: torch.cat(v) for r, v in out.items()}
+
+
+@torch.no_grad()
+def encode_voxels(encoder, voxels: np.ndarray, batch: int = 64) -> torch.Tensor:
+    encoder.eval()
+    zs = []
+    for i in range(0, len(voxels), batch):
+        zs.append(encoder(torch.from_numpy(voxels[i : i + batch]).float()[:, None]))
+    return torch.cat(zs)
+
+
+@torch.no_grad()
+def encode_images(img_encoder, views: np.ndarray, batch: int = 128) -> torch.Tensor:
+    img_encoder.eval()
+    zs = []
+    for i in range(0, len(views), batch):
+        zs.append(img_encoder(torch.from_numpy(np.ascontiguousarray(views[i : i + batch]))))
+    return torch.cat(zs)
+
+
+@torch.no_grad()
+def ious_from_latents(decoder, latents, voxels: np.ndarray, thresholds=None, batch: int = 64):
+    """Per-sample IoU at every output resolution: ``{res: np.ndarray (N,)}``."""
+    decoder.eval()
+    res_iou: dict[int, list[np.ndarray]] = {r: [] for r in OUTPUT_RESOLUTIONS}
+    thr = thresholds or {}
+    for i in range(0, len(latents), batch):
+        lg = decoder(latents[i : i + batch], mode="pred", thresholds=thresholds)
+        tg = octree_targets(torch.from_numpy(voxels[i : i + batch]))
+        for r in OUTPUT_RESOLUTIONS:
+            res_iou[r].append(iou(lg[r] > thr.get(r, 0.0), tg[r]).numpy())
+    return {r: np.concatenate(v) for r, v in res_iou.items()}
+
+
+@torch.no_grad()
+def choose_thresholds(decoder, latents, voxels: np.ndarray, grid=None) -> dict[int, float]:
+    """Logit thresholds per resolution maximising mean IoU, chosen coarse to fine (a level's
+    logits depend only on the coarser levels' thresholds, which prune). Use training data."""
+    grid = np.round(np.arange(-2.0, 2.01, 0.25), 2) if grid is None else grid
+    thr: dict[int, float] = {}
+    for r in OUTPUT_RESOLUTIONS:
+        best = (-1.0, 0.0)
+        for t in grid:
+            trial = {**thr, r: float(t)}
+            m = float(ious_from_latents(decoder, latents, voxels, trial)[r].mean())
+            if m > best[0]:
+                best = (m, float(t))
+        thr[r] = best[1]
+    return thr
+
+
+@torch.no_grad()
+def recalibrate_bn(ae: OctreeAutoencoder, voxels: np.ndarray, batch: int = 16, decoder=True):
+    """Precise BatchNorm: replace the running statistics (an exponential average that lags
+    behind the weights while they still move fast) by the exact average over ``voxels`` with
+    the network in training-mode batches. Measured on the first run: val IoU 4³ 0.38 → 0.93
+    with the same weights. The decoder is recalibrated on the recalibrated encoder's latents,
+    with the training-time pruning (ground truth ∪ prediction)."""
+
+    def reset(mod):
+        for m in mod.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average
+
+    def restore(mod):
+        for m in mod.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.momentum = 0.1
+
+    reset(ae.encoder)
+    ae.encoder.train()
+    for i in range(0, len(voxels) - batch + 1, batch):
+        ae.encoder(torch.from_numpy(voxels[i : i + batch]).float()[:, None])
+    ae.encoder.eval()
+    restore(ae.encoder)
+    if decoder:
+        reset(ae.decoder)
+        ae.decoder.train()
+        for i in range(0, len(voxels) - batch + 1, batch):
+            x = torch.from_numpy(voxels[i : i + batch]).float()[:, None]
+            ae.decoder(ae.encoder(x), targets=octree_targets(x), mode="union")
+        restore(ae.decoder)
+    ae.eval()
+    return ae
+
+
+def recalibrate_checkpoint(args, src: Path, dst: Path, voxels: np.ndarray | None = None) -> Path:
+    """``src`` autoencoder checkpoint → ``dst`` with precise BatchNorm statistics."""
+    st = load_checkpoint(src)
+    if st.get("bn_recalibrated"):
+        if src != dst:
+            save_checkpoint(dst, st)
+        return dst
+    cfg = ModelConfig.from_dict(json.loads(st["config"]))
+    ae = OctreeAutoencoder(cfg)
+    ae.load_state_dict(st["model"])
+    if voxels is None:
+        voxels = load_train_voxels(args.cache, args.labels).voxels
+    rng = np.random.default_rng(args.seed)
+    pick = rng.choice(len(voxels), size=min(args.recal_samples, len(voxels)), replace=False)
+    recalibrate_bn(ae, voxels[np.sort(pick)])
+    st["model"] = ae.state_dict()
+    st["bn_recalibrated"] = True
+    save_checkpoint(dst, st)
+    return dst
+
+
+# --------------------------------------------------------------------------------------------
+# training loops
+
+
+def _lr_at(step: int, total: int, base: float, warmup: int = 100, frac_time: float = 0.0) -> float:
+    """Warm-up then cosine decay over the run; the run's progress is the larger of the step
+    fraction and the spent fraction of the wall-time budget, so a run cut by ``--max-minutes``
+    still ends at a low learning rate."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    frac = min(1.0, max(frac_time, (step - warmup) / max(1, total - warmup)))
+    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def _progress(total: int, initial: int, disable: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, disable=disable, desc=desc, mininterval=5.0,
+                file=sys.stdout, dynamic_ncols=False, ncols=110)  # fmt: skip
+
+
+def train_autoencoder(args, d: Dist, voxels: np.ndarray | None = None, val=None) -> Path:
+    """Stage 1. ``voxels`` (N, 32, 32, 32) bool overrides loading the cache (tests)."""
+    out = Path(args.out)
+    ckpt_path = out / "ae_last.pt"
+    final_path = out / "ae_final.pt"
+    if voxels is None and getattr(args, "synthetic", 0):
+        voxels = synthetic_shapes(args.synthetic, args.seed)
+        val = voxels[:8]
+    if voxels is None:
+        vs = load_train_voxels(args.cache, args.labels)
+        voxels = vs.voxels
+        vval = load_train_voxels(args.cache, args.labels, "val").voxels
+        rng = np.random.default_rng(0)
+        val = vval[rng.choice(len(vval), size=min(256, len(vval)), replace=False)]
+    cfg = ModelConfig.from_dict(json.loads(args.config)) if args.config else ModelConfig()
+    seed_everything(args.seed)
+    model = OctreeAutoencoder(cfg).to(d.device)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr, foreach=True)
+    lw = LossWeights(pos_weight=args.pos_weight, dice=args.dice)
+    steps_per_epoch = math.ceil(len(voxels) / (args.batch * d.world))
+    total = steps_per_epoch * args.epochs
+    epoch, step_in_epoch, step = 0, 0, 0
+    spent_before = 0.0
+    history: list[dict] = []
+    if ckpt_path.is_file():
+        st = load_checkpoint(ckpt_path)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        epoch, step_in_epoch, step = st["epoch"], st["step_in_epoch"], st["step"]
+        history = json.loads(st.get("history", "[]"))
+        spent_before = float(st.get("minutes", 0.0))
+        torch.set_rng_state(st["rng"])
+        if d.main:
+            print(f"resumed {ckpt_path} at epoch {epoch} step {step}", flush=True)
+    net = wrap_ddp(model, d)
+    t_start = time.time() - 60 * spent_before
+    last_ckpt = time.time()
+    stop = False
+
+    def time_frac() -> float:
+        if args.max_minutes is None:
+            return 0.0
+        return (time.time() - t_start) / 60 / args.max_minutes
+
+    def state():
+        return {
+            "model": model.state_dict(),
+            "opt": opt.state_dict(),
+            "epoch": epoch,
+            "step_in_epoch": step_in_epoch,
+            "step": step,
+            "config": json.dumps(cfg.to_dict()),
+            "args": json.dumps(vars(args), default=str),
+            "history": json.dumps(history),
+            "rng": torch.get_rng_state(),
+            "minutes": (time.time() - t_start) / 60,
+        }
+
+    bar = _progress(total, step, not d.main or args.quiet, "ae")
+    while epoch < args.epochs and not stop:
+        order = epoch_order(len(voxels), epoch, args.seed, d)
+        nb = math.ceil(len(order) / args.batch)
+        net.train()
+        run_loss, run_parts, nrun = 0.0, {}, 0
+        for b in range(step_in_epoch, nb):
+            idx = np.sort(order[b * args.batch : (b + 1) * args.batch])
+            x = torch.from_numpy(voxels[idx]).float()[:, None].to(d.device)
+            if args.flip:
+                # mirror x (left/right) on half the batch: chairs are near-symmetric
+                flip = torch.rand(len(x)) < 0.5
+                x[flip] = x[flip].flip(2)
+            tg = octree_targets(x)
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(step, total, args.lr, frac_time=time_frac())
+            logits, z = net(
+                x, mode=args.prune, targets=tg, latent_noise=args.latent_noise, return_latent=True
+            )
+            loss, parts = octree_loss(logits, tg, lw)
+            if args.latent_l2 > 0:
+                loss = loss + args.latent_l2 * (z**2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            step_in_epoch = b + 1
+            run_loss += float(loss.detach())
+            for r, v in parts.items():
+                run_parts[r] = run_parts.get(r, 0.0) + v
+            nrun += 1
+            bar.update(1)
+            if nrun % 20 == 0:
+                bar.set_postfix_str(
+                    f"ep {epoch} loss {run_loss / nrun:.4f} "
+                    + " ".join(f"{r}:{run_parts[r] / nrun:.3f}" for r in sorted(run_parts))
+                )
+            over = time_frac() >= 1.0
+            if d.any_flag(over):
+                stop = True
+                break
+            if time.time() - last_ckpt > args.ckpt_minutes * 60:
+                if d.main:
+                    save_checkpoint(ckpt_path, state())
+                last_ckpt = time.time()
+        if step_in_epoch >= nb:
+            rec = {"epoch": epoch, "step": step, "loss": run_loss / max(1, nrun),
+                   "minutes": round((time.time() - t_start) / 60, 2)}  # fmt: skip
+            if val is not None and d.main:
+                z = encode_voxels(model.encoder, val)
+                vi = ious_from_latents(model.decoder, z, val)
+                rec.update({f"val_iou{r}": round(float(v.mean()), 4) for r, v in vi.items()})
+            history.append(rec)
+            if d.main:
+                print(json.dumps(rec), flush=True)
+            epoch += 1
+            step_in_epoch = 0
+        if d.main:
+            save_checkpoint(ckpt_path, state())
+        last_ckpt = time.time()
+    bar.close()
+    if d.enabled:
+        # DDP keeps parameters in step; BatchNorm running stats are per rank: take rank 0's.
+        for buf in model.buffers():
+            dist.broadcast(buf, 0)
+    if getattr(args, "save_rank_weights", False):
+        save_checkpoint(out / f"ae_rank{d.rank}.pt", {"model": model.state_dict()})
+    if d.main and epoch >= args.epochs:
+        save_checkpoint(final_path, state())
+        recalibrate_checkpoint(args, final_path, final_path, voxels)
+    d.barrier()
+    return final_path if final_path.is_file() else ckpt_path
+
+
+def _augment_images(x: torch.Tensor, gen: torch.Generator, shift: int = 6) -> torch.Tensor:
+    """Random shifts (pad + crop), scale jitter, brightness/contrast/gamma and noise so that
+    preprocessed real photos look like the rendered views. ``x`` float (B, 1, H, W) in [0, 1]."""
+    b, _, h, w = x.shape
+    # scale jitter + shift through one affine grid (bilinear, background = 1 - white)
+    s = 1.0 + (torch.rand(b, generator=gen) - 0.5) * 0.16
+    tx = (torch.rand(b, generator=gen) - 0.5) * 2 * shift / (w / 2)
+    ty = (torch.rand(b, generator=gen) - 0.5) * 2 * shift / (h / 2)
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = s
+    theta[:, 1, 1] = s
+    theta[:, 0, 2] = tx
+    theta[:, 1, 2] = ty
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    bg = x[:, :, :2, :2].mean(dim=(1, 2, 3), keepdim=True)  # corner = background level
+    x = F.grid_sample(x - bg, grid, align_corners=False, padding_mode="zeros") + bg
+    gamma = torch.exp((torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.6)
+    x = x.clamp(0, 1) ** gamma
+    contrast = 1.0 + (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.5
+    bright = (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.2
+    x = (x - 0.5) * contrast + 0.5 + bright
+    x = x + 0.02 * torch.randn(x.shape, generator=gen)
+    return x.clamp(0, 1)
+
+
+def train_image_encoder(
+    args, d: Dist, views: np.ndarray | None = None, voxels: np.ndarray | None = None
+) -> Path:
+    """Stage 2: MSE from images to the frozen autoencoder's latents (computed once)."""
+    out = Path(args.out)
+    ckpt_path = out / "image_last.pt"
+    final_path = out / "image_final.pt"
+    ae_path = Path(args.ae) if args.ae else out / "ae_final.pt"
+    if not ae_path.is_file():
+        raise FileNotFoundError(f"autoencoder checkpoint {ae_path} not found (train stage ae)")
+    st_ae = load_checkpoint(ae_path)
+    if not st_ae.get("bn_recalibrated"):
+        raise ValueError(
+            f"{ae_path} has no precise BatchNorm statistics; run the 'recal' stage first"
+        )
+    cfg = ModelConfig.from_dict(json.loads(st_ae["config"]))
+    ae = OctreeAutoencoder(cfg)
+    ae.load_state_dict(st_ae["model"])
+    ae.eval()
+    val_views = val_vox = None
+    if views is None:
+        from .data import load_voxels
+
+        allv = load_voxels(cache=args.cache)
+        views_all = load_views(args.cache)
+        n = min(len(views_all), len(allv))  # views may cover a prefix while rendering runs
+        keep = np.zeros(len(allv), dtype=bool)
+        keep[:n] = True
+        if args.labels:
+            keep &= np.isin(allv.label, args.labels)
+        tr = keep & (allv.split == "train")
+        va = keep & (allv.split == "val") & (allv.label == "chair")
+        voxels = allv.voxels[tr]
+        views = views_all[:n][tr[:n]]
+        rng = np.random.default_rng(0)
+        vi = np.flatnonzero(va[:n])
+        vi = vi[rng.choice(len(vi), size=min(256, len(vi)), replace=False)] if len(vi) else vi
+        val_views, val_vox = views_all[vi, 0], allv.voxels[vi]
+    if views.ndim == 3:
+        views = views[:, None]
+    cache_lat = out / "latents.pt"
+    if cache_lat.is_file() and load_checkpoint(cache_lat)["n"] == len(voxels):
+        latents = load_checkpoint(cache_lat)["z"]
+    else:
+        latents = encode_voxels(ae.encoder, voxels)
+        if d.main:
+            save_checkpoint(cache_lat, {"z": latents, "n": len(voxels)})
+    seed_everything(args.seed + 1)
+    model = ImageEncoder(cfg).to(d.device)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr_image, weight_decay=args.wd_image)
+    steps_per_epoch = math.ceil(len(views) / (args.batch_image * d.world))
+    total = steps_per_epoch * args.epochs_image
+    epoch, step_in_epoch, step = 0, 0, 0
+    spent_before = 0.0
+    history: list[dict] = []
+    if ckpt_path.is_file():
+        st = load_checkpoint(ckpt_path)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        epoch, step_in_epoch, step = st["epoch"], st["step_in_epoch"], st["step"]
+        history = json.loads(st.get("history", "[]"))
+        spent_before = float(st.get("minutes", 0.0))
+        torch.set_rng_state(st["rng"])
+        if d.main:
+            print(f"resumed {ckpt_path} at epoch {epoch} step {step}", flush=True)
+    net = wrap_ddp(model, d)
+    gen = torch.Generator().manual_seed(args.seed + 17 + 1000 * epoch + d.rank)
+    t_start = time.time() - 60 * spent_before
+    last_ckpt = time.time()
+    stop = False
+
+    def time_frac() -> float:
+        if args.max_minutes is None:
+            return 0.0
+        return (time.time() - t_start) / 60 / args.max_minutes
+
+    lat_scale = latents.std().item()
+
+    def state():
+        return {
+            "model": model.state_dict(),
+            "opt": opt.state_dict(),
+            "epoch": epoch,
+            "step_in_epoch": step_in_epoch,
+            "step": step,
+            "config": json.dumps(cfg.to_dict()),
+            "args": json.dumps(vars(args), default=str),
+            "history": json.dumps(history),
+            "rng": torch.get_rng_state(),
+            "minutes": (time.time() - t_start) / 60,
+        }
+
+    bar = _progress(total, step, not d.main or args.quiet, "image")
+    nviews = views.shape[1]
+    while epoch < args.epochs_image and not stop:
+        order = epoch_order(len(views), epoch, args.seed + 1, d)
+        nb = math.ceil(len(order) / args.batch_image)
+        net.train()
+        run, nrun = 0.0, 0
+        for b in range(step_in_epoch, nb):
+            idx = np.sort(order[b * args.batch_image : (b + 1) * args.batch_image])
+            v = torch.randint(0, nviews, (len(idx),), generator=gen).numpy()
+            if args.set_pose_fraction > 0:
+                v[torch.rand(len(idx), generator=gen).numpy() < args.set_pose_fraction] = 0
+            x = torch.from_numpy(views[idx, v]).float()[:, None] / 255.0
+            if args.augment:
+                x = _augment_images(x, gen)
+            y = latents[idx].to(d.device)
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(step, total, args.lr_image, frac_time=time_frac())
+            pred = net(x.to(d.device))
+            loss = F.mse_loss(pred, y) / lat_scale**2
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            step_in_epoch = b + 1
+            run += float(loss.detach())
+            nrun += 1
+            bar.update(1)
+            if nrun % 10 == 0:
+                bar.set_postfix_str(f"ep {epoch} nmse {run / nrun:.4f}")
+            over = time_frac() >= 1.0
+            if d.any_flag(over):
+                stop = True
+                break
+            if time.time() - last_ckpt > args.ckpt_minutes * 60:
+                if d.main:
+                    save_checkpoint(ckpt_path, state())
+                last_ckpt = time.time()
+        if step_in_epoch >= nb:
+            rec = {"epoch": epoch, "step": step, "nmse": run / max(1, nrun),
+                   "minutes": round((time.time() - t_start) / 60, 2)}  # fmt: skip
+            if val_views is not None and d.main:
+                z = encode_images(model, val_views)
+                vi = ious_from_latents(ae.decoder, z, val_vox)
+                rec.update({f"val_iou{r}": round(float(x.mean()), 4) for r, x in vi.items()})
+                zt = encode_voxels(ae.encoder, val_vox)
+                rec["val_nmse"] = float(F.mse_loss(z, zt)) / lat_scale**2
+            history.append(rec)
+            if d.main:
+                print(json.dumps(rec), flush=True)
+            epoch += 1
+            step_in_epoch = 0
+        if d.main:
+            save_checkpoint(ckpt_path, state())
+        last_ckpt = time.time()
+    bar.close()
+    if d.main and epoch >= args.epochs_image:
+        save_checkpoint(final_path, state())
+    d.barrier()
+    return final_path if final_path.is_file() else ckpt_path
+
+
+# --------------------------------------------------------------------------------------------
+# export to the shipped format
+
+
+def _git_commit() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+            cwd=Path(__file__).resolve().parents[1],
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def export_weights(args) -> dict:
+    """Checkpoints → ``weights/`` (safetensors + JSON), thresholds chosen on training rows."""
+    from .data import load_voxels
+    from .weights import save_weights
+
+    out = Path(args.out)
+    ae_path = Path(args.ae) if args.ae else out / "ae_final.pt"
+    st_ae = load_checkpoint(ae_path)
+    cfg = ModelConfig.from_dict(json.loads(st_ae["config"]))
+    ae = OctreeAutoencoder(cfg)
+    ae.load_state_dict(st_ae["model"])
+    ae.eval()
+    img = None
+    img_path = Path(args.image) if args.image else out / "image_final.pt"
+    st_img = None
+    if img_path.is_file():
+        st_img = load_checkpoint(img_path)
+        img = ImageEncoder(cfg)
+        img.load_state_dict(st_img["model"])
+        img.eval()
+    allv = load_voxels(cache=args.cache)
+    rng = np.random.default_rng(args.seed)
+    tr = np.flatnonzero(allv.split == "train")
+    views = None
+    if img is not None:
+        views = load_views(args.cache)
+        tr = tr[tr < len(views)]
+    pick = np.sort(rng.choice(tr, size=min(args.threshold_samples, len(tr)), replace=False))
+    vox = allv.voxels[pick]
+    thr = choose_thresholds(ae.decoder, encode_voxels(ae.encoder, vox), vox)
+    print(f"autoencoder thresholds (train rows): {thr}", flush=True)
+    meta = {
+        "training": {
+            "data": "voxels32.npz (core.data): "
+            + ", ".join(f"{k} {v}" for k, v in allv.counts().items()),
+            "commit": _git_commit(),
+            "ae_checkpoint_args": json.loads(st_ae["args"]),
+            "ae_history": json.loads(st_ae["history"]),
+            "ae_minutes": round(float(st_ae.get("minutes", 0.0)), 1),
+        },
+    }
+    if img is not None:
+        zi = encode_images(img, views[pick, 0])
+        ithr = choose_thresholds(ae.decoder, zi, vox)
+        print(f"image thresholds (train rows, set-pose view): {ithr}", flush=True)
+        meta["image_thresholds"] = {str(r): t for r, t in ithr.items()}
+        meta["training"].update(
+            image_checkpoint_args=json.loads(st_img["args"]),
+            image_history=json.loads(st_img["history"]),
+            image_minutes=round(float(st_img.get("minutes", 0.0)), 1),
+        )
+    files = save_weights(args.weights_out, ae, img, thr, meta=meta, fp16=not args.fp32)
+    for k, p in files.items():
+        print(f"{k}: {p} ({p.stat().st_size / 1e6:.2f} MB)", flush=True)
+    return {k: str(p) for k, p in files.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m image2lego.core.train", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("stage", choices=["ae", "recal", "image", "all", "export"])
+    p.add_argument("--out", default="runs/tl_octree", help="checkpoint folder (outside the repo)")
+    p.add_argument("--cache", default=None, help="voxel/view cache (default $IMAGE2LEGO_CACHE)")
+    p.add_argument("--labels", nargs="*", default=None, help="classes to train on (default all)")
+    p.add_argument("--seed", type=int, default=SEED)
+    p.add_argument("--epochs", type=int, default=6, help="autoencoder epochs")
+    p.add_argument("--batch", type=int, default=16, help="autoencoder batch (paper: 16)")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--config", default=None, help="ModelConfig as JSON (channels)")
+    p.add_argument("--prune", default="union", choices=["gt", "union", "pred", "none"],
+                   help="which cells the decoder expands while training")  # fmt: skip
+    p.add_argument("--pos-weight", type=float, default=1.0)
+    p.add_argument("--dice", type=float, default=0.0)
+    p.add_argument("--flip", action="store_true", help="mirror-x augmentation")
+    p.add_argument("--latent-noise", type=float, default=0.0)
+    p.add_argument("--latent-l2", type=float, default=0.0)
+    p.add_argument("--ae", default=None, help="autoencoder checkpoint for the image stage")
+    p.add_argument("--epochs-image", type=int, default=6)
+    p.add_argument("--batch-image", type=int, default=64)
+    p.add_argument("--lr-image", type=float, default=1e-3)
+    p.add_argument("--wd-image", type=float, default=1e-5)
+    p.add_argument("--set-pose-fraction", type=float, default=0.5,
+                   help="share of image samples forced to view 0 (the set pose)")  # fmt: skip
+    p.add_argument("--no-augment", dest="augment", action="store_false")
+    p.add_argument("--max-minutes", type=float, default=None, help="wall-time budget per stage")
+    p.add_argument("--ckpt-minutes", type=float, default=3.0)
+    p.add_argument("--recal-samples", type=int, default=2048,
+                   help="training rows for the precise-BatchNorm pass")  # fmt: skip
+    p.add_argument("--image", default=None, help="image-encoder checkpoint for export")
+    p.add_argument("--weights-out", default=None, help="export folder (default weights/)")
+    p.add_argument("--threshold-samples", type=int, default=768)
+    p.add_argument("--fp32", action="store_true", help="export float32 instead of float16")
+    p.add_argument("--synthetic", type=int, default=0,
+                   help="train the autoencoder on N procedural shapes (smoke tests)")  # fmt: skip
+    p.add_argument("--save-rank-weights", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_threads(args.threads)
+    if args.stage == "recal":
+        src = Path(args.ae) if args.ae else Path(args.out) / "ae_last.pt"
+        dst = recalibrate_checkpoint(args, src, Path(args.out) / "ae_final.pt")
+        print(f"recalibrated autoencoder: {dst}", flush=True)
+        return 0
+    if args.stage == "export":
+        if args.weights_out is None:
+            from .weights import default_weights_dir
+
+            args.weights_out = str(default_weights_dir())
+        export_weights(args)
+        return 0
+    d = Dist()
+    try:
+        if args.stage in ("ae", "all"):
+            path = train_autoencoder(args, d)
+            if d.main:
+                print(f"autoencoder checkpoint: {path}", flush=True)
+            if args.stage == "all":
+                args.ae = str(path)
+        if args.stage in ("image", "all"):
+            path = train_image_encoder(args, d)
+            if d.main:
+                print(f"image encoder checkpoint: {path}", flush=True)
+    finally:
+        d.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

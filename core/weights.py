@@ -1,0 +1,208 @@
+"""Shipped TL-Octree weights: safetensors files + a JSON of metadata, loaded with checks.
+
+Files (in ``weights/`` at the repository/package root unless another folder is given):
+
+* ``tl_octree.json`` - format version, model configuration (channels, resolutions), decision
+  thresholds per resolution, training data/commit and measured figures;
+* ``tl_octree_ae.safetensors`` - the 3D autoencoder (``encoder.*`` and ``decoder.*``);
+* ``tl_octree_image.safetensors`` - the image encoder.
+
+Floating-point tensors are stored as float16 to keep the repository small (the evaluation
+measures the IoU change; see MODEL_CARD.md) and converted to float32 on load. Anything wrong -
+a missing or truncated file, a checksum mismatch, an unknown format version, a missing or
+wrongly shaped tensor - raises :class:`WeightsError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .model import OUTPUT_RESOLUTIONS, ImageEncoder, ModelConfig, OctreeAutoencoder
+
+FORMAT_VERSION = 1
+META_FILE = "tl_octree.json"
+AE_FILE = "tl_octree_ae.safetensors"
+IMAGE_FILE = "tl_octree_image.safetensors"
+
+
+class WeightsError(RuntimeError):
+    """A weight file is missing, corrupt or does not match the model."""
+
+
+def default_weights_dir() -> Path:
+    """``weights/`` beside the package's modules (the repository root when run from a clone)."""
+    return Path(__file__).resolve().parents[1] / "weights"
+
+
+@dataclass
+class LoadedWeights:
+    config: ModelConfig
+    meta: dict
+    thresholds: dict[int, float]
+    autoencoder: OctreeAutoencoder | None = None
+    image_encoder: ImageEncoder | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _to_storage(state: dict[str, torch.Tensor], fp16: bool) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in state.items():
+        v = v.detach().cpu().contiguous()
+        if fp16 and v.is_floating_point():
+            v = v.half()
+        out[k] = v
+    return out
+
+
+def save_weights(
+    out_dir: str | Path,
+    autoencoder: OctreeAutoencoder,
+    image_encoder: ImageEncoder | None,
+    thresholds: dict[int, float],
+    meta: dict | None = None,
+    fp16: bool = True,
+) -> dict[str, Path]:
+    """Write the three files atomically; returns their paths."""
+    from safetensors.torch import save
+
+    out = Path(out_dir)
+    files = {"autoencoder": out / AE_FILE}
+    blobs = {"autoencoder": save(_to_storage(autoencoder.state_dict(), fp16))}
+    if image_encoder is not None:
+        files["image_encoder"] = out / IMAGE_FILE
+        blobs["image_encoder"] = save(_to_storage(image_encoder.state_dict(), fp16))
+    for k, path in files.items():
+        _atomic_write_bytes(path, blobs[k])
+    doc = {
+        "format_version": FORMAT_VERSION,
+        "model": "TL-Octree (octree autoencoder + image encoder), image2lego",
+        "config": autoencoder.cfg.to_dict(),
+        "resolutions": list(OUTPUT_RESOLUTIONS),
+        "thresholds": {str(r): float(t) for r, t in thresholds.items()},
+        "dtype": "float16" if fp16 else "float32",
+        "files": {
+            k: {"name": p.name, "sha256": hashlib.sha256(blobs[k]).hexdigest()}
+            for k, p in files.items()
+        },
+        **(meta or {}),
+    }
+    meta_path = out / META_FILE
+    _atomic_write_bytes(meta_path, (json.dumps(doc, indent=2) + "\n").encode())
+    files["meta"] = meta_path
+    return files
+
+
+def read_meta(weights_dir: str | Path | None = None) -> dict:
+    d = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    path = d / META_FILE
+    if not path.is_file():
+        raise WeightsError(f"{path}: weight metadata file is missing")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WeightsError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise WeightsError(f"{path}: expected a JSON object")
+    ver = doc.get("format_version")
+    if ver != FORMAT_VERSION:
+        raise WeightsError(
+            f"{path}: format_version {ver!r} is not supported (this code reads {FORMAT_VERSION})"
+        )
+    for key in ("config", "thresholds", "files"):
+        if key not in doc:
+            raise WeightsError(f"{path}: missing key {key!r}")
+    return doc
+
+
+def _load_into(module: nn.Module, path: Path, expected_sha: str | None) -> None:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise WeightsError(f"{path}: weight file is missing")
+    if expected_sha is not None and _sha256(path) != expected_sha:
+        raise WeightsError(
+            f"{path}: checksum mismatch (file is corrupt, truncated or from another training "
+            "run than its tl_octree.json)"
+        )
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise WeightsError(f"{path}: not a readable safetensors file ({e})") from None
+    own = module.state_dict()
+    missing = sorted(set(own) - set(tensors))
+    extra = sorted(set(tensors) - set(own))
+    if missing:
+        raise WeightsError(
+            f"{path}: missing tensors {missing[:5]}{' …' if len(missing) > 5 else ''}"
+        )
+    if extra:
+        raise WeightsError(
+            f"{path}: unexpected tensors {extra[:5]}{' …' if len(extra) > 5 else ''}"
+        )
+    for k, v in own.items():
+        if tuple(tensors[k].shape) != tuple(v.shape):
+            raise WeightsError(
+                f"{path}: tensor {k!r} has shape {tuple(tensors[k].shape)}, "
+                f"the model expects {tuple(v.shape)}"
+            )
+    module.load_state_dict({k: t.to(own[k].dtype) for k, t in tensors.items()})
+
+
+def load_weights(
+    weights_dir: str | Path | None = None, parts: tuple[str, ...] = ("autoencoder", "image_encoder")
+) -> LoadedWeights:
+    """Build the networks from ``weights_dir`` (default: the shipped ``weights/``) in eval mode.
+
+    ``parts`` picks which networks to load ("autoencoder", "image_encoder")."""
+    d = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    doc = read_meta(d)
+    meta_path = d / META_FILE
+    try:
+        cfg = ModelConfig.from_dict(doc["config"])
+        thresholds = {int(r): float(t) for r, t in doc["thresholds"].items()}
+    except (TypeError, ValueError, AttributeError) as e:
+        raise WeightsError(f"{meta_path}: bad config or thresholds ({e})") from None
+    out = LoadedWeights(config=cfg, meta=doc, thresholds=thresholds)
+    for part in parts:
+        if part not in ("autoencoder", "image_encoder"):
+            raise ValueError(f"unknown part {part!r}")
+        info = doc["files"].get(part)
+        if info is None:
+            raise WeightsError(f"{meta_path}: lists no {part} file")
+        module = OctreeAutoencoder(cfg) if part == "autoencoder" else ImageEncoder(cfg)
+        path = d / info["name"]
+        _load_into(module, path, info.get("sha256"))
+        module.eval()
+        setattr(out, part, module)
+        out.files[part] = path
+    return out
