@@ -203,6 +203,7 @@ def _setup_workbench(scene, resolution, *, id_pass: bool = False) -> None:
     r.resolution_x, r.resolution_y = int(resolution[0]), int(resolution[1])
     r.resolution_percentage = 100
     r.film_transparent = True
+    r.dither_intensity = 0.0  # deterministic pixels (no noise in flat areas)
     r.use_compositing = False
     r.use_sequencer = False
     r.image_settings.file_format = "PNG"
@@ -236,7 +237,10 @@ def _setup_workbench(scene, resolution, *, id_pass: bool = False) -> None:
 def _render_to(scene, path: Path) -> Path:
     """Render ``scene`` (not necessarily the active one) to ``path`` as PNG."""
     scene.render.filepath = str(path)
-    bpy.ops.render.render(write_still=True, scene=scene.name)
+    # With only ``scene=``, animation is evaluated at the *context* scene's frame; the override
+    # makes the render use this scene's own frame (the rest frame of a temporary scene).
+    with bpy.context.temp_override(scene=scene):
+        bpy.ops.render.render(write_still=True, scene=scene.name)
     if not path.is_file():
         raise OSError(f"Blender did not write the render {path}")
     return path
@@ -320,9 +324,11 @@ def _delete_temp_scene(sc) -> None:
 
 
 def _evaluated_bounds(sc, collection):
-    dg = sc.view_layers[0].depsgraph
-    dg.update()
-    return model_bounds(collection, dg)
+    """Model bounds as ``sc`` sees it (at its own frame, i.e. at rest for a temp scene)."""
+    with bpy.context.temp_override(scene=sc, view_layer=sc.view_layers[0]):
+        dg = bpy.context.evaluated_depsgraph_get()
+        dg.update()
+        return model_bounds(collection, dg)
 
 
 # --------------------------------------------------------------------------- rendering

@@ -188,3 +188,20 @@ def test_bad_arguments():
     empty = bpy.data.collections.new("empty")
     with pytest.raises(ValueError, match="no build steps"):
         anim.animate_build(bpy.context, empty)
+
+
+def test_instructions_render_the_model_at_rest_while_animated(tmp_path):
+    from PIL import Image
+
+    from image2lego.blender import instructions as ins
+
+    coll = _fresh("objects")
+    plain = ins.run(ins.render_steps(bpy.context, coll, tmp_path, (96, 72), thumbnails=False))
+    anim.animate_build(bpy.context, coll, frames_per_step=FPS)
+    bpy.context.scene.frame_set(0)  # nothing visible in the user's scene at this frame
+    out = tmp_path / "animated"
+    out.mkdir()
+    moved = ins.run(ins.render_steps(bpy.context, coll, out, (96, 72), thumbnails=False))
+    assert bpy.context.scene.frame_current == 0
+    for a, b in zip(plain, moved, strict=True):
+        assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
