@@ -128,7 +128,7 @@ class _Table:
     def __init__(self, lengths: tuple[int, ...]):
         self.lengths = lengths
         self.nmax = -1
-        self._grow(64)
+        self._grow(16)
 
     def _grow(self, nmax: int) -> None:
         count = np.zeros((2, nmax + 1), dtype=np.int64)
@@ -845,8 +845,47 @@ def connect(
     t0 = time.perf_counter()
     n, comp = asm.components()
     fixes = 0
+    deadline = t0 + time_budget
+    # cheap first: parts straddling breaks only
+    n, comp, fixes = _connect_loop(asm, n, comp, n_target, seed, max_fixes, deadline, False)
+    if n > n_target and asm.allow_plates:
+        # Fallback: demote every brick of the smaller pieces, and the bricks next to them,
+        # to staggered plates, then try again at plate resolution.
+        sizes = np.bincount(comp[comp >= 0])
+        main = int(np.argmax(sizes))
+        h = np.asarray(asm.h)
+        minor = np.flatnonzero((comp >= 0) & (comp != main))
+        ids = set(minor.tolist()) | _neighbours(asm, minor.tolist())
+        ids = sorted(i for i in ids if h[i] == PLATES_PER_BRICK)
+        if ids:
+            _retile(asm, ids, True, 0, seed)
+            fixes += 1
+            n, comp = asm.components()
+            n, comp, fixes2 = _connect_loop(
+                asm, n, comp, n_target, seed, max_fixes, deadline, False
+            )
+            fixes += fixes2
+    if n > n_target:
+        # expensive: re-tile regions in other variants, demote bricks around single breaks
+        n, comp, fixes2 = _connect_loop(asm, n, comp, n_target, seed, max_fixes, deadline, True)
+        fixes += fixes2
+    ok = n <= n_target
+    if ok:
+        msg = "bricks are connected" if n_target == 1 else f"bricks form {n} pieces like the voxels"
+    else:
+        msg = (
+            f"could not connect the bricks: {n} separate pieces where the voxels form "
+            f"{n_target} (parts one layer thick cannot be bridged"
+            + ("" if asm.allow_plates else "; plates are disabled")
+            + ")"
+        )
+    return ConnectResult(ok, n, n_target, fixes, msg)
+
+
+def _connect_loop(asm, n, comp, n_target, seed, max_fixes, deadline, full):
+    fixes = 0
     failed: set[tuple[int, int]] = set()
-    while n > n_target and fixes < max_fixes and time.perf_counter() - t0 < time_budget:
+    while n > n_target and fixes < max_fixes and time.perf_counter() < deadline:
         seams = _seams(asm, comp)
         sizes = np.bincount(comp[comp >= 0])
         z = np.asarray(asm.z)
@@ -860,27 +899,17 @@ def connect(
         for b1, b2, x1, y1, x2, y2, _p in seams[order].tolist():
             if (b1, b2) in failed or comp[b1] == comp[b2]:
                 continue
-            if _fix(asm, [b1, b2], ((x1, y1), (x2, y2)), n, comp, seed):
+            if _fix(asm, [b1, b2], ((x1, y1), (x2, y2)), n, comp, seed, full):
                 fixes += 1
                 progressed = True
                 n, comp = asm.components()
                 break
             failed.add((b1, b2))
-            if time.perf_counter() - t0 > time_budget:
+            if time.perf_counter() > deadline:
                 break
         if not progressed:
             break
-    ok = n <= n_target
-    if ok:
-        msg = "bricks are connected" if n_target == 1 else f"bricks form {n} pieces like the voxels"
-    else:
-        msg = (
-            f"could not connect the bricks: {n} separate pieces where the voxels form "
-            f"{n_target} (parts one layer thick cannot be bridged"
-            + ("" if asm.allow_plates else "; plates are disabled")
-            + ")"
-        )
-    return ConnectResult(ok, n, n_target, fixes, msg)
+    return n, comp, fixes
 
 
 def _touched_components(asm: Assembly, new: list[int], comp: np.ndarray) -> set[int]:
@@ -920,7 +949,7 @@ def _try(asm: Assembly, ids, demote: bool, variant: int, seed: int, n_before: in
     return False
 
 
-def _fix(asm: Assembly, pair: list[int], cells, n_before: int, comp, seed: int) -> bool:
+def _fix(asm: Assembly, pair: list[int], cells, n_before: int, comp, seed: int, full: bool) -> bool:
     b1 = pair[0]
     same_unit = asm.z[b1] == asm.z[pair[1]] and asm.h[b1] == asm.h[pair[1]]
     tries: list[tuple[list[int], bool]] = []
@@ -938,6 +967,8 @@ def _fix(asm: Assembly, pair: list[int], cells, n_before: int, comp, seed: int) 
             for br in _bridges(asm, region, cells[0], cells[1], comp, need)[:6]:
                 if _try_bridge(asm, region, br, n_before):
                     return True
+    if not full:
+        return False
     if same_unit:
         tries.append((pair, False))
         nb = [i for i in _neighbours(asm, pair) if asm.z[i] == asm.z[b1] and asm.h[i] == asm.h[b1]]
@@ -946,7 +977,7 @@ def _fix(asm: Assembly, pair: list[int], cells, n_before: int, comp, seed: int) 
         tries.append((pair, True))
         tries.append((sorted(set(pair) | _neighbours(asm, pair)), True))
     for ids, demote in tries:
-        for v in range(8):
+        for v in (0, 3, 5, 6):  # both axes x both phases
             if _try(asm, ids, demote, v, seed, n_before, comp):
                 return True
     return False
