@@ -1,0 +1,171 @@
+"""Weights files (save/load with checks, clear errors) and the Predictor API."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from image2lego.core.inference import Predictor
+from image2lego.core.model import ImageEncoder, ModelConfig, OctreeAutoencoder
+from image2lego.core.weights import (
+    AE_FILE,
+    IMAGE_FILE,
+    META_FILE,
+    WeightsError,
+    default_weights_dir,
+    load_weights,
+    save_weights,
+)
+
+TINY = ModelConfig(
+    latent_dim=16,
+    dec_channels=(16, 16, 16, 8, 4),
+    enc_channels=(4, 8, 8, 16, 16),
+    img_channels=(4, 8, 8, 8),
+    img_hidden=32,
+)
+THR = {4: 0.0, 8: -0.5, 16: 0.25, 32: 0.5}
+
+
+@pytest.fixture()
+def tiny_weights(tmp_path):
+    torch.manual_seed(0)
+    ae, img = OctreeAutoencoder(TINY).eval(), ImageEncoder(TINY).eval()
+    save_weights(tmp_path, ae, img, THR, meta={"image_thresholds": {"32": 0.0}})
+    return tmp_path, ae, img
+
+
+def test_roundtrip_float16(tiny_weights):
+    d, ae, img = tiny_weights
+    assert {p.name for p in d.iterdir()} == {AE_FILE, IMAGE_FILE, META_FILE}
+    w = load_weights(d)
+    assert w.config == TINY and w.thresholds == THR
+    for k, v in ae.state_dict().items():
+        got = w.autoencoder.state_dict()[k]
+        assert got.dtype == v.dtype
+        assert torch.allclose(got.float(), v.float(), rtol=1e-3, atol=1e-3), k
+    assert not w.autoencoder.training and not w.image_encoder.training
+
+
+def test_missing_files_are_clear_errors(tmp_path, tiny_weights):
+    with pytest.raises(WeightsError, match="metadata file is missing"):
+        load_weights(tmp_path / "nowhere")
+    d, _, _ = tiny_weights
+    (d / IMAGE_FILE).unlink()
+    with pytest.raises(WeightsError, match=f"{IMAGE_FILE}: weight file is missing"):
+        load_weights(d)
+    load_weights(d, parts=("autoencoder",))  # the autoencoder alone still loads
+
+
+def test_truncated_file_is_a_clear_error(tiny_weights):
+    d, _, _ = tiny_weights
+    data = (d / AE_FILE).read_bytes()
+    (d / AE_FILE).write_bytes(data[: len(data) // 2])
+    with pytest.raises(WeightsError, match=f"{AE_FILE}: checksum mismatch"):
+        load_weights(d)
+    # without a recorded checksum the safetensors parser itself must fail cleanly
+    meta = json.loads((d / META_FILE).read_text())
+    del meta["files"]["autoencoder"]["sha256"]
+    (d / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(WeightsError, match=f"{AE_FILE}: not a readable safetensors file"):
+        load_weights(d)
+
+
+def test_wrong_shape_is_a_clear_error(tmp_path, tiny_weights):
+    d, _, _ = tiny_weights
+    other = ModelConfig(**{**TINY.to_dict(), "dec_channels": (16, 16, 16, 8, 6)})
+    save_weights(tmp_path / "other", OctreeAutoencoder(other), None, THR)
+    (d / AE_FILE).write_bytes((tmp_path / "other" / AE_FILE).read_bytes())
+    meta = json.loads((d / META_FILE).read_text())
+    meta["files"]["autoencoder"].pop("sha256")
+    (d / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(
+        WeightsError,
+        match=r"decoder.blocks.4.up.weight. has shape \(8, 6, 2, 2, 2\), the model expects",
+    ):
+        load_weights(d)
+
+
+def test_bad_meta_is_a_clear_error(tiny_weights):
+    d, _, _ = tiny_weights
+    meta = json.loads((d / META_FILE).read_text())
+    (d / META_FILE).write_text(json.dumps({**meta, "format_version": 99}))
+    with pytest.raises(WeightsError, match="format_version 99 is not supported"):
+        load_weights(d)
+    (d / META_FILE).write_text("{not json")
+    with pytest.raises(WeightsError, match="not valid JSON"):
+        load_weights(d)
+
+
+def test_predictor_on_preprocessed_arrays(tiny_weights):
+    d, _, _ = tiny_weights
+    p = Predictor.load(d, threads=1)
+    img = np.full((128, 128), 255, np.uint8)
+    img[30:100, 40:90] = 90
+    out = p.predict(img, resolutions=(8, 32))
+    assert sorted(out) == [8, 32]
+    assert out[32].shape == (32, 32, 32) and out[32].dtype == bool
+    assert out[8].shape == (8, 8, 8)
+    # octree consistency: every occupied 32³ cell lies in an occupied 8³ cell... of the same
+    # pass (pruning makes children of empty parents empty)
+    grid = np.zeros((32, 32, 32), bool)
+    grid[8:24, 8:24, 0:20] = True
+    rec = p.reconstruct(grid)
+    assert sorted(rec) == [4, 8, 16, 32]
+    for lo, hi in ((4, 8), (8, 16), (16, 32)):
+        up = rec[lo].repeat(2, 0).repeat(2, 1).repeat(2, 2)
+        assert not (rec[hi] & ~up).any()
+
+
+def test_predictor_rejects_bad_input(tiny_weights):
+    d, _, _ = tiny_weights
+    p = Predictor.load(d, threads=1)
+    with pytest.raises(ValueError, match="must be \\(128, 128\\) grayscale"):
+        p.predict(np.zeros((64, 64), np.uint8))
+    with pytest.raises(ValueError, match="must be uint8"):
+        p.predict(np.zeros((128, 128), np.float32))
+    with pytest.raises(ValueError, match="unsupported resolution"):
+        p.predict(np.zeros((128, 128), np.uint8), resolutions=(64,))
+    with pytest.raises(ValueError, match="expects a \\(32, 32, 32\\) grid"):
+        p.reconstruct(np.zeros((30, 30, 30), bool))
+    with pytest.raises(TypeError, match="image must be"):
+        p.predict(12)
+
+
+def _shipped():
+    d = default_weights_dir()
+    if not (d / META_FILE).is_file():
+        pytest.skip("no shipped weights in weights/")
+    return d
+
+
+def test_shipped_weights_load_and_reconstruct_a_chair_like_shape():
+    p = Predictor.load(_shipped())
+    grid = np.zeros((32, 32, 32), bool)
+    grid[8:24, 8:24, 10:12] = True  # seat
+    for x in (8, 22):
+        for y in (8, 22):
+            grid[x : x + 2, y : y + 2, 0:10] = True  # legs
+    grid[8:24, 22:24, 12:28] = True  # back
+    rec = p.reconstruct(grid)
+    inter = (rec[32] & grid).sum()
+    assert inter / (rec[32] | grid).sum() > 0.3
+    assert rec[4].sum() > 0
+
+
+def test_shipped_weights_predict_fast():
+    p = Predictor.load(_shipped())
+    img = np.full((128, 128), 255, np.uint8)
+    img[30:110, 40:90] = 80
+    p.predict(img)
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        out = p.predict(img, resolutions=(4, 8, 16, 32))
+        times.append(time.perf_counter() - t)
+    assert out[32].any()
+    assert sorted(times)[1] < 5.0  # generous: the benchmark reports the real median
