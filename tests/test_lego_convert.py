@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from image2lego.lego.catalogue import CATALOGUE
-from image2lego.lego.convert import voxels_to_bricks
+from image2lego.lego.colors import nearest_color
+from image2lego.lego.convert import ConvertOptions, voxels_to_bricks
 from image2lego.lego.voxels import to_layers
 
 
@@ -33,3 +35,187 @@ def test_sphere_cover_and_connected():
     np.testing.assert_array_equal(m.occupancy(), layers.occ)
     assert m.meta["connectivity"]["n_components"] == 1
     assert m.meta["warnings"] == []
+
+
+@pytest.mark.parametrize("bt", ["mixed", "plates", "bricks"])
+def test_sphere_stays_round_in_proportional_mode(bt):
+    g = sphere(24)
+    m = voxels_to_bricks(g, options=ConvertOptions(brick_types=bt))
+    w_mm, d_mm, h_mm = m.meta["size_mm"]
+    assert w_mm == d_mm == 24 * 8.0
+    assert abs(h_mm - w_mm) <= 8.0  # within one stud
+    assert abs(m.shape[2] * 3.2 - w_mm) <= 8.0
+    assert m.meta["connected"]
+
+
+def test_paper_scale_is_twenty_percent_taller():
+    m = voxels_to_bricks(sphere(10), options=ConvertOptions(scale="paper"))
+    w_mm, _, h_mm = m.meta["size_mm"]
+    assert h_mm / w_mm == pytest.approx(1.2)
+    assert m.shape[2] == 30
+
+
+def test_single_colour_and_rgb_triple():
+    g = sphere(6)
+    m = voxels_to_bricks(g, options=ConvertOptions(color=4))
+    assert {b.color for b in m.bricks} == {4}
+    m = voxels_to_bricks(g, colors=(1.0, 0.0, 0.0))
+    assert {b.color for b in m.bricks} == {nearest_color((1.0, 0.0, 0.0))}
+    m = voxels_to_bricks(g, colors=np.array([255, 255, 255], dtype=np.uint8))
+    assert {b.color for b in m.bricks} == {15}  # white
+
+
+def two_colour_grid():
+    g = np.ones((6, 4, 4), dtype=bool)
+    c = np.zeros(g.shape + (3,))
+    c[:3] = (0.9, 0.05, 0.05)
+    c[3:] = (0.05, 0.1, 0.8)
+    return g, c
+
+
+def test_photo_colours_follow_voxels():
+    g, c = two_colour_grid()
+    m = voxels_to_bricks(g, colors=c, options=ConvertOptions(color_mode="photo", k=2))
+    cols = {b.color for b in m.bricks}
+    assert len(cols) == 2
+    # every brick's colour is the colour of all voxels it covers: left half one, right other
+    left = {b.color for b in m.bricks if b.x + b.size[0] <= 3}
+    right = {b.color for b in m.bricks if b.x >= 3}
+    assert len(left) == len(right) == 1 and left != right
+    assert not [b for b in m.bricks if b.x < 3 < b.x + b.size[0]]
+    assert m.meta["colors"]["colors_used"] == sorted(cols)
+
+
+def test_grayscale_uses_lego_greys():
+    from image2lego.lego.colors import GREYS
+
+    g, c = two_colour_grid()
+    m = voxels_to_bricks(g, colors=c, options=ConvertOptions(color_mode="grayscale", k=2))
+    assert {b.color for b in m.bricks} <= set(GREYS)
+
+
+def test_filled_interior_takes_nearest_surface_colour():
+    g = np.ones((7, 7, 7), dtype=bool)
+    g[2:5, 2:5, 2:5] = False
+    c = np.zeros(g.shape + (3,))
+    c[...] = (0.9, 0.05, 0.05)
+    c[~g] = np.nan  # no colour inside: must not matter
+    m = voxels_to_bricks(g, colors=c, options=ConvertOptions(color_mode="photo", k=1))
+    assert {b.color for b in m.bricks} == {nearest_color((0.9, 0.05, 0.05))}
+    assert m.meta["n_voxels_built"] == 7**3
+
+
+@pytest.mark.parametrize(
+    "colors, opts, exc, msg",
+    [
+        ("nan", ConvertOptions(color_mode="photo"), ValueError, "NaN"),
+        (np.zeros((2, 2, 2, 3)), ConvertOptions(color_mode="photo"), ValueError, "shape"),
+        ("ok", ConvertOptions(), ValueError, "color_mode='single'"),
+        (None, ConvertOptions(color_mode="photo"), ValueError, "needs per-voxel colours"),
+        ("big", ConvertOptions(color_mode="photo"), ValueError, "0..1"),
+        (
+            np.zeros((4, 4, 4, 3), dtype=np.int32),
+            ConvertOptions(color_mode="photo"),
+            TypeError,
+            "uint8",
+        ),
+    ],
+)
+def test_bad_colours(colors, opts, exc, msg):
+    g = np.ones((4, 4, 4), dtype=bool)
+    if isinstance(colors, str):
+        c = np.full(g.shape + (3,), 0.5)
+        if colors == "nan":
+            c[1, 1, 1, 0] = np.nan
+        if colors == "big":
+            c[0, 0, 0] = 3.0
+        colors = c
+    with pytest.raises(exc, match=msg):
+        voxels_to_bricks(g, colors=colors, options=opts)
+
+
+@pytest.mark.parametrize(
+    "kw, msg",
+    [
+        ({"scale": "huge"}, "scale"),
+        ({"brick_types": "tiles"}, "brick_types"),
+        ({"hollow": "maybe"}, "hollow"),
+        ({"wall_thickness": 0}, "wall_thickness"),
+        ({"color_mode": "rainbow"}, "color_mode"),
+        ({"k": 0}, "k"),
+        ({"palette": []}, "palette"),
+        ({"color": -2}, "color"),
+        ({"max_bricks_per_step": 0}, "max_bricks_per_step"),
+    ],
+)
+def test_option_validation(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        ConvertOptions(**kw)
+
+
+@pytest.mark.parametrize(
+    "grid, exc, msg",
+    [
+        (np.zeros((3, 3, 3), dtype=bool), ValueError, "empty"),
+        (np.ones((3, 3), dtype=bool), ValueError, "3-D"),
+        (np.ones((3, 3, 3), dtype=int), TypeError, "bool"),
+        ("voxels", TypeError, "ndarray"),
+        (np.ones((300, 1, 1), dtype=bool), ValueError, "limit"),
+    ],
+)
+def test_bad_grids(grid, exc, msg):
+    with pytest.raises(exc, match=msg):
+        voxels_to_bricks(grid)
+
+
+def test_meta_and_steps():
+    g = np.zeros((8, 8, 8), dtype=bool)
+    g[2:6, 1:7, 1:5] = True
+    m = voxels_to_bricks(g)
+    meta = m.meta
+    assert meta["grid_shape"] == (8, 8, 8)
+    assert meta["offset_voxels"] == (2, 1, 1)
+    assert meta["n_voxels"] == 4 * 6 * 4
+    assert meta["mm_per_voxel"] == (8.0, 8.0, 8.0)
+    assert meta["options"]["scale"] == "proportional"
+    assert meta["connectivity"]["n_components"] == 1
+    assert m.shape == (4, 6, 10)
+    steps = [b.step for b in m.bricks]
+    assert steps == sorted(steps) and m.n_steps() > 1
+    # bricks resting on z > 0 are in a later step than some brick below
+    assert min(b.step for b in m.bricks if b.z > 0) > 0
+
+
+def test_deterministic_and_seed_changes_layout_only():
+    g = sphere(10)
+    a = voxels_to_bricks(g, options=ConvertOptions(seed=3))
+    b = voxels_to_bricks(g, options=ConvertOptions(seed=3))
+    assert a.bricks == b.bricks
+    c = voxels_to_bricks(g, options=ConvertOptions(seed=4))
+    np.testing.assert_array_equal(a.occupancy(), c.occupancy())
+
+
+def test_shell_mode_is_hollow_supported_and_lighter():
+    g = sphere(20)
+    full = voxels_to_bricks(g)
+    opts = ConvertOptions(hollow="shell", wall_thickness=2)
+    shell = voxels_to_bricks(g, options=opts)
+    # less material (the 1x1 support columns mean more, smaller parts)
+    assert shell.occupancy().sum() < 0.7 * full.occupancy().sum()
+    assert sum(b.part.mass_g for b in shell.bricks) < sum(b.part.mass_g for b in full.bricks)
+    assert shell.meta["connected"], shell.meta["connectivity"]
+    from image2lego.lego.voxels import make_shell
+
+    expected = to_layers(make_shell(g, wall=2)).occ
+    np.testing.assert_array_equal(shell.occupancy(), expected)
+
+
+def test_bricks_only_thin_sheet_warns():
+    g = np.zeros((30, 2, 3), dtype=bool)
+    g[:, :, 0] = True  # one voxel thick: one brick layer in bricks-only mode
+    m = voxels_to_bricks(g, options=ConvertOptions(brick_types="bricks"))
+    assert m.meta["connected"] is False
+    assert any("could not connect" in w for w in m.meta["warnings"])
+    # with plates allowed it holds together
+    m = voxels_to_bricks(g, options=ConvertOptions(brick_types="mixed"))
+    assert m.meta["connected"] and m.meta["warnings"] == []

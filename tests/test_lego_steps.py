@@ -1,0 +1,73 @@
+"""Build steps: one layer per step, big layers split into coherent chunks, parts per step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from image2lego.lego.bricks import Brick, BrickModel
+from image2lego.lego.convert import ConvertOptions, voxels_to_bricks
+from image2lego.lego.steps import assign_steps, build_steps, step_indices
+
+
+def grid_of_1x1(n: int, z: int = 0) -> list[Brick]:
+    return [Brick(z, y, x, "3005") for x in range(n) for y in range(n)]
+
+
+def test_one_layer_per_step_in_order():
+    bricks = grid_of_1x1(3, 0) + grid_of_1x1(3, 3) + grid_of_1x1(2, 6)
+    m = assign_steps(BrickModel(bricks, (3, 3, 9)))
+    steps = build_steps(m)
+    assert [len(s.bricks) for s in steps] == [9, 9, 4]
+    assert [s.index for s in steps] == [0, 1, 2]
+    assert [{b.z for b in s.bricks} for s in steps] == [{0}, {3}, {6}]
+    assert steps[0].parts == {("3005", 71): 9}
+    assert m.n_steps() == 3
+
+
+def test_large_layer_is_split_into_coherent_chunks():
+    bricks = grid_of_1x1(12)  # 144 bricks on one layer
+    m = assign_steps(BrickModel(bricks, (12, 12, 3)), max_bricks_per_step=30)
+    steps = build_steps(m)
+    assert len(steps) >= 5
+    assert all(len(s.bricks) <= 30 for s in steps)
+    assert sum(len(s.bricks) for s in steps) == 144
+    for s in steps:  # each chunk is a compact block, not scattered bricks
+        xs = [b.x for b in s.bricks]
+        ys = [b.y for b in s.bricks]
+        box = (max(xs) - min(xs) + 1) * (max(ys) - min(ys) + 1)
+        assert box <= 2 * len(s.bricks)
+
+
+def test_steps_follow_layers_in_a_converted_model():
+    g = np.ones((10, 10, 4), dtype=bool)
+    m = voxels_to_bricks(g, options=ConvertOptions(max_bricks_per_step=3))
+    steps = build_steps(m)
+    assert len(steps) == m.n_steps() > 4
+    zs = [max(b.z for b in s.bricks) for s in steps]
+    assert zs == sorted(zs)
+    for s in steps:
+        assert len({b.z for b in s.bricks}) == 1
+        assert len(s.bricks) <= 3
+        assert sum(s.parts.values()) == len(s.bricks)
+    # every brick sits on bricks of earlier steps (or the ground)
+    step_of = {}
+    for s in steps:
+        for b in s.bricks:
+            step_of[b] = s.index
+    occ_step = np.full(m.shape, -1)
+    for b, i in step_of.items():
+        nx, ny = b.size
+        occ_step[b.x : b.x + nx, b.y : b.y + ny, b.z : b.z + b.height] = i
+    for b, i in step_of.items():
+        if b.z:
+            nx, ny = b.size
+            under = occ_step[b.x : b.x + nx, b.y : b.y + ny, b.z - 1]
+            assert (under < i).all()
+
+
+def test_step_indices_validates_limit():
+    with pytest.raises(ValueError, match=">= 1"):
+        step_indices(np.zeros(1), np.zeros(1), np.zeros(1), np.ones(1), np.ones(1), 0)
+    with pytest.raises(TypeError, match="int"):
+        step_indices(np.zeros(1), np.zeros(1), np.zeros(1), np.ones(1), np.ones(1), 2.5)
