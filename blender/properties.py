@@ -46,6 +46,7 @@ class Image2LegoSettings(bpy.types.PropertyGroup):
         name="Image",
         description="Photo of one object to turn into LEGO",
         subtype="FILE_PATH",
+        options={"PATH_SUPPORTS_BLEND_RELATIVE"},
     )
     model_name: StringProperty(
         name="Name",
@@ -124,6 +125,7 @@ class Image2LegoSettings(bpy.types.PropertyGroup):
         name="Output Folder",
         description="Where Image → LEGO writes the LDraw file and the parts list (empty: nowhere)",
         subtype="DIR_PATH",
+        options={"PATH_SUPPORTS_BLEND_RELATIVE"},
     )
     method: EnumProperty(
         name="Instancing",

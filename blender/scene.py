@@ -293,10 +293,10 @@ def remove_model(collection: bpy.types.Collection) -> None:
             if m is not None:
                 materials.add(m)
 
-    ids = list(doomed) + colls
-    if ng is not None:
-        ids.append(ng)
-    bpy.data.batch_remove(ids)
+    # Collections first: deleting objects that are still linked into a collection costs far
+    # more per object in Blender 5.0 (measured: ~4x for 20k bricks).
+    bpy.data.batch_remove(colls + ([ng] if ng is not None else []))
+    bpy.data.batch_remove(doomed)
     # Shared data (part meshes, step meshes, colour materials) goes when nothing uses it.
     orphans = [d for d in data if d.users == 0]
     bpy.data.batch_remove(orphans)

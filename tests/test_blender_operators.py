@@ -1,0 +1,291 @@
+"""The add-on's operators in real Blender: voxels/image → LEGO, LDraw and parts-list I/O,
+clear errors that leave the scene and disk unchanged, poll, stats, stress highlight."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+pytestmark = pytest.mark.bpy
+
+import image2lego  # noqa: E402
+from image2lego.blender import materials as mats  # noqa: E402
+from image2lego.blender import preferences  # noqa: E402
+from image2lego.blender import scene as lego_scene  # noqa: E402
+from image2lego.core.pipeline import PipelineOptions, run, voxels_to_lego_steps  # noqa: E402
+from image2lego.lego import ldraw, partslist  # noqa: E402
+from image2lego.lego.convert import ConvertOptions  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def addon():
+    image2lego.register()
+    yield
+    image2lego.unregister()
+
+
+def _grid() -> np.ndarray:
+    """A small L-shaped solid with a tower: a few layers, several part sizes."""
+    g = np.zeros((6, 5, 4), dtype=bool)
+    g[:, :3, 0] = True
+    g[:3, :, 1] = True
+    g[1:3, 1:3, 2:] = True
+    return g
+
+
+@pytest.fixture()
+def scene(tmp_path):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    s = bpy.context.scene.image2lego
+    s.color_mode = "single"
+    s.single_color = "4"
+    s.method = "objects"
+    s.model_name = "Test Model"
+    return s
+
+
+@pytest.fixture()
+def voxel_file(tmp_path) -> Path:
+    p = tmp_path / "grid.npy"
+    np.save(p, _grid())
+    return p
+
+
+def _expected(s) -> object:
+    opts = PipelineOptions(
+        resolution=int(s.resolution),
+        convert=ConvertOptions(
+            scale=s.scale_mode,
+            brick_types=s.brick_types,
+            hollow=s.hollow,
+            wall_thickness=s.wall_thickness,
+            supports=s.supports,
+            color_mode=s.color_mode,
+            k=s.k_colors,
+            color=int(s.single_color),
+            seed=s.seed,
+        ),
+    )
+    return run(voxels_to_lego_steps(_grid(), opts)).model
+
+
+def _snapshot(folder: Path | None = None):
+    data = {
+        k: sorted(d.name for d in getattr(bpy.data, k))
+        for k in ("objects", "meshes", "materials", "collections", "node_groups")
+    }
+    files = sorted(os.listdir(folder)) if folder is not None and folder.exists() else None
+    return data, files
+
+
+@pytest.mark.parametrize("method", ["objects", "geonodes"])
+def test_voxels_operator_builds_lego_brick_list(scene, voxel_file, method):
+    scene.method = method
+    assert bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file)) == {"FINISHED"}
+    want = _expected(scene)
+    coll = lego_scene.find_model_collection(bpy.context)
+    assert coll.name == "Test Model"
+    got = lego_scene.model_from_collection(coll)
+    assert got.bricks == want.bricks and len(got) > 5
+    if method == "objects":
+        obs = lego_scene.brick_objects(coll)
+        assert sorted((o["i2l_part"], o["i2l_color"]) for o in obs) == sorted(
+            (b.part_id, b.color) for b in want.bricks
+        )
+    else:
+        n = sum(len(p.data.vertices) for p in lego_scene.step_parents(coll))
+        assert n == len(want.bricks)
+    colours = {m[mats.COLOR_KEY] for m in bpy.data.materials if mats.COLOR_KEY in m}
+    assert colours == {b.color for b in want.bricks} == {4}
+    # The settings it was made with travel with the model.
+    assert coll.image2lego.single_color == "4" and coll.image2lego.method == method
+    st = lego_scene.get_stats(coll)
+    assert st["bricks"] == len(want.bricks)
+    assert st["parts"] == len({b.part_id for b in want.bricks})
+    assert st["colors"] == 1
+    assert st["layers"] == len({b.z for b in want.bricks})
+    assert st["connected"] is True
+
+
+def test_rebuild_replaces_cleanly(scene, voxel_file):
+    bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
+    first = _snapshot()[0]
+    scene.single_color = "1"
+    bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
+    scene.single_color = "4"
+    bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
+    assert _snapshot()[0] == first
+    orphans = [
+        d.name
+        for k in ("objects", "meshes", "materials", "collections")
+        for d in getattr(bpy.data, k)
+        if d.users == 0
+    ]
+    assert orphans == []
+    assert len(lego_scene.model_collections(bpy.context)) == 1
+
+
+@pytest.mark.parametrize("ext", [".ldr", ".mpd"])
+def test_export_ldraw_is_byte_identical(scene, voxel_file, tmp_path, ext):
+    bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
+    out = tmp_path / f"model{ext}"
+    assert bpy.ops.image2lego.export_ldraw(filepath=str(out)) == {"FINISHED"}
+    model = _expected(scene)
+    to = ldraw.to_ldr if ext == ".ldr" else ldraw.to_mpd
+    assert out.read_bytes() == to(model, title="Test Model", name=out.name).encode("utf-8")
+
+
+def test_import_ldraw_round_trip(scene, voxel_file, tmp_path):
+    scene.single_color = "14"
+    bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
+    out = tmp_path / "back.ldr"
+    bpy.ops.image2lego.export_ldraw(filepath=str(out))
+    assert bpy.ops.image2lego.import_ldraw(filepath=str(out)) == {"FINISHED"}
+    coll = lego_scene.find_model_collection(bpy.context, "back")
+    back = lego_scene.model_from_collection(coll)
+    want = _expected(scene)
+    assert sorted(back.bricks) == sorted(want.bricks)
+    assert len(lego_scene.model_collections(bpy.context)) == 2
+
+
+@pytest.mark.parametrize(
+    "fmt,ext,writer",
+    [
+        ("csv", ".csv", partslist.parts_csv),
+        ("bricklink", ".xml", partslist.bricklink_xml),
+        ("rebrickable", ".csv", partslist.rebrickable_csv),
+    ],
+)
+def test_export_parts_list(scene, voxel_file, tmp_path, fmt, ext, writer):
+    bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
+    out = tmp_path / "parts.csv"
+    assert bpy.ops.image2lego.export_parts(filepath=str(out), format=fmt) == {"FINISHED"}
+    written = out.with_suffix(ext)
+    assert written.read_bytes() == writer(_expected(scene)).encode("utf-8")
+
+
+def test_output_folder_gets_ldraw_and_parts(scene, voxel_file, tmp_path):
+    scene.output_dir = str(tmp_path / "out")
+    bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
+    model = _expected(scene)
+    assert (tmp_path / "out" / "Test_Model.ldr").read_bytes() == ldraw.to_ldr(
+        model, title="Test Model", name="Test_Model.ldr"
+    ).encode()
+    assert (tmp_path / "out" / "Test_Model_parts.csv").read_bytes() == partslist.parts_csv(
+        model
+    ).encode()
+
+
+def test_missing_image_reports_and_changes_nothing(scene, tmp_path):
+    scene.image_path = str(tmp_path / "nope.png")
+    scene.output_dir = str(tmp_path)
+    before = _snapshot(tmp_path)
+    with pytest.raises(RuntimeError, match="not found"):
+        bpy.ops.image2lego.image_to_lego()
+    assert _snapshot(tmp_path) == before
+
+
+def test_corrupt_image_reports_and_changes_nothing(scene, tmp_path):
+    pytest.importorskip("image2lego.core.preprocess")
+    bad = tmp_path / "photo.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n this is not really a png")
+    scene.image_path = str(bad)
+    scene.output_dir = str(tmp_path / "out")
+    before = _snapshot(tmp_path)
+    with pytest.raises(RuntimeError, match=r"(?i)image|photo\.png"):
+        bpy.ops.image2lego.image_to_lego()
+    assert _snapshot(tmp_path) == before
+    assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_output_folder_reports_and_changes_nothing(scene, voxel_file, tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the output folder should be")
+    scene.output_dir = str(blocker / "out")
+    before = _snapshot(tmp_path)
+    with pytest.raises(RuntimeError, match="not a folder"):
+        bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
+    assert _snapshot(tmp_path) == before
+    out = tmp_path / "x.ldr"
+    with pytest.raises(RuntimeError):  # no model in the scene: poll fails
+        bpy.ops.image2lego.export_ldraw(filepath=str(out))
+    assert not out.exists()
+
+
+def test_bad_voxel_file_reports(scene, tmp_path):
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.full((3, 3, 3), 2, dtype=np.int64))
+    before = _snapshot(tmp_path)
+    with pytest.raises(RuntimeError, match="only 0 and 1"):
+        bpy.ops.image2lego.voxels_to_lego(filepath=str(bad))
+    assert _snapshot(tmp_path) == before
+
+
+def test_poll(scene):
+    scene.image_path = ""
+    assert not bpy.ops.image2lego.image_to_lego.poll()
+    assert not bpy.ops.image2lego.export_ldraw.poll()
+    assert not bpy.ops.image2lego.highlight_stress.poll()
+    scene.image_path = "//photo.png"
+    assert bpy.ops.image2lego.image_to_lego.poll()
+
+
+def test_highlight_stress_toggles(scene, voxel_file):
+    pytest.importorskip("image2lego.lego.stability")
+    bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
+    coll = lego_scene.find_model_collection(bpy.context)
+    obs = lego_scene.brick_objects(coll)
+    assert bpy.ops.image2lego.highlight_stress() == {"FINISHED"}
+    assert all(o.material_slots[0].material.get(mats.STRESS_KEY) is not None for o in obs)
+    assert scene.display_mode == "stress"
+    st = lego_scene.get_stats(coll)
+    assert st["stable"] is True and st["max_stress"] <= 1 and st["unsupported"] == 0
+    bpy.ops.image2lego.highlight_stress()
+    assert [o.material_slots[0].material[mats.COLOR_KEY] for o in obs] == [4] * len(obs)
+    assert scene.display_mode == "colors"
+
+
+def test_install_torch_needs_online_access(scene):
+    if bpy.app.online_access:
+        pytest.skip("online access is enabled here; the install would really run")
+    with pytest.raises(RuntimeError, match="Online access is disabled"):
+        bpy.ops.image2lego.install_torch()
+
+
+def test_preferences_id_is_the_root_package():
+    assert preferences.ADDON_ID == "image2lego"
+    assert preferences.Image2LegoPreferences.bl_idname == "image2lego"
+
+
+def _example_image() -> Path | None:
+    for p in sorted((REPO / "examples").glob("*")) if (REPO / "examples").is_dir() else []:
+        if p.suffix.lower() in (".png", ".jpg", ".jpeg"):
+            return p
+    return None
+
+
+@pytest.mark.slow
+def test_image_operator_on_example(scene, tmp_path):
+    if not preferences.has_weights():
+        pytest.skip("no trained weights in weights/ yet")
+    img = _example_image()
+    if img is None:
+        pytest.skip("no example image in examples/")
+    pytest.importorskip("torch")
+    from image2lego.core.pipeline import image_to_lego_steps
+
+    scene.image_path = str(img)
+    scene.resolution = "16"
+    assert bpy.ops.image2lego.image_to_lego() == {"FINISHED"}
+    coll = lego_scene.find_model_collection(bpy.context)
+    got = lego_scene.model_from_collection(coll)
+    from image2lego.blender import properties
+
+    want = run(image_to_lego_steps(str(img), properties.pipeline_options(scene))).model
+    assert got.bricks == want.bricks
