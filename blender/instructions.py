@@ -221,7 +221,9 @@ def _setup_workbench(scene, resolution, *, id_pass: bool = False) -> None:
         sh.show_specular_highlight = False
         sh.show_shadows = False
     else:
-        scene.display.render_aa = "8"
+        # FXAA: ~0.55 s CPU for 800×600 with software GL, vs 1.2 s for 8 samples, and
+        # visually almost the same on brick edges.
+        scene.display.render_aa = "FXAA"
         sh.light = "STUDIO"
         sh.color_type = "MATERIAL"
         sh.show_cavity = True
@@ -527,7 +529,7 @@ def render_instructions(
         t_render = time.perf_counter() - t0
         c_render = time.process_time() - c0
         yield Progress(0.92, "Writing the booklet")
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         per_step = parts_by_step(collection)
         thumbs = {
             key: images / "parts" / thumbnail_name(*key)
@@ -544,6 +546,7 @@ def render_instructions(
             n_bricks=len(model.bricks),
         )
         t_booklet = time.perf_counter() - t1
+        c_booklet = time.process_time() - c1
         # Move into place: the images folder first (old one swapped out), then the files.
         final_images = out_dir / IMAGES_DIRNAME
         old = None
@@ -569,6 +572,7 @@ def render_instructions(
                 "render_s_per_step": t_render / max(1, len(step_paths)),
                 "render_cpu_s": c_render,
                 "booklet_s": t_booklet,
+                "booklet_cpu_s": c_booklet,
                 "steps": len(step_paths),
             },
         )

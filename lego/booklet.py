@@ -127,17 +127,33 @@ def _swatch(code: int, size: int) -> Image.Image:
     return im
 
 
+def _part_extent(part_id: str) -> float:
+    """Rough visual size of a part (diagonal of its box, in studs)."""
+    p = CATALOGUE.get(part_id)
+    if p is None:
+        return 2.0
+    return (p.length**2 + p.width**2 + (p.height * 0.4) ** 2) ** 0.5
+
+
 def _part_tile(
-    key: PartKey, count: int | None, thumbs: Mapping[PartKey, os.PathLike], cell: int
+    key: PartKey,
+    count: int | None,
+    thumbs: Mapping[PartKey, os.PathLike],
+    cell: int,
+    rel: float = 1.0,
 ) -> Image.Image:
-    """A part picture with ``3x`` under it, on a transparent tile ``cell`` wide."""
+    """A part picture with ``3x`` under it, on a transparent tile ``cell`` wide.
+
+    ``rel`` (0..1] shrinks the picture so parts in one callout keep their relative sizes.
+    """
     label_h = max(14, cell // 5) if count is not None else 0
     tile = Image.new("RGBA", (cell, cell + label_h), (0, 0, 0, 0))
     src = thumbs.get(key)
     pic = (
         _crop_to_content(_open_rgba(src)) if src and Path(src).is_file() else _swatch(key[1], cell)
     )
-    pic = _fit(pic, cell - 8, cell - 8, max_scale=3.0)
+    side = max(8, round((cell - 8) * rel))
+    pic = _fit(pic, side, side, max_scale=3.0)
     tile.alpha_composite(pic, ((cell - pic.width) // 2, (cell - pic.height) // 2))
     if count is not None:
         d = ImageDraw.Draw(tile)
@@ -175,9 +191,12 @@ def _callout(
         outline=(*CALLOUT_BORDER, 255),
         width=3,
     )
+    biggest = max((_part_extent(k[0]) for k, _n in items), default=1.0)
     for i, (key, count) in enumerate(items):
         r, c = divmod(i, cols)
-        tile = _part_tile(key, count, thumbs, cell)
+        # Gentle relative sizing (a 1x1 smaller than a 2x4, but still easy to see).
+        rel = min(1.0, max(0.45, (_part_extent(key[0]) / biggest) ** 0.6))
+        tile = _part_tile(key, count, thumbs, cell, rel)
         box.alpha_composite(tile, (pad + c * (cell + gap), pad + r * (cell + label + gap)))
     return box
 
