@@ -95,6 +95,9 @@ class RepairReport:
     unrepairable: list[tuple[int, str]] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     stability: StabilityReport | None = None  # full analysis of the repaired model
+    #: Smallest clutch per stud (N) that would hold the grounded part of the repaired model
+    #: (min-max utilisation x clutch); only computed when it is overloaded, else ``None``.
+    required_clutch_n: float | None = None
 
     @property
     def connected(self) -> bool:
@@ -135,6 +138,11 @@ class RepairReport:
             for why, ids in by_reason.items():
                 shown = ", ".join(map(str, ids[:12])) + (" …" if len(ids) > 12 else "")
                 out.append(f"    bricks {shown}: {why}")
+        if self.required_clutch_n is not None:
+            out.append(
+                f"  the overloaded part would hold with a clutch of {self.required_clutch_n:.2f} N "
+                f"per stud (assumed {self.clutch_n:g} N)"
+            )
         out.extend(f"  note: {m}" for m in self.messages)
         return "\n".join(out)
 
@@ -150,6 +158,7 @@ class RepairReport:
             "support_bricks": self.support_bricks,
             "time_s": self.time_s,
             "clutch_n": self.clutch_n,
+            "required_clutch_n": self.required_clutch_n,
             "unrepairable": [{"brick": i, "reason": r} for i, r in self.unrepairable],
             "messages": list(self.messages),
         }
@@ -423,6 +432,13 @@ def repair(
         )
     if cur is model:  # hand back a copy so the caller's model is never mutated
         cur = BrickModel(list(model.bricks), model.shape, dict(model.meta))
+    required = None
+    if rep.overloaded:
+        exact = analyze_stability(
+            cur, clutch_n=clutch_n, ground_clutch=ground_clutch, objective="max"
+        )
+        finite = exact.stress[np.isfinite(exact.stress)]
+        required = float(finite.max() * clutch_n) if finite.size else None
     report = RepairReport(
         before=Snapshot.of(model, rep0),
         after=Snapshot.of(cur, rep),
@@ -435,6 +451,7 @@ def repair(
         unrepairable=_reasons(cur, rep),
         messages=messages,
         stability=rep,
+        required_clutch_n=required,
     )
     cur.meta["stability"] = report.to_dict()
     return cur, report

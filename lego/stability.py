@@ -135,6 +135,17 @@ class StabilityReport:
         s = self.stress
         return [int(i) for i in np.flatnonzero(np.isfinite(s) & (s > 1.0))]
 
+    def stress_rgb(self) -> np.ndarray:
+        """Colour per brick for a "colour by stress" view: float RGB in [0, 1], shape (n, 3).
+
+        Green at 0, yellow at 0.5, red at 1 and above; magenta for unsupported bricks.
+        """
+        s = np.clip(np.nan_to_num(self.stress, posinf=np.inf), 0.0, None)
+        t = np.clip(s, 0.0, 1.0)
+        rgb = np.stack([np.clip(2 * t, 0, 1), np.clip(2 - 2 * t, 0, 1), np.zeros_like(t)], 1)
+        rgb[np.isinf(s)] = (1.0, 0.0, 1.0)
+        return rgb
+
     def summary(self) -> str:
         n = len(self.stress)
         verdict = "stable" if self.stable else "NOT stable"
