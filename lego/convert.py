@@ -170,6 +170,32 @@ def _extend_codes(codes: np.ndarray, original: np.ndarray, solid: np.ndarray) ->
     return out
 
 
+def _merge(cells: np.ndarray, opts: ConvertOptions, n_cells: int):
+    """Merge, connect, and in mixed mode stack plates; returns (assembly, result, strategy).
+
+    In mixed mode, when thin parts forced bricks to be demoted to plates, a second
+    candidate is built from plates only (then stacked into bricks where three identical
+    plates meet) and the connected candidate with fewer parts wins.
+    """
+    asm = merge.build(cells, opts.brick_types, opts.seed)
+    res = merge.connect(asm, n_cells, opts.seed)
+    if opts.brick_types != "mixed":
+        merge.coalesce(asm)
+        return asm, res, opts.brick_types
+    merge.stack_plates(asm)
+    merge.coalesce(asm)
+    strategy = "mixed"
+    if res.demoted or not res.connected:
+        alt = merge.build(cells, "plates", opts.seed)
+        alt_res = merge.connect(alt, n_cells, opts.seed)
+        merge.stack_plates(alt)
+        merge.coalesce(alt)
+        better = (not alt_res.connected, alt.n_alive) < (not res.connected, asm.n_alive)
+        if better:
+            asm, res, strategy = alt, alt_res, "plates+stacked"
+    return asm, res, strategy
+
+
 def voxels_to_bricks(grid, colors=None, options: ConvertOptions | None = None) -> BrickModel:
     """Convert a bool voxel grid ``[x, y, z]`` (Z up) into a buildable :class:`BrickModel`.
 
@@ -214,9 +240,8 @@ def voxels_to_bricks(grid, colors=None, options: ConvertOptions | None = None) -
     cells = layers.resample(codes, solid, fill=-1)
     t_layers = time.perf_counter()
 
-    asm = merge.build(cells, opts.brick_types, opts.seed)
     n_cells = merge.cell_components(layers.occ)
-    res = merge.connect(asm, n_cells, opts.seed)
+    asm, res, strategy = _merge(cells, opts, n_cells)
     if not res.connected:
         warnings.append(res.message)
     t_merge = time.perf_counter()
@@ -257,6 +282,8 @@ def voxels_to_bricks(grid, colors=None, options: ConvertOptions | None = None) -
             "n_ungrounded": n_ungrounded,
             "n_links": len(asm.edges()),
             "remerge_fixes": res.fixes,
+            "demoted_bricks": res.demoted,
+            "strategy": strategy,
             "message": res.message,
         },
         "warnings": warnings,

@@ -356,6 +356,45 @@ def tile_layer(
     return tile_layers(np.asarray(cells)[None], height, axis, offset, phase)[0]
 
 
+def _sizes_by_area(height: int) -> list[tuple[int, int]]:
+    return sorted(
+        {
+            (nx, ny)
+            for nx in range(1, _MAXDIM)
+            for ny in range(1, _MAXDIM)
+            if _LUT_PART[height, nx, ny] >= 0
+        },
+        key=lambda s: (-s[0] * s[1], -s[0]),
+    )
+
+
+def greedy_tiling(cells: np.ndarray, height: int) -> Rects:
+    """Plain raster-order greedy (the ColouredVoxels2LDR way): at each free cell, in x-major
+    order, place the largest-area part of the cell's colour that fits (long side along x
+    on ties). Sequential by nature, so a Python loop; used as one more candidate for small
+    layers and as the benchmark's baseline.
+    """
+    free = np.array(cells, dtype=np.int64, copy=True)
+    X, Y = free.shape
+    sizes = _sizes_by_area(height)
+    out: list[list[int]] = [[], [], [], [], []]
+    for x, y in zip(*np.nonzero(free >= 0), strict=True):
+        col = free[x, y]
+        if col < 0:
+            continue
+        for nx, ny in sizes:
+            if x + nx <= X and y + ny <= Y and (free[x : x + nx, y : y + ny] == col).all():
+                free[x : x + nx, y : y + ny] = -1
+                for lst, v in zip(out, (x, y, nx, ny, col), strict=True):
+                    lst.append(int(v))
+                break
+    return Rects(*(np.asarray(v, dtype=np.int64) for v in out))
+
+
+#: Layers with at most this many cells also get the greedy tiling as a candidate.
+GREEDY_CANDIDATE_MAX_CELLS = 600
+
+
 # --------------------------------------------------------------------------------------------
 # The brick set under construction
 # --------------------------------------------------------------------------------------------
@@ -543,7 +582,8 @@ def _variants(z: int, height: int, seed: int, n: int) -> list[tuple[int, int, in
     axis = unit_parity(z, height)
     layer = z // height
     # phase flips every second layer of the same direction; seed rotates the preference
-    base_phase = ((layer // 2) + seed) % 2
+    # plates: courses of three plates share a phase, so thin walls can stack into bricks
+    base_phase = ((layer // (3 if height == 1 else 2)) + seed) % 2
     base_off = ((layer // 2) + seed // 2) % 2
     vs = [
         (axis, base_off, base_phase),
@@ -566,10 +606,14 @@ def _links(plane: np.ndarray, other: np.ndarray | None) -> int:
     return len(np.unique(a * (int(b.max()) + 1) + b))
 
 
+#: How many links one more brick must buy to be worth it when choosing a layer tiling.
+BRICK_WEIGHT = 8.0
+
+
 def _score(rects: Rects, shape2d, below, above) -> float:
     plane = rects.paint(shape2d)
     links = _links(plane, below) + _links(plane, above)
-    return links - 2.0 * len(rects)
+    return links - BRICK_WEIGHT * len(rects)
 
 
 def merge_layer(
@@ -638,6 +682,9 @@ def build(
             phs = np.array([v[k][2] for v in vs])
             for i, r in zip(idx, tile_layers(stack, h, axes, offs, phs), strict=True):
                 tilings.setdefault(i, []).append(r)
+    for i, (_, h, c2) in enumerate(units):
+        if nvar > 1 and int((c2 >= 0).sum()) <= GREEDY_CANDIDATE_MAX_CELLS:
+            tilings[i].append(greedy_tiling(c2, h))
     shape2d = cells.shape[:2]
     for i, (z, h, _) in enumerate(units):
         cands = tilings[i]
@@ -663,6 +710,7 @@ class ConnectResult:
     n_cell_components: int
     fixes: int
     message: str
+    demoted: int = 0  # bricks turned into plates by the fallback
 
 
 def cell_components(occ: np.ndarray) -> int:
@@ -846,19 +894,25 @@ def connect(
     n, comp = asm.components()
     fixes = 0
     deadline = t0 + time_budget
+    demoted = 0
     # cheap first: parts straddling breaks only
     n, comp, fixes = _connect_loop(asm, n, comp, n_target, seed, max_fixes, deadline, False)
-    if n > n_target and asm.allow_plates:
-        # Fallback: demote every brick of the smaller pieces, and the bricks next to them,
-        # to staggered plates, then try again at plate resolution.
+    for widen in (False, True):
+        if n <= n_target or not asm.allow_plates:
+            break
+        # Fallback: demote the bricks of the smaller pieces (then also the bricks next to
+        # them) to staggered plates, and bridge again at plate resolution.
         sizes = np.bincount(comp[comp >= 0])
         main = int(np.argmax(sizes))
         h = np.asarray(asm.h)
         minor = np.flatnonzero((comp >= 0) & (comp != main))
-        ids = set(minor.tolist()) | _neighbours(asm, minor.tolist())
-        ids = sorted(i for i in ids if h[i] == PLATES_PER_BRICK)
+        ids = set(minor.tolist())
+        if widen:
+            ids |= _neighbours(asm, minor.tolist())
+        ids = sorted(i for i in ids if h[i] == PLATES_PER_BRICK and asm.alive[i])
         if ids:
             _retile(asm, ids, True, 0, seed)
+            demoted += len(ids)
             fixes += 1
             n, comp = asm.components()
             n, comp, fixes2 = _connect_loop(
@@ -879,7 +933,7 @@ def connect(
             + ("" if asm.allow_plates else "; plates are disabled")
             + ")"
         )
-    return ConnectResult(ok, n, n_target, fixes, msg)
+    return ConnectResult(ok, n, n_target, fixes, msg, demoted)
 
 
 def _connect_loop(asm, n, comp, n_target, seed, max_fixes, deadline, full):
@@ -1045,3 +1099,76 @@ def remerge_region(
         bricks.append(Brick(asm.z[i], asm.y[i], asm.x[i], pid, rot, asm.color[i], step))
     meta = dict(model.meta)
     return BrickModel(bricks, model.shape, meta)
+
+
+def stack_plates(asm: Assembly) -> int:
+    """Merge three identical stacked plates (same footprint and colour) into one brick.
+
+    Bottom-up, wherever the catalogue has a brick of that footprint. This never breaks a
+    connection: the middle plate touches only the other two, and the brick keeps the bottom
+    plate's contacts below and the top plate's above. Returns the number of bricks made.
+    """
+    key = {}
+    for i in range(len(asm.x)):
+        if asm.alive[i] and asm.h[i] == 1:
+            key[(asm.x[i], asm.y[i], asm.z[i], asm.nx[i], asm.ny[i], asm.color[i])] = i
+    made = 0
+    for k in sorted(key, key=lambda t: (t[2], t[0], t[1])):
+        i = key.get(k)
+        if i is None or not asm.alive[i]:
+            continue
+        x, y, z, nx, ny, c = k
+        if _LUT_PART[PLATES_PER_BRICK, nx, ny] < 0:
+            continue
+        j = key.get((x, y, z + 1, nx, ny, c))
+        m = key.get((x, y, z + 2, nx, ny, c))
+        if j is None or m is None or not (asm.alive[j] and asm.alive[m]):
+            continue
+        asm.remove([i, j, m])
+        for t in (k, (x, y, z + 1, nx, ny, c), (x, y, z + 2, nx, ny, c)):
+            key.pop(t, None)
+        one = np.array([1])
+        asm.add(Rects(one * x, one * y, one * nx, one * ny, one * c), z, PLATES_PER_BRICK)
+        made += 1
+    return made
+
+
+def coalesce(asm: Assembly) -> int:
+    """Merge pairs of touching same-layer, same-colour bricks whose union is a catalogue part.
+
+    The union brick touches everything either part touched, so connectivity can only gain.
+    Repeats until nothing merges; returns the number of merges. (A plain dictionary walk:
+    merges are few and local, so there is nothing to vectorise.)
+    """
+    at: dict[tuple[int, int, int, int, int], int] = {}
+    for i in range(len(asm.x)):
+        if asm.alive[i]:
+            at[(asm.z[i], asm.h[i], asm.color[i], asm.x[i], asm.y[i])] = i
+    merged = 0
+    changed = True
+    while changed:
+        changed = False
+        for key in sorted(at):
+            i = at.get(key)
+            if i is None or not asm.alive[i]:
+                continue
+            z, h, c, x, y = key
+            nx, ny = asm.nx[i], asm.ny[i]
+            for dx, dy in ((nx, 0), (0, ny)):
+                j = at.get((z, h, c, x + dx, y + dy))
+                if j is None or not asm.alive[j]:
+                    continue
+                if dx and asm.ny[j] != ny or dy and asm.nx[j] != nx:
+                    continue
+                ux, uy = (nx + asm.nx[j], ny) if dx else (nx, ny + asm.ny[j])
+                if ux >= _MAXDIM or uy >= _MAXDIM or _LUT_PART[h, ux, uy] < 0:
+                    continue
+                asm.remove([i, j])
+                at.pop((z, h, c, x + dx, y + dy))
+                one = np.array([1])
+                new = int(asm.add(Rects(one * x, one * y, one * ux, one * uy, one * c), z, h)[0])
+                at[key] = new
+                merged += 1
+                changed = True
+                break
+    return merged

@@ -113,11 +113,18 @@ def test_solid_block_uses_large_parts():
 
 
 def test_seams_are_staggered_in_a_one_stud_wall():
-    # a 1-stud-thick wall 16 long, 6 plates high: every layer's joints must be bridged
+    # a 1-stud-thick wall 16 long: the two phases put their joints in different places
+    row = np.full((16, 1), 71)
+    seams = []
+    for phase in (0, 1):
+        r = merge.tile_layer(row, 1, axis=0, phase=phase)
+        ends = set((r.x + r.nx).tolist()) - {16}
+        seams.append(ends)
+    assert seams[0] and seams[1] and not (seams[0] & seams[1])
+    # and the merged wall (6 plates high) holds together
     cells = np.full((16, 1, 6), 71)
     asm = merge.build(cells, "plates")
-    n, _ = asm.components()
-    assert n == 1
+    assert merge.connect(asm, 1).connected
 
 
 def test_tile_layer_respects_axis_and_covers():
@@ -220,3 +227,34 @@ def test_remerge_region_keeps_cover_and_colours():
     assert all(b.height == 1 for b in new.bricks if 3 <= b.z < 6 and b not in model.bricks)
     with pytest.raises(ValueError, match="not in the model"):
         merge.remerge_region(model, [region[0].__class__(99, 0, 0, "3005")])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 2))
+def test_stack_and_coalesce_keep_cover_and_never_disconnect(seed, ncol):
+    cells = random_cells(seed, shape=(6, 6, 9), fill=0.8, ncol=ncol)
+    asm = merge.build(cells, "plates", seed=0)
+    n0, _ = asm.components()
+    count0 = asm.n_alive
+    made = merge.stack_plates(asm)
+    n1, _ = asm.components()
+    merged = merge.coalesce(asm)
+    n2, _ = asm.components()
+    check_model(bricks_of(asm), cells)
+    assert n2 <= n1 <= n0
+    assert asm.n_alive == count0 - 2 * made - merged
+
+
+def test_stack_plates_makes_bricks_from_identical_columns():
+    cells = np.full((2, 2, 6), 71)
+    asm = merge.build(cells, "plates")
+    assert merge.stack_plates(asm) == 2
+    assert sorted((b.z, b.part_id) for b in bricks_of(asm)) == [(0, "3003"), (3, "3003")]
+
+
+def test_greedy_tiling_covers():
+    cells = random_cells(5, shape=(9, 7, 1), fill=0.7, ncol=2)[:, :, 0]
+    r = merge.greedy_tiling(cells, 1)
+    plane = r.paint(cells.shape)
+    np.testing.assert_array_equal(plane >= 0, cells >= 0)
+    assert (r.color[plane[cells >= 0]] == cells[cells >= 0]).all()
