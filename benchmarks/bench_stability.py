@@ -67,12 +67,12 @@ def chairs(n: int) -> list[tuple[str, np.ndarray]]:
     return [(f"chair/{str(d['names'][i])}", np.pad(v[i, 0], 1)) for i in idx]
 
 
-def meshes(per_class: int, res: int) -> list[tuple[str, np.ndarray]]:
+def meshes(per_class: int, resolutions=(16, 32)) -> list[tuple[str, np.ndarray, int]]:
     try:
-        from image2lego.core.data import voxelize_mesh
-    except ImportError:
+        from image2lego.core.data import align_mesh_rotation, mesh_source, up_rule, voxelize_mesh
+    except ImportError:  # core.data without the mesh voxelizer
         return []
-    out: list[tuple[str, np.ndarray]] = []
+    out: list[tuple[str, np.ndarray, int]] = []
     counts = dict.fromkeys(MESH_CLASSES, 0)
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -86,13 +86,22 @@ def meshes(per_class: int, res: int) -> list[tuple[str, np.ndarray]]:
             if cls not in counts or counts[cls] >= per_class:
                 continue
             tf.extract(m, tmp, filter="data")
+            path = Path(tmp) / m.name
             try:
-                g = np.asarray(voxelize_mesh(Path(tmp) / m.name, resolution=res), bool)
+                rot = align_mesh_rotation(path, up_rule(cls, mesh_source(path)))  # Z up
+                grids = [
+                    (
+                        f"{cls}/{parts[-1]}",
+                        np.asarray(voxelize_mesh(path, r, rotation=rot), bool),
+                        r,
+                    )
+                    for r in resolutions
+                ]
             except Exception as exc:  # a broken mesh should not stop the benchmark
                 print(f"skip {m.name}: {exc}", file=sys.stderr)
                 continue
-            if g.any():
-                out.append((f"{cls}/{parts[-1]}", g))
+            if all(g.any() for _, g, _ in grids):
+                out.extend(grids)
                 counts[cls] += 1
             if all(c >= per_class for c in counts.values()):
                 break
@@ -187,15 +196,27 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, default=10.0, help="repair time budget per model, s")
     ap.add_argument("--clutch", type=float, default=CLUTCH_N_DEFAULT, help="N per stud")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results/bench_stability.json")
+    ap.add_argument(
+        "--combine",
+        nargs="+",
+        type=Path,
+        help="merge the model rows of earlier result files into --out (no new runs)",
+    )
     a = ap.parse_args(argv)
+    if a.combine:
+        rows = [r for f in a.combine for r in json.loads(f.read_text())["models"]]
+        write(a, rows)
+        print_table(summarise(rows))
+        print(f"wrote {a.out} ({len(rows)} model runs)")
+        return 0
     if not data_dir().is_dir():
         print(f"shared data not found at {data_dir()} (set IMAGE2LEGO_DATA)", file=sys.stderr)
         return 2
     sources = []
     for n, g in chairs(a.chairs):  # interleaved, so a partial run covers both resolutions
         sources += [(n, g, 32), (n, pool2(g), 16)]
-    for res in (16, 32):
-        sources += [(n, g, res) for n, g in meshes(a.meshes_per_class, res)]
+    if a.meshes_per_class > 0:
+        sources += meshes(a.meshes_per_class)
     rows = []
     for k, (name, g, res) in enumerate(sources):
         r = run_one(name, g, res, a.budget, a.clutch)
@@ -208,7 +229,13 @@ def main(argv=None) -> int:
             f"analysis {r['analysis_s']:.2f}s repair {r['repair_s']:.1f}s",
             flush=True,
         )
-    summary = summarise(rows)
+    print_table(summarise(rows))
+    write(a, rows)
+    print(f"wrote {a.out}")
+    return 0
+
+
+def print_table(summary: dict) -> None:
     hdr = (
         f"{'res':>4} {'models':>6} {'conn%→':>7} {'→conn%':>7} {'stab%→':>7} {'→stab%':>7} "
         f"{'med an s':>8} {'max an s':>8} {'med cpu s':>9} {'med rep s':>9} {'bricks':>6} "
@@ -226,9 +253,6 @@ def main(argv=None) -> int:
             f"{s['stable_after_at_2n_pct']:>8.1f} {s['stable_after_at_3n_pct']:>8.1f}",
         )
         print(" ".join(cols))
-    write(a, rows)
-    print(f"wrote {a.out}")
-    return 0
 
 
 def write(a, rows: list[dict]) -> None:

@@ -8,9 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from image2lego.lego.bricks import Brick, BrickModel
+from image2lego.lego.catalogue import part
 from image2lego.lego.convert import ConvertOptions, voxels_to_bricks
 from image2lego.lego.repair import RepairReport, repair
-from image2lego.lego.stability import analyze_stability
+from image2lego.lego.stability import G, analyze_stability
 
 
 def test_grounded_but_split_layout_gets_connected_with_the_same_cells():
@@ -64,6 +65,11 @@ def test_impossible_cantilever_is_reported_with_the_force_it_needs():
     assert "needs ~" in rep.summary() and "0.05 N" in rep.summary()
     assert np.array_equal(fixed.occupancy(), m.occupancy())
     assert fixed.meta["stability"]["stable"] is False
+    # lever rule: the beam's weight acts 3 studs beyond the tipping edge, the stud pulls
+    # 0.5 studs inside it, so the connection needs 6 x the beam's weight of clutch
+    w = part("3008").mass_g / 1000.0 * G
+    assert rep.required_clutch_n == pytest.approx(6 * w, rel=1e-4)
+    assert "would hold with a clutch of" in rep.summary()
 
 
 def test_stable_model_is_left_alone():

@@ -84,6 +84,10 @@ def test_floating_brick_is_unsupported_with_infinite_score():
     assert not r.stable and r.unsupported == [1]
     assert math.isinf(r.stress[1]) and r.stress[0] == 0.0 and math.isinf(r.max_stress)
     assert "unsupported" in r.summary()
+    rgb = r.stress_rgb()
+    assert rgb.shape == (2, 3) and ((rgb >= 0) & (rgb <= 1)).all()
+    assert tuple(rgb[1]) == (1.0, 0.0, 1.0)  # unsupported: magenta
+    assert tuple(rgb[0]) == (0.0, 1.0, 0.0)  # no stress: green
 
 
 def test_ground_clutch_off_lets_an_overhang_tip():
