@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from scipy.ndimage import binary_erosion
 
 from image2lego.lego.bricks import Brick, BrickModel
 
@@ -42,10 +43,11 @@ def _fresh(method="objects"):
 
 @pytest.fixture(scope="module")
 def registered():
-    for cls in ops_ins.classes:
+    mine = [c for c in ops_ins.classes if not getattr(c, "is_registered", False)]
+    for cls in mine:
         bpy.utils.register_class(cls)
     yield
-    for cls in reversed(ops_ins.classes):
+    for cls in reversed(mine):
         bpy.utils.unregister_class(cls)
 
 
@@ -95,7 +97,8 @@ def test_one_image_per_step_new_bricks_highlighted(tmp_path, method):
         assert np.abs(a.astype(int) - b.astype(int)).sum() > 1000  # consecutive steps differ
     # Later steps hidden, earlier steps still shown: the silhouette only grows.
     assert opaque[0].sum() < opaque[2].sum()
-    assert (opaque[0] & opaque[2]).sum() >= 0.95 * opaque[0].sum()
+    core0 = binary_erosion(opaque[0], iterations=2)  # FXAA softens silhouette edges
+    assert (core0 & opaque[2]).sum() >= 0.98 * core0.sum()
     # Earlier steps are faded (lighter) where they are still seen in the last image.
     seen = opaque[0] & opaque[2] & ~np.all(imgs[2][..., :3] == ins.HIGHLIGHT_RGB, axis=-1)
     new3 = np.abs(imgs[2][..., :3].astype(int) - imgs[1][..., :3].astype(int)).sum(-1) > 0
