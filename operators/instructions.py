@@ -33,6 +33,12 @@ class IMAGE2LEGO_OT_render_instructions(bpy.types.Operator):
         return lego_scene.find_model_collection(context) is not None
 
     def _start(self, context):
+        try:
+            import PIL  # noqa: F401  - the booklet and the compositing use Pillow
+        except ImportError:
+            raise ValueError(
+                "Render Instructions needs the Pillow package in Blender's Python"
+            ) from None
         coll = lego_scene.find_model_collection(context, self.collection or None)
         if coll is None:
             raise ValueError(f"No LEGO model named {self.collection!r}")
