@@ -391,8 +391,11 @@ def greedy_tiling(cells: np.ndarray, height: int) -> Rects:
     return Rects(*(np.asarray(v, dtype=np.int64) for v in out))
 
 
-#: Layers with at most this many cells also get the greedy tiling as a candidate.
+#: Layers with at most this many cells also get the greedy tiling as a candidate, in models
+#: of at most ``GREEDY_CANDIDATE_MAX_MODEL`` cells (it is a Python loop: thin, detailed
+#: models gain from it; big solids tile better with the running bond anyway).
 GREEDY_CANDIDATE_MAX_CELLS = 600
+GREEDY_CANDIDATE_MAX_MODEL = 60_000
 
 
 # --------------------------------------------------------------------------------------------
@@ -469,6 +472,20 @@ class Assembly:
     def __post_init__(self):
         if self.lab is None:
             self.lab = np.full(self.shape, -1, dtype=np.int64)
+        # edges across each plate boundary p|p+1, recomputed only where the lattice changed
+        self._edges: dict[int, np.ndarray] = {}
+        self._dirty: set[int] = set(range(self.shape[2] - 1))
+
+    def touch(self, z: int, height: int) -> None:
+        """Mark the plate boundaries around layers ``z .. z+height-1`` as changed."""
+        self._dirty.update(range(max(z - 1, 0), min(z + height, self.shape[2] - 1)))
+
+    def restore(self, saved) -> None:
+        """Bring back removed bricks ``(i, x, y, z, nx, ny, h)`` (undo of :meth:`remove`)."""
+        for i, x, y, z, nx, ny, h in saved:
+            self.alive[i] = True
+            self.lab[x : x + nx, y : y + ny, z : z + h] = i
+            self.touch(z, h)
 
     def add(self, rects: Rects, z: int, height: int) -> np.ndarray:
         n0 = len(self.x)
@@ -486,6 +503,7 @@ class Assembly:
         m = plane >= 0
         for p in range(z, z + height):
             self.lab[:, :, p][m] = plane[m]
+        self.touch(z, height)
         return ids
 
     def remove(self, ids) -> None:
@@ -496,6 +514,7 @@ class Assembly:
             self.alive[i] = False
             x, y, z = self.x[i], self.y[i], self.z[i]
             self.lab[x : x + self.nx[i], y : y + self.ny[i], z : z + self.h[i]] = -1
+            self.touch(z, self.h[i])
 
     def cells_of(self, i: int) -> tuple[slice, slice, slice]:
         return (
@@ -522,10 +541,16 @@ class Assembly:
         """``(n, comp)`` over alive bricks; ``comp[i]`` is -1 for removed bricks."""
         n = len(self.x)
         alive = np.asarray(self.alive, dtype=bool)
-        a = self.lab[:, :, :-1]
-        b = self.lab[:, :, 1:]
-        m = (a >= 0) & (b >= 0) & (a != b)
-        g = coo_matrix((np.ones(int(m.sum()), dtype=np.int8), (a[m], b[m])), shape=(n, n))
+        for p in self._dirty:
+            a = self.lab[:, :, p]
+            b = self.lab[:, :, p + 1]
+            m = (a >= 0) & (b >= 0) & (a != b)
+            key = np.unique(a[m] * n + b[m])
+            self._edges[p] = np.stack([key // n, key % n], axis=1)
+        self._dirty.clear()
+        e = np.concatenate(list(self._edges.values())) if self._edges else np.zeros((0, 2), int)
+        e = e.astype(np.int64, copy=False)
+        g = coo_matrix((np.ones(len(e), dtype=np.int8), (e[:, 0], e[:, 1])), shape=(n, n))
         _, lab = connected_components(g, directed=False)
         # relabel over alive bricks only
         uniq, comp_alive = np.unique(lab[alive], return_inverse=True)
@@ -682,8 +707,9 @@ def build(
             phs = np.array([v[k][2] for v in vs])
             for i, r in zip(idx, tile_layers(stack, h, axes, offs, phs), strict=True):
                 tilings.setdefault(i, []).append(r)
+    small_model = int((cells >= 0).sum()) <= GREEDY_CANDIDATE_MAX_MODEL
     for i, (_, h, c2) in enumerate(units):
-        if nvar > 1 and int((c2 >= 0).sum()) <= GREEDY_CANDIDATE_MAX_CELLS:
+        if nvar > 1 and small_model and int((c2 >= 0).sum()) <= GREEDY_CANDIDATE_MAX_CELLS:
             tilings[i].append(greedy_tiling(c2, h))
     shape2d = cells.shape[:2]
     for i, (z, h, _) in enumerate(units):
@@ -817,9 +843,7 @@ def _try_bridge(asm, ids, bridge: Rects, n_before: int) -> bool:
     if n_after < n_before:
         return True
     asm.remove(new)
-    for i, x, y, zz, nx, ny, hh in saved:
-        asm.alive[i] = True
-        asm.lab[x : x + nx, y : y + ny, zz : zz + hh] = i
+    asm.restore(saved)
     return False
 
 
@@ -951,13 +975,17 @@ def _connect_loop(asm, n, comp, n_target, seed, max_fixes, deadline, full):
         order = np.lexsort((b, a, small, ~same))
         progressed = False
         for b1, b2, x1, y1, x2, y2, _p in seams[order].tolist():
-            if (b1, b2) in failed or comp[b1] == comp[b2]:
+            if n <= n_target:
+                break
+            if (b1, b2) in failed or not (asm.alive[b1] and asm.alive[b2]):
+                continue
+            if comp[b1] == comp[b2]:
                 continue
             if _fix(asm, [b1, b2], ((x1, y1), (x2, y2)), n, comp, seed, full):
                 fixes += 1
                 progressed = True
                 n, comp = asm.components()
-                break
+                continue  # the rest of this seam list is still mostly valid
             failed.add((b1, b2))
             if time.perf_counter() > deadline:
                 break
@@ -997,9 +1025,7 @@ def _try(asm: Assembly, ids, demote: bool, variant: int, seed: int, n_before: in
         if n_after < n_before:
             return True
     asm.remove(new)
-    for i, x, y, z, nx, ny, h in saved:
-        asm.alive[i] = True
-        asm.lab[x : x + nx, y : y + ny, z : z + h] = i
+    asm.restore(saved)
     return False
 
 
