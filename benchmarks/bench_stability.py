@@ -193,7 +193,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--chairs", type=int, default=50, help="chair models (each at 16³ and 32³)")
     ap.add_argument("--meshes-per-class", type=int, default=3)
-    ap.add_argument("--budget", type=float, default=10.0, help="repair time budget per model, s")
+    ap.add_argument("--budget", type=float, default=5.0, help="repair budget per model, CPU s")
     ap.add_argument("--clutch", type=float, default=CLUTCH_N_DEFAULT, help="N per stud")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks/results/bench_stability.json")
     ap.add_argument(
