@@ -87,7 +87,8 @@ class IMAGE2LEGO_OT_image_to_lego(bpy.types.Operator):
             wm.event_timer_remove(self._timer)
             self._timer = None
         wm.progress_end()
-        context.workspace.status_text_set(None)
+        if context.workspace is not None:
+            context.workspace.status_text_set(None)
 
     def modal(self, context, event):
         if event.type == "ESC":
@@ -114,7 +115,8 @@ class IMAGE2LEGO_OT_image_to_lego(bpy.types.Operator):
             self.report({"ERROR"}, _message(exc))
             return {"CANCELLED"}
         context.window_manager.progress_update(int(p.fraction * 100))
-        context.workspace.status_text_set(f"Image → LEGO: {p.message} (ESC cancels)")
+        if context.workspace is not None:
+            context.workspace.status_text_set(f"Image → LEGO: {p.message} (ESC cancels)")
         return {"RUNNING_MODAL"}
 
 
