@@ -5,7 +5,7 @@ as made by :mod:`image2lego.lego.voxels` and :mod:`image2lego.lego.convert`. Out
 of :class:`~image2lego.lego.bricks.Brick` that covers every filled cell exactly once with
 parts of that cell's colour.
 
-The algorithm, in three stages:
+The algorithm, in four stages:
 
 1. **Units.** The lattice is cut into *units*: one plate layer (height 1) or a slab of three
    plate layers (height 3, a brick layer). In ``"mixed"`` mode a column of three plate cells
@@ -18,17 +18,25 @@ The algorithm, in three stages:
    are split by precomputed optimal decompositions in two *phases* whose seams avoid each
    other; the phase alternates between neighbouring rows and between layers of the same
    direction, giving a running bond. Several variants (row-pairing offset × phase) are
-   tiled and the one with the most connections to the layer below per brick is kept (the
-   local improvement pass).
+   tiled and the one with the best ``links - BRICK_WEIGHT * bricks`` to the layer below is
+   kept (the local improvement pass).
 3. **Re-merge around breaks** (:func:`connect`). When bricks fall into more connected
-   components than the cells do (6-connectivity), the bricks on both sides of a break are
-   re-tiled together in other variants, with neighbours, and in mixed mode demoted from
-   bricks to plates (three staggered plate layers always bridge what one brick layer
-   cannot). A fix is kept only if it lowers the number of components. When no fix works
-   (e.g. a one-brick-thick sheet in bricks-only mode), :func:`connect` says so.
+   components than the cells do (6-connectivity), breaks (two horizontally adjacent bricks
+   in different components) are fixed in stages: first a part straddling the break that
+   touches both sides above or below; then, in mixed mode, the bricks of the smaller
+   pieces (then also their neighbours) are demoted to staggered plates, since three plate
+   layers bridge what one brick layer cannot; last, regions are re-tiled in other variants.
+   A change is kept only if it lowers the number of components, otherwise it is undone.
+   When nothing works (e.g. a one-brick-thick sheet in bricks-only mode), the result says
+   so and :func:`image2lego.lego.convert.voxels_to_bricks` adds a warning.
+4. **Part count** (:func:`stack_plates`, :func:`coalesce`): three identical stacked plates
+   become a brick, and touching same-layer parts whose union is a catalogue part are
+   joined. Neither can break a connection. For small models the plain raster greedy
+   (:func:`greedy_tiling`) is one more candidate per layer in stage 2.
 
 Determinism: everything is a pure function of the inputs and ``seed`` (the seed rotates the
-order in which equally good variants are preferred).
+order in which equally good variants are preferred) — unless :func:`connect` runs out of its
+time budget (20 s by default, only reached by pathological inputs), which it reports.
 """
 
 from __future__ import annotations
@@ -583,17 +591,14 @@ class Assembly:
 
     @staticmethod
     def from_bricks(bricks: list[Brick], shape: tuple[int, int, int]) -> Assembly:
-        asm = Assembly(shape)
-        for b in bricks:
-            nx, ny = b.size
-            r = Rects(
-                np.array([b.x]),
-                np.array([b.y]),
-                np.array([nx]),
-                np.array([ny]),
-                np.array([b.color]),
-            )
-            asm.add(r, b.z, b.height)
+        """An assembly holding ``bricks`` in their order (index i = ``bricks[i]``)."""
+        from .connectivity import brick_arrays, label_lattice
+
+        d = brick_arrays(BrickModel(list(bricks), shape))
+        asm = Assembly(shape, lab=label_lattice(d, shape))
+        for k in ("x", "y", "z", "nx", "ny", "h", "color"):
+            setattr(asm, k, d[k].tolist())
+        asm.alive = [True] * len(bricks)
         return asm
 
 
@@ -1093,38 +1098,41 @@ def remerge_region(
         )
     asm = Assembly.from_bricks(model.bricks, model.shape)
     ids = sorted({index[b] for b in bricks_to_replace})
-    step_of_z = {}
+    step_of_z: dict[int, int] = {}
     for b in model.bricks:
         step_of_z.setdefault(b.z, b.step)
-    keep_steps = [b.step for b in model.bricks]
-    candidates = range(8) if variant is None else [variant]
-    best = None
-    for v in candidates:
-        trial = Assembly.from_bricks(model.bricks, model.shape)
-        new = _retile(trial, ids, demote, v, seed)
-        n, _ = trial.components()
-        links = len(trial.edges())
-        key = (n, -links, len(new))
-        if best is None or key < best[0]:
-            best = (key, trial)
-    asm = best[1]  # type: ignore[index]
+    saved = [(i, asm.x[i], asm.y[i], asm.z[i], asm.nx[i], asm.ny[i], asm.h[i]) for i in ids]
+    if variant is None:
+        best = None
+        for v in range(8):
+            new = _retile(asm, ids, demote, v, seed)
+            n, _ = asm.components()
+            links = sum(len(e) for e in asm._edges.values())
+            key = (n, -links, len(new), v)
+            if best is None or key < best:
+                best = key
+            asm.remove(new)
+            asm.restore(saved)
+        variant = best[3]  # type: ignore[index]
+    _retile(asm, ids, demote, variant, seed)
+    d = asm.arrays()
+    alive = np.flatnonzero(np.asarray(asm.alive, dtype=bool))
+    n_old = len(model.bricks)
     bricks = []
-    for i in range(len(asm.x)):
-        if not asm.alive[i]:
-            continue
-        d = Rects(
-            np.array([asm.x[i]]),
-            np.array([asm.y[i]]),
-            np.array([asm.nx[i]]),
-            np.array([asm.ny[i]]),
-            np.array([asm.color[i]]),
+    for k, i in enumerate(alive.tolist()):
+        step = model.bricks[i].step if i < n_old else step_of_z.get(int(d["z"][k]), 0)
+        bricks.append(
+            Brick(
+                int(d["z"][k]),
+                int(d["y"][k]),
+                int(d["x"][k]),
+                PART_IDS[d["part"][k]],
+                bool(d["rotated"][k]),
+                int(d["color"][k]),
+                int(step),
+            )
         )
-        pid = PART_IDS[_LUT_PART[asm.h[i], d.nx[0], d.ny[0]]]
-        rot = bool(_LUT_ROT[asm.h[i], d.nx[0], d.ny[0]])
-        step = keep_steps[i] if i < len(keep_steps) else step_of_z.get(asm.z[i], 0)
-        bricks.append(Brick(asm.z[i], asm.y[i], asm.x[i], pid, rot, asm.color[i], step))
-    meta = dict(model.meta)
-    return BrickModel(bricks, model.shape, meta)
+    return BrickModel(bricks, model.shape, dict(model.meta))
 
 
 def stack_plates(asm: Assembly) -> int:
