@@ -160,8 +160,28 @@ def load_train_voxels(cache: str | None, labels: Sequence[str] | None, split: st
     return load_voxels(cache=cache, split=split, labels=labels)
 
 
+def check_views_align(cache: str | None, vs) -> int:
+    """Rows of ``views128.npz`` that line up with the voxel cache ``vs`` (a prefix: the
+    views may have been rendered before more rows were appended). Raises on a mismatch."""
+    from .paths import cache_dir
+
+    p = Path(cache) if cache else cache_dir(create=False)
+    if p.is_dir() or p.suffix != ".npz":
+        p = p / "views128.npz"
+    with np.load(p, allow_pickle=False) as z:
+        if "model_id" not in z.files:
+            return min(len(vs), len(z["images"]))
+        mid, rot = z["model_id"], z["rotation"]
+    n = min(len(mid), len(vs))
+    bad = np.flatnonzero((mid[:n] != vs.model_id[:n]) | (rot[:n] != vs.rotation[:n]))
+    if len(bad):
+        raise ValueError(f"{p} does not line up with the voxel cache (first bad row {bad[0]})")
+    return n
+
+
 def load_views(cache: str | None) -> np.ndarray:
-    """``views128.npz`` from the data stage: uint8 (N, V, 128, 128), rows = voxel rows."""
+    """``views128.npz`` from ``core.render.render_cache``: its ``images`` array, uint8
+    (N, V, 128, 128), rows aligned with the voxel cache's rows, view 0 = set pose."""
     from .paths import cache_dir
 
     p = Path(cache) if cache else cache_dir(create=False)
@@ -170,8 +190,9 @@ def load_views(cache: str | None) -> np.ndarray:
     if not p.is_file():
         raise FileNotFoundError(f"rendered views {p} not found (core.render builds them)")
     with np.load(p, allow_pickle=False) as z:
-        key = "views" if "views" in z.files else z.files[0]
-        return z[key]
+        if "images" not in z.files:
+            raise ValueError(f"{p} has no 'images' array (keys: {z.files})")
+        return z["images"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,15 +245,18 @@ def encode_images(img_encoder, views: np.ndarray, batch: int = 128) -> torch.Ten
 
 
 @torch.no_grad()
-def ious_from_latents(decoder, latents, voxels: np.ndarray, thresholds=None, batch: int = 64):
-    """Per-sample IoU at every output resolution: ``{res: np.ndarray (N,)}``."""
+def ious_from_latents(
+    decoder, latents, voxels: np.ndarray, thresholds=None, batch: int = 64, max_res=None
+):
+    """Per-sample IoU at every output resolution (up to ``max_res``): ``{res: (N,) array}``."""
     decoder.eval()
-    res_iou: dict[int, list[np.ndarray]] = {r: [] for r in OUTPUT_RESOLUTIONS}
+    res = [r for r in OUTPUT_RESOLUTIONS if max_res is None or r <= max_res]
+    res_iou: dict[int, list[np.ndarray]] = {r: [] for r in res}
     thr = thresholds or {}
     for i in range(0, len(latents), batch):
-        lg = decoder(latents[i : i + batch], mode="pred", thresholds=thresholds)
-        tg = octree_targets(torch.from_numpy(voxels[i : i + batch]))
-        for r in OUTPUT_RESOLUTIONS:
+        lg = decoder(latents[i : i + batch], mode="pred", thresholds=thresholds, max_res=max_res)
+        tg = octree_targets(torch.from_numpy(voxels[i : i + batch]), res)
+        for r in res:
             res_iou[r].append(iou(lg[r] > thr.get(r, 0.0), tg[r]).numpy())
     return {r: np.concatenate(v) for r, v in res_iou.items()}
 
@@ -247,7 +271,7 @@ def choose_thresholds(decoder, latents, voxels: np.ndarray, grid=None) -> dict[i
         best = (-1.0, 0.0)
         for t in grid:
             trial = {**thr, r: float(t)}
-            m = float(ious_from_latents(decoder, latents, voxels, trial)[r].mean())
+            m = float(ious_from_latents(decoder, latents, voxels, trial, max_res=r)[r].mean())
             if m > best[0]:
                 best = (m, float(t))
         thr[r] = best[1]
@@ -366,6 +390,15 @@ def train_autoencoder(args, d: Dist, voxels: np.ndarray | None = None, val=None)
         torch.set_rng_state(st["rng"])
         if d.main:
             print(f"resumed {ckpt_path} at epoch {epoch} step {step}", flush=True)
+    elif getattr(args, "init", None):
+        # warm start (fine-tuning): weights only; fresh optimiser and schedule
+        st = load_checkpoint(Path(args.init))
+        if ModelConfig.from_dict(json.loads(st["config"])) != cfg:
+            raise ValueError(f"--init {args.init} has another model configuration")
+        model.load_state_dict(st["model"])
+        history = [{"init": str(args.init), "init_history": json.loads(st.get("history", "[]"))}]
+        if d.main:
+            print(f"initialised from {args.init}", flush=True)
     net = wrap_ddp(model, d)
     t_start = time.time() - 60 * spent_before
     last_ckpt = time.time()
@@ -405,7 +438,7 @@ def train_autoencoder(args, d: Dist, voxels: np.ndarray | None = None, val=None)
                 x[flip] = x[flip].flip(2)
             tg = octree_targets(x)
             for g in opt.param_groups:
-                g["lr"] = _lr_at(step, total, args.lr, frac_time=time_frac())
+                g["lr"] = _lr_at(step, total, args.lr, args.warmup, frac_time=time_frac())
             logits, z = net(
                 x, mode=args.prune, targets=tg, latent_noise=args.latent_noise, return_latent=True
             )
@@ -514,7 +547,7 @@ def train_image_encoder(
 
         allv = load_voxels(cache=args.cache)
         views_all = load_views(args.cache)
-        n = min(len(views_all), len(allv))  # views may cover a prefix while rendering runs
+        n = check_views_align(args.cache, allv)
         keep = np.zeros(len(allv), dtype=bool)
         keep[:n] = True
         if args.labels:
@@ -732,6 +765,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=16, help="autoencoder batch (paper: 16)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--config", default=None, help="ModelConfig as JSON (channels)")
+    p.add_argument("--init", default=None, help="warm-start the autoencoder from a checkpoint")
+    p.add_argument("--warmup", type=int, default=100)
     p.add_argument("--prune", default="union", choices=["gt", "union", "pred", "none"],
                    help="which cells the decoder expands while training")  # fmt: skip
     p.add_argument("--pos-weight", type=float, default=1.0)
@@ -753,7 +788,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training rows for the precise-BatchNorm pass")  # fmt: skip
     p.add_argument("--image", default=None, help="image-encoder checkpoint for export")
     p.add_argument("--weights-out", default=None, help="export folder (default weights/)")
-    p.add_argument("--threshold-samples", type=int, default=768)
+    p.add_argument("--threshold-samples", type=int, default=512)
     p.add_argument("--fp32", action="store_true", help="export float32 instead of float16")
     p.add_argument("--synthetic", type=int, default=0,
                    help="train the autoencoder on N procedural shapes (smoke tests)")  # fmt: skip
