@@ -345,11 +345,13 @@ def render_steps(
     cover: bool = True,
     thumbnails: bool = True,
     thumb_size: int = THUMB_SIZE,
+    steps: bool = True,
 ) -> Generator[Progress, None, list[Path]]:
     """Render one image per build step into ``out_dir`` (a step generator).
 
     Writes ``step_001.png`` …, and unless switched off ``cover.png`` (the finished model,
-    unfaded) and ``parts/<part>_<colour>.png`` thumbnails. Yields :class:`Progress`; returns
+    unfaded) and ``parts/<part>_<colour>.png`` thumbnails; ``steps=False`` renders only those
+    (e.g. a single picture of the finished model). Yields :class:`Progress`; returns
     the step image paths in step order. Closing the generator early (ESC) restores the scene.
     """
     out_dir = Path(out_dir)
@@ -358,8 +360,9 @@ def render_steps(
     res = (int(resolution[0]), int(resolution[1]))
     if min(res) < 16:
         raise ValueError(f"resolution {resolution} is too small (need at least 16×16)")
-    groups = step_groups(collection)
-    all_objects = [o for _, _, obs in groups for o in obs]
+    all_groups = step_groups(collection)
+    all_objects = [o for _, _, obs in all_groups for o in obs]
+    groups = all_groups if steps else []
     n = len(groups)
     total = n + (1 if cover else 0) + (1 if thumbnails else 0)
 

@@ -137,3 +137,30 @@ def test_output_path_is_a_file(tmp_path, capsys):
     assert main([str(src), "-o", str(blocker), *FAST]) == 2
     assert "output folder" in capsys.readouterr().err
     assert blocker.read_text() == "not a folder"
+
+
+def test_blender_products(tmp_path):
+    """With bpy: render.png, the instruction booklet and model.blend (in a fresh process)."""
+    pytest.importorskip("bpy")
+    src = tmp_path / "shape.npy"
+    g = np.zeros((6, 6, 4), bool)
+    g[1:5, 1:5, 0:2] = True
+    g[2:4, 2:4, 2:4] = True
+    np.save(src, g)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "image2lego", str(src), "-o", str(out), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from PIL import Image
+
+    render = np.asarray(Image.open(out / "render.png").convert("L"))
+    assert render.shape == (900, 1200) and (render < 250).mean() > 0.01  # the model is there
+    assert (out / "model.blend").stat().st_size > 10_000
+    html = (out / "instructions.html").read_text()
+    steps = sorted((out / "instructions_images").glob("step_*.png"))
+    assert steps and all(p.name in html for p in steps)
+    assert (out / "instructions.pdf").read_bytes().startswith(b"%PDF")

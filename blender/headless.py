@@ -1,0 +1,86 @@
+"""Blender products for the CLI and the demo, run in-process through ``bpy`` (no UI).
+
+Builds the model into a fresh scene with :mod:`.scene`, renders ``render.png`` and the
+instruction booklet with :mod:`.instructions`, keys the build animation with
+:mod:`.animation` and saves ``model.blend`` — the same code the add-on's operators call.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import bpy
+
+from ..lego.bricks import BrickModel
+from . import animation
+from . import instructions as instr
+from . import scene as lego_scene
+
+RENDER_SIZE = (1200, 900)
+
+
+def _fresh_scene() -> None:
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def blender_outputs(
+    model: BrickModel,
+    out: Path,
+    *,
+    title: str = "Image2LEGO model",
+    render: bool = True,
+    instructions: bool = True,
+    blend: bool = True,
+    log: Callable[..., None] = print,
+) -> dict[str, Path]:
+    """Write ``render.png``, ``instructions.{html,pdf}`` (+ images) and ``model.blend``."""
+    out = Path(out)
+    _fresh_scene()
+    context = bpy.context
+    coll = lego_scene.build_model(context, model, name="LEGO Model")
+    written: dict[str, Path] = {}
+    if render:
+        log("Rendering render.png")
+        written["render"] = render_image(context, coll, out / "render.png", RENDER_SIZE)
+    if instructions:
+        log(f"Rendering instructions ({model.n_steps()} steps)")
+        res = instr.run(instr.render_instructions(context, coll, out, title=title))
+        written["instructions_html"] = res.html
+        written["instructions_pdf"] = res.pdf
+    if blend:
+        log("Keying the build animation and saving model.blend")
+        animation.animate_build(context, coll)
+        written["blend"] = save_blend(out / "model.blend")
+    return written
+
+
+def render_image(context, collection, path: Path, resolution=RENDER_SIZE) -> Path:
+    """A Workbench render of the finished model through the instruction camera."""
+    path = Path(path)
+    stage = Path(tempfile.mkdtemp(prefix=".i2l-render-", dir=path.parent))
+    try:
+        gen = instr.render_steps(
+            context, collection, stage, resolution, thumbnails=False, steps=False
+        )
+        instr.run(gen)
+        os.replace(stage / "cover.png", path)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return path
+
+
+def save_blend(path: Path) -> Path:
+    """Save a copy of the current file atomically (temporary name, then rename)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".blend", dir=path.parent)
+    os.close(fd)
+    try:
+        bpy.ops.wm.save_as_mainfile(filepath=tmp, copy=True, compress=True)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
