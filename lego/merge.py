@@ -283,7 +283,10 @@ class _Stack:
                 self.F[lay, inrow + k, cc_] = -1
 
 
-def _doubles(st: _Stack, along, offsets, minlen, height, phases):
+def _doubles(st: _Stack, along, offsets, minlen, height, phases, whole: int = 0):
+    """Two-wide runs along ``along`` of at least ``minlen``. With ``whole`` > 0 only whole
+    multiples of ``whole`` are taken (from the run's start in phase 0, its end in phase 1),
+    leaving the remainder for a later pass, possibly in the other direction."""
     V = st.view(along)
     s = st.s
     rows = np.arange(V.shape[0] - 1)
@@ -298,6 +301,11 @@ def _doubles(st: _Stack, along, offsets, minlen, height, phases):
     pr, start, ln, val = pr[keep], start[keep], ln[keep], val[keep]
     rows = r0[pr]
     ph = ((rows % s) // 2 + phases[rows // s]) % 2
+    if whole:  # one phase for the whole layer, so the remainders line up into a strip
+        rem = ln % whole
+        start = start + np.where(phases[rows // s] == 1, rem, 0)
+        ln = ln - rem
+        ph = np.zeros_like(ph)  # whole multiples: longest parts only
     st.commit(along, rows, start, ln, val, 2, height, ph)
 
 
@@ -318,6 +326,7 @@ def tile_layers(
     axes: np.ndarray,
     offsets: np.ndarray,
     phases: np.ndarray,
+    strip: bool = False,
 ) -> list[Rects]:
     """Tile a stack of layers ``cells[l, x, y]`` (``-1`` empty, else colour) at once.
 
@@ -332,6 +341,12 @@ def tile_layers(
     offsets = np.broadcast_to(np.asarray(offsets, dtype=np.int64), (n,))
     phases = np.broadcast_to(np.asarray(phases, dtype=np.int64), (n,))
     st = _Stack(cells, axes)
+    if strip:
+        # whole longest parts first in both directions, so a remainder strip at the end of
+        # parallel runs is tiled across them (like a bricklayer finishing a course)
+        longest = run_lengths(2, height)[0]
+        _doubles(st, 0, offsets, longest, height, phases, whole=longest)
+        _doubles(st, 1, offsets, longest, height, phases, whole=longest)
     for minlen in (4, 2):
         _doubles(st, 0, offsets, minlen, height, phases)
         _doubles(st, 0, 1 - offsets, minlen, height, phases)
@@ -636,8 +651,9 @@ def _links(plane: np.ndarray, other: np.ndarray | None) -> int:
     return len(np.unique(a * (int(b.max()) + 1) + b))
 
 
-#: How many links one more brick must buy to be worth it when choosing a layer tiling.
-BRICK_WEIGHT = 8.0
+#: How many links one more brick must buy to be worth it when choosing a layer tiling: high,
+#: so fewer parts come first and links decide between tilings of (nearly) equal count.
+BRICK_WEIGHT = 64.0
 
 
 def _score(rects: Rects, shape2d, below, above) -> float:
@@ -712,6 +728,14 @@ def build(
             phs = np.array([v[k][2] for v in vs])
             for i, r in zip(idx, tile_layers(stack, h, axes, offs, phs), strict=True):
                 tilings.setdefault(i, []).append(r)
+        if nvar > 1:  # plus whole-parts-first variants (both row pairings)
+            axes = np.array([v[0][0] for v in vs])
+            phs = np.array([v[0][2] for v in vs])
+            for off in (0, 1):
+                offs = np.full(len(vs), off)
+                rs = tile_layers(stack, h, axes, offs, phs, True)
+                for i, r in zip(idx, rs, strict=True):
+                    tilings[i].append(r)
     small_model = int((cells >= 0).sum()) <= GREEDY_CANDIDATE_MAX_MODEL
     for i, (_, h, c2) in enumerate(units):
         if nvar > 1 and small_model and int((c2 >= 0).sum()) <= GREEDY_CANDIDATE_MAX_CELLS:
@@ -960,6 +984,7 @@ def connect(
             f"could not connect the bricks: {n} separate pieces where the voxels form "
             f"{n_target} (parts one layer thick cannot be bridged"
             + ("" if asm.allow_plates else "; plates are disabled")
+            + ("; stopped at the time budget" if time.perf_counter() >= deadline else "")
             + ")"
         )
     return ConnectResult(ok, n, n_target, fixes, msg, demoted)

@@ -258,3 +258,12 @@ def test_greedy_tiling_covers():
     plane = r.paint(cells.shape)
     np.testing.assert_array_equal(plane >= 0, cells >= 0)
     assert (r.color[plane[cells >= 0]] == cells[cells >= 0]).all()
+
+
+def test_whole_parts_first_tiles_the_remainder_strip_across():
+    c = np.full((1, 48, 48), 71)
+    plain = merge.tile_layers(c, 3, 0, 0, 0)[0]
+    strip = merge.tile_layers(c, 3, 0, 0, 0, strip=True)[0]
+    assert len(plain) == 120  # 24 row pairs x (10+10+10+10+8)
+    assert len(strip) == 116  # the 8-wide remainder strip tiled with 2x10s across
+    assert (strip.nx * strip.ny).sum() == 48 * 48
