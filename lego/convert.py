@@ -131,6 +131,9 @@ def _voxel_codes(grid: np.ndarray, colors, opts: ConvertOptions) -> tuple[np.nda
                 f"color_mode={opts.color_mode!r} needs per-voxel colours; pass colors=... "
                 "or use color_mode='single'"
             )
+        from .colors import get
+
+        get(opts.color)  # raises ValueError naming an unknown colour code
         return int(opts.color), info
     a = np.asarray(colors)
     if a.shape == (3,):

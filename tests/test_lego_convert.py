@@ -219,3 +219,8 @@ def test_bricks_only_thin_sheet_warns():
     # with plates allowed it holds together
     m = voxels_to_bricks(g, options=ConvertOptions(brick_types="mixed"))
     assert m.meta["connected"] and m.meta["warnings"] == []
+
+
+def test_unknown_single_colour_is_rejected():
+    with pytest.raises(ValueError, match="not a solid colour"):
+        voxels_to_bricks(np.ones((2, 2, 2), dtype=bool), options=ConvertOptions(color=9999))
