@@ -10,19 +10,28 @@ from image2lego.core import data as D
 pytestmark = pytest.mark.data
 
 
+# subsets keep the file fast; `python -m image2lego.core.data build` covers the full sets
+N_CHAIRS, N_MONITORS, N_BEDS = 120, 200, 200
+
+
 @pytest.fixture(scope="module")
 def chairs(shared_data):
-    return D.load_chairs(shared_data)
+    return D.load_chairs(shared_data, limit=N_CHAIRS)
 
 
 @pytest.fixture(scope="module")
 def monitors(shared_data):
-    return D.load_monitors(shared_data)
+    return D.load_monitors(shared_data, limit=N_MONITORS)
 
 
 @pytest.fixture(scope="module")
 def beds(shared_data):
-    return D.load_beds(shared_data)
+    return D.load_beds(shared_data, limit=N_BEDS)
+
+
+def _ids(shared_data, name, key=None):
+    with np.load(shared_data / name) as d:
+        return [str(x) for x in d[key]] if key else list(range(int(d["shape"][0])))
 
 
 def _z_profile(v: np.ndarray) -> np.ndarray:
@@ -51,10 +60,13 @@ def _upper_offset(v: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-def test_shapes_and_counts(chairs, monitors, beds):
-    assert chairs.voxels.shape == (888 * 12, 32, 32, 32)
-    assert monitors.voxels.shape == (465, 32, 32, 32)
-    assert beds.voxels.shape == (614, 32, 32, 32)
+def test_shapes_and_counts(shared_data, chairs, monitors, beds):
+    assert len(_ids(shared_data, D.CHAIR_FILE, "names")) == 888
+    assert len(_ids(shared_data, D.MONITOR_FILE)) == 465
+    assert len(_ids(shared_data, D.BED_FILE)) == 614
+    assert chairs.voxels.shape == (N_CHAIRS * 12, 32, 32, 32)
+    assert monitors.voxels.shape == (N_MONITORS, 32, 32, 32)
+    assert beds.voxels.shape == (N_BEDS, 32, 32, 32)
     for vs in (chairs, monitors, beds):
         assert vs.voxels.dtype == bool
         assert vs.voxels.any(axis=(1, 2, 3)).all(), "an empty grid"
@@ -138,8 +150,19 @@ def test_canonicalize_too_big_is_an_error():
         D.canonicalize(np.ones((40, 4, 4), bool))
 
 
-def test_split_whole_models(chairs, monitors, beds):
-    vs = D.concat([chairs, monitors, beds])
+def test_split_whole_models(shared_data):
+    # metadata of the full sets (the split needs no voxels)
+    chair_ids = _ids(shared_data, D.CHAIR_FILE, "names")
+    n_rows = 12 * len(chair_ids) + 465 + 614
+    vs = D._make_set(
+        np.zeros((n_rows, 1), bool),
+        ["chair"] * 12 * len(chair_ids) + ["monitor"] * 465 + ["bed"] * 614,
+        ["modelnet40"] * 12 * len(chair_ids) + ["modelnet10"] * (465 + 614),
+        [c for c in chair_ids for _ in range(12)]
+        + [f"monitor_{i:04d}" for i in range(465)]
+        + [f"bed_{i:04d}" for i in range(614)],
+        list(range(1, 13)) * len(chair_ids) + [0] * (465 + 614),
+    )
     D.assign_split(vs)
     train = set(zip(vs.source[vs.split == "train"], vs.model_id[vs.split == "train"], strict=True))
     val = set(zip(vs.source[vs.split == "val"], vs.model_id[vs.split == "val"], strict=True))
