@@ -165,13 +165,14 @@ class RepairReport:
 
 
 def _key(r: StabilityReport) -> tuple:
-    """Lower is better: unsupported, components, overloaded, worst finite stress."""
+    """Lower is better: unsupported, components, worst finite stress (under the min-max
+    objective: the clutch the model needs, in units of the clutch it has), overloaded."""
     finite = r.stress[np.isfinite(r.stress)]
     return (
         len(r.unsupported),
         r.n_components,
+        round(float(finite.max()) if finite.size else 0.0, 6),
         len(r.overloaded),
-        round(float(finite.max()) if finite.size else 0.0, 9),
     )
 
 
@@ -243,6 +244,7 @@ def _weak_regions(model: BrickModel, r: StabilityReport) -> list[list[int]]:
             seen.add(pair)
             ids = [i for i in pair if i >= 0]
             regions.append(sorted(set(ids) | _neighbours(lab, arr, ids)))
+            regions.append(sorted(set(ids) | _neighbours(lab, arr, ids, vertical=True)))
     return regions
 
 
@@ -357,8 +359,12 @@ def repair(
     t0 = time.perf_counter()
     deadline = time.process_time() + time_budget_s
 
+    objective = "sum"  # fast, exact verdict; switched to "max" when there is work to do
+
     def analyse(m: BrickModel) -> StabilityReport:
-        return analyze_stability(m, clutch_n=clutch_n, ground_clutch=ground_clutch)
+        return analyze_stability(
+            m, clutch_n=clutch_n, ground_clutch=ground_clutch, objective=objective
+        )
 
     occ0 = model.occupancy()
     n_cells = merge.cell_components(occ0) if len(model) else 0
@@ -367,6 +373,12 @@ def repair(
     interior = _interior(model, occ0)
     rep0 = analyse(model)
     cur, rep = model, rep0
+    if rep.overloaded:
+        # The search compares and targets min-max equilibria: their largest utilisation is
+        # the clutch the model needs, and their overloaded connections are the critical ones
+        # (the least-total-tension equilibrium piles pull onto arbitrary studs).
+        objective = "max"
+        rep0 = rep = analyse(model)
     messages: list[str] = []
     iterations = changes = supports = 0
 
@@ -437,10 +449,10 @@ def repair(
         cur = BrickModel(list(model.bricks), model.shape, dict(model.meta))
     required = None
     if rep.overloaded:
-        exact = analyze_stability(
-            cur, clutch_n=clutch_n, ground_clutch=ground_clutch, objective="max"
-        )
-        finite = exact.stress[np.isfinite(exact.stress)]
+        if objective != "max":
+            objective = "max"
+            rep = analyse(cur)
+        finite = rep.stress[np.isfinite(rep.stress)]
         required = float(finite.max() * clutch_n) if finite.size else None
     report = RepairReport(
         before=Snapshot.of(model, rep0),
