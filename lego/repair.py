@@ -21,7 +21,9 @@ cells, or nothing helps any more:
    enclosed by the shell.
 
 A change is accepted only if it lowers, in order: the number of unsupported bricks, the
-number of components, the number of overloaded bricks, the largest stress. The occupied
+number of components, the largest stress, the number of overloaded bricks. When connections
+are overloaded the search uses the min-max equilibrium (``objective="max"``), whose largest
+stress is the clutch the model needs in units of the clutch it has. The occupied
 cells never change (except for the interior supports of shell models); this is checked at
 the end. Whatever cannot be fixed is listed in :attr:`RepairReport.unrepairable` with the
 reason (e.g. "its voxels do not reach the ground", or the tension a cantilever needs versus
