@@ -208,8 +208,12 @@ def _group(labels: np.ndarray) -> list[list[int]]:
 
 
 def _build_lp(arr, c: Contacts, active: np.ndarray, clutch: np.ndarray, ground_clutch: bool):
-    """Sparse LP for the bricks in ``active`` (bool mask). Returns (cost, A_ub, b_ub, A_eq,
-    b_eq, n_tension, tension_contact_index)."""
+    """Equilibrium equations for the bricks in ``active`` (bool mask).
+
+    Returns ``(A_eq, b_eq, cap, t_contacts)``: the sparse 3-rows-per-brick system over the
+    variables ``[T (one per stud contact) | C (4 corners per touching pair)]``, the clutch
+    capacity of each tension variable (mN) and the contact index of each tension variable.
+    """
     nb = len(arr["x"])
     row_of = np.full(nb, -1, np.int64)
     act_ix = np.flatnonzero(active)
@@ -248,7 +252,7 @@ def _build_lp(arr, c: Contacts, active: np.ndarray, clutch: np.ndarray, ground_c
     ky = np.stack((y0, y0, y1, y1), axis=1).ravel()
     nk = len(ku)
 
-    # Variable layout: [T (nt) | C (nk) | t (1)]. Column entries on the upper brick get
+    # Variable layout: [T (nt) | C (nk)]. Column entries on the upper brick get
     # sign s, on the lower brick -s (action and reaction). Rows: 3*row + {0: Fz, 1: Mx, 2: My}.
     rows, cols, vals = [], [], []
 
