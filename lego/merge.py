@@ -746,9 +746,15 @@ def build(
         if len(cands) == 1:
             best = cands[0]
         else:
-            below = asm.lab[:, :, z - 1] if z > 0 else None
-            scores = [_score(r, shape2d, below, None) for r in cands]
-            best = cands[int(np.argmax(scores))]
+            # links can only decide between tilings within a few parts of the fewest
+            counts = [len(r) for r in cands]
+            near = [r for r, c in zip(cands, counts, strict=True) if c <= min(counts) + 2]
+            if len(near) == 1:
+                best = near[0]
+            else:
+                below = asm.lab[:, :, z - 1] if z > 0 else None
+                scores = [_score(r, shape2d, below, None) for r in near]
+                best = near[int(np.argmax(scores))]
         asm.add(best, z, h)
     return asm
 
@@ -1196,38 +1202,37 @@ def coalesce(asm: Assembly) -> int:
     """Merge pairs of touching same-layer, same-colour bricks whose union is a catalogue part.
 
     The union brick touches everything either part touched, so connectivity can only gain.
-    Repeats until nothing merges; returns the number of merges. (A plain dictionary walk:
-    merges are few and local, so there is nothing to vectorise.)
+    Every brick is tried once in a fixed order and every merged brick again, until nothing
+    merges; returns the number of merges. (A dictionary walk: merges are few and local, so
+    there is nothing to vectorise.)
     """
     at: dict[tuple[int, int, int, int, int], int] = {}
     for i in range(len(asm.x)):
         if asm.alive[i]:
             at[(asm.z[i], asm.h[i], asm.color[i], asm.x[i], asm.y[i])] = i
     merged = 0
-    changed = True
-    while changed:
-        changed = False
-        for key in sorted(at):
-            i = at.get(key)
-            if i is None or not asm.alive[i]:
+    work = sorted(at, reverse=True)  # pop() takes the lowest key first
+    while work:
+        key = work.pop()
+        i = at.get(key)
+        if i is None or not asm.alive[i]:
+            continue
+        z, h, c, x, y = key
+        nx, ny = asm.nx[i], asm.ny[i]
+        for dx, dy in ((nx, 0), (0, ny)):
+            j = at.get((z, h, c, x + dx, y + dy))
+            if j is None or not asm.alive[j]:
                 continue
-            z, h, c, x, y = key
-            nx, ny = asm.nx[i], asm.ny[i]
-            for dx, dy in ((nx, 0), (0, ny)):
-                j = at.get((z, h, c, x + dx, y + dy))
-                if j is None or not asm.alive[j]:
-                    continue
-                if dx and asm.ny[j] != ny or dy and asm.nx[j] != nx:
-                    continue
-                ux, uy = (nx + asm.nx[j], ny) if dx else (nx, ny + asm.ny[j])
-                if ux >= _MAXDIM or uy >= _MAXDIM or _LUT_PART[h, ux, uy] < 0:
-                    continue
-                asm.remove([i, j])
-                at.pop((z, h, c, x + dx, y + dy))
-                one = np.array([1])
-                new = int(asm.add(Rects(one * x, one * y, one * ux, one * uy, one * c), z, h)[0])
-                at[key] = new
-                merged += 1
-                changed = True
-                break
+            if dx and asm.ny[j] != ny or dy and asm.nx[j] != nx:
+                continue
+            ux, uy = (nx + asm.nx[j], ny) if dx else (nx, ny + asm.ny[j])
+            if ux >= _MAXDIM or uy >= _MAXDIM or _LUT_PART[h, ux, uy] < 0:
+                continue
+            asm.remove([i, j])
+            at.pop((z, h, c, x + dx, y + dy))
+            one = np.array([1])
+            at[key] = int(asm.add(Rects(one * x, one * y, one * ux, one * uy, one * c), z, h)[0])
+            merged += 1
+            work.append(key)  # try to grow the merged brick further
+            break
     return merged
