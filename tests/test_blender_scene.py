@@ -246,3 +246,48 @@ def test_bad_arguments_are_clear():
     c = bpy.data.collections.new("plain")
     with pytest.raises(ValueError, match="not an Image2LEGO model"):
         lego_scene.model_from_collection(c)
+
+
+def _structure(coll):
+    out = []
+    for ob in sorted(coll.objects, key=lambda o: o.name):
+        out.append(
+            (
+                ob.name,
+                ob.parent.name if ob.parent else None,
+                ob.data.name if ob.data else None,
+                ob.material_slots[0].material.name if ob.material_slots else None,
+                tuple(np.round(np.array(ob.matrix_world), 7).ravel()),
+                ob.hide_viewport,
+                ob.animation_data is not None and ob.animation_data.action is not None,
+                tuple(sorted((k, str(ob[k])) for k in ob.keys())),
+            )
+        )
+    return out
+
+
+@pytest.mark.parametrize("first", [MODEL, BrickModel(MODEL.bricks[:2], MODEL.shape)])
+def test_objects_rebuild_in_place_equals_fresh_build(first):
+    other = BrickModel(
+        [Brick(b.z, b.y, b.x, b.part_id, b.rotated, 0, b.step) for b in reversed(first.bricks)],
+        first.shape,
+    )
+    _fresh()
+    lego_scene.build_model(bpy.context, MODEL, name="T", method="objects")
+    want = _structure(bpy.data.collections["T"])
+    _fresh()
+    coll = lego_scene.build_model(bpy.context, other, name="T", method="objects")
+    # What animation / instructions might leave on the objects.
+    p = lego_scene.step_parents(coll)[0]
+    p.location.z = 1.0
+    p.keyframe_insert("location", frame=1)
+    lego_scene.brick_objects(coll)[0].hide_viewport = True
+    cam = bpy.data.objects.new("cam", bpy.data.cameras.new("cam"))
+    lego_scene.mark_owned(cam)
+    coll.objects.link(cam)
+    again = lego_scene.build_model(bpy.context, MODEL, name="T", method="objects")
+    assert again == coll  # rebuilt in place
+    assert _structure(again) == want
+    assert _orphans() == []
+    assert "cam" not in bpy.data.objects and "cam" not in bpy.data.cameras
+    assert lego_scene.model_from_collection(again).bricks == MODEL.bricks
