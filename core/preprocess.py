@@ -140,7 +140,7 @@ def _open(src) -> Image.Image:
         raise ImageError(f"image is empty (0 bytes): {name}")
     old = Image.MAX_IMAGE_PIXELS
     try:
-        Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2  # PIL errors at 2x this value
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # PIL warns above this (made an error here)
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             try:
