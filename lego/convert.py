@@ -188,7 +188,8 @@ def _merge(cells: np.ndarray, opts: ConvertOptions, n_cells: int):
     merge.stack_plates(asm)
     merge.coalesce(asm)
     strategy = "mixed"
-    if res.demoted or not res.connected:
+    small = int((cells >= 0).sum()) <= merge.GREEDY_CANDIDATE_MAX_MODEL
+    if res.demoted or not res.connected or (small and res.fixes):
         alt = merge.build(cells, "plates", opts.seed)
         alt_res = merge.connect(alt, n_cells, opts.seed)
         merge.stack_plates(alt)

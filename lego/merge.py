@@ -956,6 +956,13 @@ def connect(
     demoted = 0
     # cheap first: parts straddling breaks only
     n, comp, fixes = _connect_loop(asm, n, comp, n_target, seed, max_fixes, deadline, False)
+    if n > n_target:
+        # then a bounded number of local re-tilings and demotions of single breaks, which
+        # cost fewer parts than demoting whole pieces
+        n, comp, f2 = _connect_loop(
+            asm, n, comp, n_target, seed, max_fixes, deadline, True, max_tries=TARGETED_TRIES
+        )
+        fixes += f2
     for widen in (False, True):
         if n <= n_target or not asm.allow_plates:
             break
@@ -996,8 +1003,13 @@ def connect(
     return ConnectResult(ok, n, n_target, fixes, msg, demoted)
 
 
-def _connect_loop(asm, n, comp, n_target, seed, max_fixes, deadline, full):
+#: Breaks tried with the expensive local fixes before whole pieces are demoted to plates.
+TARGETED_TRIES = 40
+
+
+def _connect_loop(asm, n, comp, n_target, seed, max_fixes, deadline, full, max_tries=None):
     fixes = 0
+    tries = 0
     failed: set[tuple[int, int]] = set()
     while n > n_target and fixes < max_fixes and time.perf_counter() < deadline:
         seams = _seams(asm, comp)
@@ -1017,6 +1029,10 @@ def _connect_loop(asm, n, comp, n_target, seed, max_fixes, deadline, full):
                 continue
             if comp[b1] == comp[b2]:
                 continue
+            if max_tries is not None:
+                if tries >= max_tries:
+                    return n, comp, fixes
+                tries += 1
             if _fix(asm, [b1, b2], ((x1, y1), (x2, y2)), n, comp, seed, full):
                 fixes += 1
                 progressed = True
