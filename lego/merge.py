@@ -23,9 +23,10 @@ The algorithm, in four stages:
 3. **Re-merge around breaks** (:func:`connect`). When bricks fall into more connected
    components than the cells do (6-connectivity), breaks (two horizontally adjacent bricks
    in different components) are fixed in stages: first a part straddling the break that
-   touches both sides above or below; then, in mixed mode, the bricks of the smaller
-   pieces (then also their neighbours) are demoted to staggered plates, since three plate
-   layers bridge what one brick layer cannot; last, regions are re-tiled in other variants.
+   touches both sides above or below; then a bounded number of local re-tilings and
+   demotions of single breaks; then, in mixed mode, the bricks of the smaller pieces (then
+   also their neighbours) are demoted to staggered plates, since three plate layers bridge
+   what one brick layer cannot; last, local fixes without the bound.
    A change is kept only if it lowers the number of components, otherwise it is undone.
    When nothing works (e.g. a one-brick-thick sheet in bricks-only mode), the result says
    so and :func:`image2lego.lego.convert.voxels_to_bricks` adds a warning.
@@ -943,11 +944,14 @@ def connect(
     """Stage 3: re-merge around breaks until bricks form ``n_target`` components.
 
     A *break* is two horizontally adjacent bricks in different components. Breaks inside
-    one layer between same-coloured bricks are tried first (smallest pieces first). For
-    each, in order: re-tile the two bricks together in 8 variants; the same with their
-    same-layer neighbours; and (when plates are allowed and a brick is involved) demote
-    them, then them and their neighbours, to staggered plates. A change is kept only when
-    the number of components drops; otherwise it is undone exactly.
+    one layer between same-coloured bricks are tried first (smallest pieces first).
+    Stages: (1) a part straddling the break that touches both sides; (2) for at most
+    :data:`TARGETED_TRIES` breaks, re-tile the two bricks (then with their same-layer
+    neighbours) in other variants and, when plates are allowed, demote them to staggered
+    plates; (3) demote every brick of the smaller pieces (then also their neighbours) to
+    plates and bridge again; (4) stage 2 without the bound, until ``time_budget`` runs out.
+    A change is kept only when the number of components drops; otherwise it is undone
+    exactly. ``demoted`` counts the bricks demoted in stage 3.
     """
     t0 = time.perf_counter()
     n, comp = asm.components()
