@@ -647,11 +647,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     r.add_argument("--views", type=int, default=3, help="views per row (view 0 = set pose)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--limit", type=int, default=None, help="first N rows (for testing)")
+    r.add_argument("--fresh", action="store_true", help="ignore an existing views128.npz")
+    r.add_argument(
+        "--reuse-older", action="store_true", help="reuse views of older renderer versions too"
+    )
     args = ap.parse_args(argv)
     if args.cmd == "render":
         from .render import render_cache
 
-        render_cache(args.cache, args.views, args.seed, limit=args.limit)
+        render_cache(
+            args.cache,
+            args.views,
+            args.seed,
+            limit=args.limit,
+            fresh=args.fresh,
+            reuse_older=args.reuse_older,
+        )
     elif args.cmd == "build":
         build_voxel_cache(
             args.data, args.cache, meshes=not args.no_meshes, mesh_limit=args.mesh_limit

@@ -39,6 +39,9 @@ from .preprocess import BACKGROUND, MARGIN, SIZE, frame_object
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
 RENDER_SIZE = 192
+# bumped whenever the pictures change; views128.npz rows are only reused at the same version
+# (1: marching-cubes faces wound inwards, so voxel rows were lit from behind; 2: fixed)
+RENDER_VERSION = 2
 SMOOTH_SIGMA = 0.6
 ISO_LEVEL = 0.3
 
@@ -57,9 +60,9 @@ class View:
     yfov: float = 30.0
     light_azimuth: float = -30.0
     light_elevation: float = 50.0
-    light_intensity: float = 4.5
-    ambient: float = 0.25
-    albedo: float = 0.6
+    light_intensity: float = 2.5
+    ambient: float = 0.3
+    albedo: float = 0.55
     background: float = float(BACKGROUND)
     noise: float = 0.0  # std of the background texture noise (grey levels)
     noise_seed: int = 0
@@ -89,9 +92,9 @@ def jitter_view(rng: np.random.Generator | int | None = None, base: View = SET_P
         distance=rng.uniform(4.0, 5.5),
         light_azimuth=base.light_azimuth + rng.uniform(-45, 45),
         light_elevation=float(np.clip(base.light_elevation + rng.uniform(-25, 25), 10, 85)),
-        light_intensity=base.light_intensity * rng.uniform(0.6, 1.4),
+        light_intensity=base.light_intensity * rng.uniform(0.7, 1.3),
         ambient=rng.uniform(0.15, 0.4),
-        albedo=rng.uniform(0.4, 0.8),
+        albedo=rng.uniform(0.4, 0.7),
         background=float(BACKGROUND) if plain else rng.uniform(205, 255),
         noise=0.0 if plain else rng.uniform(0, 8),
         noise_seed=int(rng.integers(0, 2**24)),  # exact in the float32 params array
@@ -116,7 +119,9 @@ def voxel_surface(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if f.max() < ISO_LEVEL:  # a lone voxel blurs below the level: fall back to no blur
         f = np.pad(g.astype(np.float32), pad)
     verts, faces, _, _ = measure.marching_cubes(f, ISO_LEVEL)
-    return verts - pad + 0.5, faces.astype(np.int64)
+    # skimage winds these faces with normals pointing into the solid (high values); the
+    # renderer lights by face winding, so reverse them to face outwards
+    return verts - pad + 0.5, faces[:, ::-1].astype(np.int64)
 
 
 def _look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.ndarray:
@@ -327,19 +332,23 @@ def render_cache(
     seed: int = 0,
     *,
     limit: int | None = None,
+    fresh: bool = False,
+    reuse_older: bool = False,
     log=print,
 ) -> Path:
     """Render ``n_views`` views of every row of ``voxels32.npz`` into ``views128.npz``.
 
     Arrays: ``images`` uint8 (N, V, 128, 128) (view 0 = set pose), ``views`` float32
-    (N, V, P) (:meth:`View.as_array`; all zeros = not rendered), and the rows' ``source``,
+    (N, V, P) (:meth:`View.as_array`; all zeros = not rendered), ``view_version`` int16 (N, V)
+    (the :data:`RENDER_VERSION` that drew each view), and the rows' ``source``,
     ``model_id``, ``rotation`` so the two files can be checked to line up. View v of row i
     is drawn from ``default_rng([seed, i, v])``.
 
     Rendering goes view-major: all rows' set-pose views first, and the file is written after
     every pass (V = 1, 2, ...), so a usable file exists early. Views already in an existing
-    ``views128.npz`` (same source/model_id/rotation, same seed) are reused, so rebuilding after
-    rows were appended to the voxel cache renders only the new rows.
+    ``views128.npz`` (same source/model_id/rotation, seed and :data:`RENDER_VERSION`) are
+    reused, so rebuilding after rows were appended to the voxel cache renders only the new
+    rows; ``fresh`` ignores the old file, ``reuse_older`` also reuses older render versions.
     """
     import time
 
@@ -356,22 +365,29 @@ def render_cache(
     keys = list(zip(vs.source[:n], vs.model_id[:n], vs.rotation[:n].tolist(), strict=True))
     images = np.full((n, n_views, SIZE, SIZE), BACKGROUND, dtype=np.uint8)
     params = np.zeros((n, n_views, len(SET_POSE.as_array())), dtype=np.float32)
+    versions = np.zeros((n, n_views), dtype=np.int16)  # renderer version of each view
     out = root / VIEWS_FILE
     old: dict[tuple, int] = {}
-    old_imgs = old_params = None
-    if out.is_file():
+    old_imgs = old_params = old_versions = None
+    if out.is_file() and not fresh:
         with np.load(out) as d:
-            if int(d.get("seed", -1)) == seed:
+            if "seed" in d.files and int(d["seed"]) == seed:
                 old_imgs, old_params = d["images"], d["views"]
+                old_versions = (
+                    d["view_version"]
+                    if "view_version" in d.files
+                    else np.ones(old_params.shape[:2], np.int16)  # before versions were kept
+                )
                 okeys = zip(d["source"], d["model_id"], d["rotation"].tolist(), strict=True)
                 old = {k: j for j, k in enumerate(okeys)}
-        log(f"reusing views of {len(old)} rows from {out}")
+        log(f"{out} holds views of {len(old)} rows with this seed")
 
     def save(v_done: int) -> None:
         _atomic_savez(
             out,
             images=images[:, :v_done],
             views=params[:, :v_done],
+            view_version=versions[:, :v_done],
             view_fields=np.array([f.name for f in fields(View)]),
             source=vs.source[:n],
             model_id=vs.model_id[:n],
@@ -385,8 +401,14 @@ def render_cache(
         for v in range(n_views):
             for i in tqdm(range(n), desc=f"view {v}", mininterval=15, unit="row"):
                 j = old.get(keys[i])
-                if j is not None and v < old_params.shape[1] and old_params[j, v].any():
+                if (
+                    j is not None
+                    and v < old_params.shape[1]
+                    and old_params[j, v].any()
+                    and (old_versions[j, v] == RENDER_VERSION or reuse_older)
+                ):
                     images[i, v], params[i, v] = old_imgs[j, v], old_params[j, v]
+                    versions[i, v] = old_versions[j, v]
                     continue
                 view = SET_POSE if v == 0 else jitter_view(np.random.default_rng([seed, i, v]))
                 try:
@@ -398,6 +420,7 @@ def render_cache(
                         smooth = True
                     images[i, v] = r.frame(*r.raw(verts, faces, view, smooth=smooth), view)
                     params[i, v] = view.as_array()
+                    versions[i, v] = RENDER_VERSION
                     rendered += 1
                 except (ValueError, FileNotFoundError) as e:  # keep going; count them
                     failed += 1

@@ -115,6 +115,30 @@ def test_bad_input(renderer):
         R.render_mesh("/nonexistent/mesh.obj", renderer=renderer)
 
 
+def test_marching_cubes_faces_point_outwards():
+    g = np.zeros((32, 32, 32), bool)
+    g[8:24, 8:24, 0:16] = True
+    v, f = R.voxel_surface(g)
+    m = trimesh.Trimesh(v, f, process=False)
+    assert m.volume > 0.8 * 16**3, "outward winding gives a positive volume"
+    assert (m.face_normals * (m.triangles_center - (16, 16, 8))).sum(1).mean() > 0
+
+
+def test_lit_side_is_brighter(renderer):
+    """The key light comes from the camera's upper left: a cube's top is brighter than the
+    face turned away (right, +X), as in a photo; inward normals would invert this."""
+    g = np.zeros((32, 32, 32), bool)
+    g[8:24, 8:24, 0:16] = True
+    view = R.View(light_azimuth=-60.0, light_elevation=60.0)
+    img = R.render_voxels(g, view=view, renderer=renderer).astype(int)
+    obj = _object(img)
+    rows, cols = np.nonzero(obj)
+    r0, r1, c0, c1 = rows.min(), rows.max(), cols.min(), cols.max()
+    top = img[r0 + (r1 - r0) // 8, (c0 + c1) // 2]
+    right = img[r0 + 3 * (r1 - r0) // 4, c1 - (c1 - c0) // 6]
+    assert top > right + 10, (top, right)
+
+
 def test_thin_legs_survive_smoothing():
     g = np.zeros((32, 32, 32), bool)
     g[10, 10, 0:20] = True  # a one-voxel-thin leg
