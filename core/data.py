@@ -34,6 +34,39 @@ Findings per source (measured from occupancy profiles and slices, see ``tests/te
   99.9%, 92%; 3/8 -> 0.870, 98.8%, 83%; 4/8 -> 0.871, 98.7%, 85%; 5/8 -> 0.855, 87.2%, 68%.
   2/8 keeps thin parts (legs, headboard rails) without the bloat of "any voxel".
 
+* ``infomr_meshes.tar.xz`` (1,860 OBJ meshes, 65 classes), extracted once into
+  ``$IMAGE2LEGO_CACHE/infomr``. Two sources with different conventions (found from per-class
+  bounding-box statistics and contact sheets of orthographic silhouettes):
+
+  - ``m<id>.obj`` (899, Princeton Shape Benchmark, scaled to 0.95): source **+Y is up** for
+    the great majority (chairs are tallest along y in 34/34, chess pieces 15/19, bottles 7/8,
+    doors 17/20; tables stand on their legs), except that many jets/biplanes stand on their
+    tails. Rule: +Y up; flat vehicles (jet, biplane, monoplane, car, starship) use "thin".
+  - ``D<id>.obj`` (961, the second labelled source): no single convention. Many are
+    PCA-aligned (longest side on x, random sign: bottles, rockets, floor lamps and skyscrapers
+    lie along +-x), others are z-up (cars, beds, trains, pianos, birds) or y-up (bicycles,
+    motorcycles, guns, shelves), a few are tilted. Rule per class (``_D_RULES``): "z" by
+    default; "y"; "long" (the longest bounding-box side is vertical) for bottles, cups, mugs,
+    lamps, rockets, skyscrapers, chess pieces, doors, violins; "thin" (shortest side vertical,
+    i.e. lying flat) for phones, keyboards, guitars, knives, spoons, swords, tools.
+  - "long"/"thin" need a sign: the end with the larger contact patch (convex hull of surface
+    points within 3% of that end) is the base (``_support_sign``).
+
+  Measured: a generic learned upright classifier (gradient boosting on contact-patch,
+  stability, mass-profile and normal features over the 6 PCA directions) reached only 41%
+  (classes held out) / 56% (random split) on the PSB part, and the support heuristic alone
+  25%, so per-class rules were used instead. Checked by eye on a random sample of 80 aligned
+  meshes: 64/80 (80%) upright before the flat-vehicle rule (failures: PSB jets/biplanes on
+  their tails, lying mugs/cups/drums, tilted D monitors/motorcycles, quadrupeds on their side);
+  with it, 44/48 random jets/biplanes/monoplanes/cars/starships were upright. Facing is not
+  known for meshes: after Z is up they are turned so the longer horizontal side runs along X.
+  Each mesh is scaled so its longest side spans the whole 32-voxel grid, centred in x/y,
+  grounded, and voxelized solid (:func:`voxelize_mesh`: surface voxels from dense surface
+  samples, then scipy hole filling; see :func:`solid_fill` for the measurement). The 4x4
+  raw-mesh -> grid transform of each row is kept (``mesh_transform``) so the renderer draws
+  the mesh exactly where its voxels are. The full build took 41 min wall (about 0.4 s CPU
+  per mesh) on the shared 2-core machine under a training run's load.
+
 Handedness cannot be checked on mirror-symmetric sets; grids are treated as right-handed
 ``[x, y, z]`` as stored.
 

@@ -193,3 +193,78 @@ def test_cache_round_trip(tmp_path, monitors, beds):
         D.load_voxels(path, split="test")
     with pytest.raises(FileNotFoundError, match="build"):
         D.load_voxels(tmp_path / "nope")
+
+
+# --------------------------------------------------------------------------- meshes
+
+trimesh = pytest.importorskip("trimesh")
+
+
+def test_voxelize_box_is_solid_and_exact():
+    box = trimesh.creation.box(extents=(2.0, 1.0, 0.5))
+    g = D.voxelize_mesh(box, 32)
+    assert g.shape == (32, 32, 32) and g.dtype == bool
+    # longest side (x) fills the grid; 2:1:0.5 -> 32 x 16 x 8 voxels, centred, grounded
+    assert g.sum() == 32 * 16 * 8
+    assert g[:, 8:24, 0:8].all()
+    g16 = D.voxelize_mesh(box, 16)
+    assert g16.shape == (16, 16, 16) and g16.sum() == 16 * 8 * 4
+
+
+def test_voxelize_fills_a_leaky_sphere():
+    s = trimesh.creation.icosphere(subdivisions=4)
+    s.update_faces(np.arange(len(s.faces)) >= 12)  # punch a small hole
+    assert not s.is_watertight
+    g = D.voxelize_mesh(s, 32)
+    x, y, z = np.meshgrid(*(np.arange(32) + 0.5,) * 3, indexing="ij")
+    ball = (x - 16) ** 2 + (y - 16) ** 2 + (z - 16) ** 2 <= 14**2
+    assert g[ball].mean() > 0.99, "the interior is filled"
+    assert not D.voxelize_mesh(s, 32, solid=False)[16, 16, 16]
+
+
+def test_voxelize_bad_input(tmp_path):
+    with pytest.raises(ValueError, match="resolution"):
+        D.voxelize_mesh(trimesh.creation.box(), 0)
+    with pytest.raises(FileNotFoundError):
+        D.voxelize_mesh(tmp_path / "missing.obj")
+    (tmp_path / "empty.obj").write_text("# nothing\n")
+    with pytest.raises(ValueError):
+        D.voxelize_mesh(tmp_path / "empty.obj")
+
+
+def _cone_along(axis: int, sign: int):
+    """A cone whose wide base is at the -sign end of ``axis`` (it stands on its base)."""
+    c = trimesh.creation.cone(radius=1.0, height=3.0, sections=32)  # base at z=0, tip at +z
+    r = {0: [[0, 0, 1], [0, 1, 0], [-1, 0, 0]], 1: [[1, 0, 0], [0, 0, -1], [0, 1, 0]]}
+    m = np.eye(4)
+    m[:3, :3] = np.asarray(r.get(axis, np.eye(3)), float).T  # z -> axis
+    c.apply_transform(m)
+    if sign < 0:
+        c.apply_scale(-1)
+    return c
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_long_rule_stands_cone_on_its_base(axis, sign):
+    c = _cone_along(axis, sign)
+    r = D.align_mesh_rotation(c, "long")
+    assert np.isclose(np.linalg.det(r), 1), "a proper rotation (no mirroring)"
+    g = D.voxelize_mesh(c, 32, rotation=r)
+    prof = g.sum(axis=(0, 1))
+    assert prof[:4].sum() > 3 * prof[-8:].sum(), "wide base at the bottom"
+
+
+def test_axis_rules_and_facing():
+    box = trimesh.creation.box(extents=(1.0, 3.0, 2.0))  # tall along y
+    r = D.align_mesh_rotation(box, "y")
+    ext = np.abs(r @ np.array([1.0, 3.0, 2.0]))
+    assert ext[2] == pytest.approx(3.0), "y went up"
+    assert ext[0] >= ext[1], "the longer horizontal side runs along x"
+    r = D.align_mesh_rotation(box, "thin")
+    assert np.abs(r @ np.array([1.0, 3.0, 2.0]))[2] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="rule"):
+        D.align_mesh_rotation(box, "diagonal")
+    assert D.up_rule("Jet", "psb") == "thin" and D.up_rule("NonWheelChair", "psb") == "y"
+    assert D.mesh_source("infomr/Jet/m1200.obj") == "psb"
+    assert D.mesh_source("infomr/Car/D00168.obj") == "infomr"
