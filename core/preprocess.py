@@ -120,9 +120,15 @@ def frame_object(
 
 def _open(src) -> Image.Image:
     if isinstance(src, Image.Image):
-        img = src
-        img.load()
-        return img
+        w, h = src.size
+        if w * h > MAX_PIXELS:
+            raise ImageError(f"image is too large: {w}x{h} pixels (limit {MAX_PIXELS:,})")
+        if w == 0 or h == 0:
+            raise ImageError(f"image is empty ({w}x{h} pixels)")
+        if getattr(src, "n_frames", 1) > 1:
+            src.seek(0)  # first frame of an animation
+        src.load()
+        return src
     if isinstance(src, bytes | bytearray):
         data = bytes(src)
         name = "<bytes>"

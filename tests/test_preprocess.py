@@ -227,6 +227,10 @@ def test_enormous_image_is_refused(tmp_path):
     with pytest.raises(ImageError, match="too large"):
         preprocess_image(p)
     assert isinstance(ImageError("x"), ValueError)
+    with pytest.raises(ImageError, match="too large"):
+        preprocess_image(Image.new("1", (9000, 9000)))
+    with pytest.raises(ImageError, match="empty"):
+        preprocess_image(Image.new("RGB", (0, 0)))
 
 
 def test_uniform_image_has_no_object(tmp_path):
