@@ -105,29 +105,51 @@ def main(argv=None) -> int:
     ap.add_argument("--carve", action="store_true", help="also measure silhouette carving")
     ap.add_argument("--limit", type=int, default=None, help="evaluate only N val rows (quick)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--views-parts", default=None, help="partial renders (part*.npz) folder")
+    ap.add_argument("--labels", nargs="*", default=None, help="evaluate only these classes")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     from image2lego.core.data import load_voxels
-    from image2lego.core.train import encode_images, encode_voxels, ious_from_latents, load_views
+    from image2lego.core.train import (
+        encode_images,
+        encode_voxels,
+        ious_from_latents,
+        load_set_pose_views,
+    )
     from image2lego.core.weights import load_weights
 
     t0 = time.time()
-    w = load_weights(args.weights)
+    from image2lego.core.weights import read_meta
+
+    parts = ("autoencoder", "image_encoder")
+    if "image_encoder" not in read_meta(args.weights).get("files", {}):
+        parts = ("autoencoder",)
+    w = load_weights(args.weights, parts=parts)
     ae, img = w.autoencoder, w.image_encoder
     thr = w.thresholds
     ithr = {int(k): float(v) for k, v in w.meta.get("image_thresholds", {}).items()} or thr
     allv = load_voxels(cache=args.cache)
     val = np.flatnonzero(allv.split == "val")
     try:
-        views = load_views(args.cache)
+        vrows, vimgs = load_set_pose_views(args.cache, args.views_parts)
+        pos = np.full(len(allv), -1)
+        pos[vrows] = np.arange(len(vrows))
+        val = val[pos[val] >= 0]
+        view0 = vimgs[pos[val]]  # set-pose view of every evaluated row
+        views = True
     except FileNotFoundError:
         views = None
         print("no rendered views: image → model is skipped", file=sys.stderr)
-    if views is not None:
-        val = val[val < len(views)]
+    if args.labels:
+        val = val[np.isin(allv.label[val], args.labels)]
+        if views is not None:
+            view0 = vimgs[pos[val]]
     if args.limit:
-        val = val[np.linspace(0, len(val) - 1, args.limit).astype(int)]
+        keep = np.linspace(0, len(val) - 1, args.limit).astype(int)
+        val = val[keep]
+        if views is not None:
+            view0 = view0[keep]
     vox = allv.voxels[val]
     labels = allv.label[val]
     chairs = labels == "chair"
@@ -147,7 +169,7 @@ def main(argv=None) -> int:
     }
     im_iou = None
     if views is not None and img is not None:
-        z_im = encode_images(img, views[val, 0])
+        z_im = encode_images(img, view0)
         im_iou = ious_from_latents(ae.decoder, z_im, vox, ithr)
         res["image_to_model"] = {"chair": {str(r): v for r, v in _means(im_iou, chairs).items()}}
     per_class = {}
@@ -207,7 +229,7 @@ def main(argv=None) -> int:
         for r in RES:
             pred = (lg[r][:, 0] > ithr.get(r, 0.0)).numpy()
             carved = np.stack(
-                [carve_by_silhouette(p, silhouette_mask(v)) for p, v in zip(pred, views[val, 0])]
+                [carve_by_silhouette(p, silhouette_mask(v)) for p, v in zip(pred, view0)]
             )
             from image2lego.core.model import iou as iou_t
             from image2lego.core.model import octree_targets
@@ -234,7 +256,7 @@ def main(argv=None) -> int:
         rows = []
         for k, i in enumerate(pick):
             rows.append([
-                views[val[i], 0],
+                view0[i],
                 render_voxels_simple((lg_im[32][k, 0] > ithr.get(32, 0.0)).numpy()),
                 render_voxels_simple((lg_ae[32][k, 0] > thr.get(32, 0.0)).numpy()),
                 render_voxels_simple(vox[i]),
@@ -257,7 +279,7 @@ def main(argv=None) -> int:
         times = []
         for i in range(12):
             t = time.perf_counter()
-            p.predict(views[val[i % len(val)], 0], resolutions=RES)
+            p.predict(view0[i % len(val)], resolutions=RES)
             times.append(time.perf_counter() - t)
         res["predict_seconds_median"] = float(np.median(times[2:]))
         print(f"\nPredictor.predict (preprocessed 128² image → 4..32³): "

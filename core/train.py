@@ -179,6 +179,24 @@ def check_views_align(cache: str | None, vs) -> int:
     return n
 
 
+def load_set_pose_views(cache: str | None = None, parts: str | None = None):
+    """``(rows, images)``: voxel-cache row indices and their set-pose view (uint8 128²), from
+    ``views128.npz`` or, with ``parts``, from partial renders (``part*.npz``)."""
+    if parts:
+        rows, imgs = [], []
+        for p in sorted(Path(parts).glob("part*.npz")):
+            with np.load(p) as z:
+                rows.append(z["rows"])
+                imgs.append(z["v0"])
+        if not rows:
+            raise FileNotFoundError(f"no part*.npz renders in {parts}")
+        rows_a, imgs_a = np.concatenate(rows), np.concatenate(imgs)
+        order = np.argsort(rows_a)
+        return rows_a[order], imgs_a[order]
+    v = load_views(cache)
+    return np.arange(len(v)), v[:, 0]
+
+
 def load_views(cache: str | None) -> np.ndarray:
     """``views128.npz`` from ``core.render.render_cache``: its ``images`` array, uint8
     (N, V, 128, 128), rows aligned with the voxel cache's rows, view 0 = set pose."""
@@ -522,6 +540,38 @@ def _augment_images(x: torch.Tensor, gen: torch.Generator, shift: int = 6) -> to
     return x.clamp(0, 1)
 
 
+def _views_from_parts(args, ae):
+    """Views rendered by row subsets (``part*.npz``: ``rows``, ``v0`` set pose, ``v1_rows``,
+    ``v1`` one jittered view), with core.render and the same per-row seeds as
+    ``render_cache``; used when the full ``views128.npz`` is not rendered yet."""
+    from .data import load_voxels
+
+    allv = load_voxels(cache=args.cache)
+    rows, imgs = [], []
+    for p in sorted(Path(args.views_parts).glob("part*.npz")):
+        with np.load(p) as z:
+            rows += [z["rows"], z["v1_rows"]]
+            imgs += [z["v0"], z["v1"]]
+    rows_a = np.concatenate(rows)
+    imgs_a = np.concatenate(imgs)
+    is_v0 = np.concatenate([np.ones(len(r), bool) if k % 2 == 0 else np.zeros(len(r), bool)
+                            for k, r in enumerate(rows)])  # fmt: skip
+    tr = allv.split[rows_a] == "train"
+    if args.labels:
+        tr &= np.isin(allv.label[rows_a], args.labels)
+    va = (allv.split[rows_a] == "val") & (allv.label[rows_a] == "chair") & is_v0
+    uniq, inv = np.unique(rows_a[tr], return_inverse=True)
+    z = encode_voxels(ae.encoder, allv.voxels[uniq])
+    views = imgs_a[tr][:, None]
+    voxels = allv.voxels[uniq][inv]
+    rng = np.random.default_rng(0)
+    vi = np.flatnonzero(va)
+    vi = vi[rng.choice(len(vi), size=min(256, len(vi)), replace=False)]
+    print(f"views from parts: {len(views)} train images of {len(uniq)} rows, "
+          f"{int(va.sum())} val chair set-pose views", flush=True)  # fmt: skip
+    return views, voxels, z[inv], imgs_a[vi], allv.voxels[rows_a[vi]]
+
+
 def train_image_encoder(
     args, d: Dist, views: np.ndarray | None = None, voxels: np.ndarray | None = None
 ) -> Path:
@@ -542,6 +592,9 @@ def train_image_encoder(
     ae.load_state_dict(st_ae["model"])
     ae.eval()
     val_views = val_vox = None
+    latents = None
+    if views is None and getattr(args, "views_parts", None):
+        views, voxels, latents, val_views, val_vox = _views_from_parts(args, ae)
     if views is None:
         from .data import load_voxels
 
@@ -563,7 +616,9 @@ def train_image_encoder(
     if views.ndim == 3:
         views = views[:, None]
     cache_lat = out / "latents.pt"
-    if cache_lat.is_file() and load_checkpoint(cache_lat)["n"] == len(voxels):
+    if latents is not None:
+        pass
+    elif cache_lat.is_file() and load_checkpoint(cache_lat)["n"] == len(voxels):
         latents = load_checkpoint(cache_lat)["z"]
     else:
         latents = encode_voxels(ae.encoder, voxels)
@@ -715,10 +770,13 @@ def export_weights(args) -> dict:
     allv = load_voxels(cache=args.cache)
     rng = np.random.default_rng(args.seed)
     tr = np.flatnonzero(allv.split == "train")
-    views = None
+    if args.labels:
+        tr = tr[np.isin(allv.label[tr], args.labels)]
     if img is not None:
-        views = load_views(args.cache)
-        tr = tr[tr < len(views)]
+        vrows, vimgs = load_set_pose_views(args.cache, args.views_parts)
+        pos = np.full(len(allv), -1)
+        pos[vrows] = np.arange(len(vrows))
+        tr = tr[pos[tr] >= 0]
     pick = np.sort(rng.choice(tr, size=min(args.threshold_samples, len(tr)), replace=False))
     vox = allv.voxels[pick]
     thr = choose_thresholds(ae.decoder, encode_voxels(ae.encoder, vox), vox)
@@ -734,7 +792,7 @@ def export_weights(args) -> dict:
         },
     }
     if img is not None:
-        zi = encode_images(img, views[pick, 0])
+        zi = encode_images(img, vimgs[pos[pick]])
         ithr = choose_thresholds(ae.decoder, zi, vox)
         print(f"image thresholds (train rows, set-pose view): {ithr}", flush=True)
         meta["image_thresholds"] = {str(r): t for r, t in ithr.items()}
@@ -775,6 +833,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latent-noise", type=float, default=0.0)
     p.add_argument("--latent-l2", type=float, default=0.0)
     p.add_argument("--ae", default=None, help="autoencoder checkpoint for the image stage")
+    p.add_argument("--views-parts", default=None, help="folder of part*.npz partial renders")
     p.add_argument("--epochs-image", type=int, default=6)
     p.add_argument("--batch-image", type=int, default=64)
     p.add_argument("--lr-image", type=float, default=1e-3)
