@@ -192,6 +192,9 @@ def summarise(rows: list[dict]) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--chairs", type=int, default=50, help="chair models (each at 16³ and 32³)")
+    ap.add_argument(
+        "--skip-chairs", type=int, default=0, help="leave out the first N of the chairs (resume)"
+    )
     ap.add_argument("--meshes-per-class", type=int, default=3)
     ap.add_argument("--budget", type=float, default=5.0, help="repair budget per model, CPU s")
     ap.add_argument("--clutch", type=float, default=CLUTCH_N_DEFAULT, help="N per stud")
@@ -213,7 +216,9 @@ def main(argv=None) -> int:
         print(f"shared data not found at {data_dir()} (set IMAGE2LEGO_DATA)", file=sys.stderr)
         return 2
     sources = []
-    for n, g in chairs(a.chairs):  # interleaved, so a partial run covers both resolutions
+    for n, g in chairs(a.chairs)[
+        a.skip_chairs :
+    ]:  # interleaved, so a partial run covers both resolutions
         sources += [(n, g, 32), (n, pool2(g), 16)]
     if a.meshes_per_class > 0:
         sources += meshes(a.meshes_per_class)

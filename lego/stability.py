@@ -289,7 +289,7 @@ def _build_lp(arr, c: Contacts, active: np.ndarray, clutch: np.ndarray, ground_c
     return a_eq, b_eq, cap, contact_index[t_ix]
 
 
-def _solve(arr, c, active, clutch, ground_clutch, objective: str):
+def _solve(arr, c, active, clutch, ground_clutch, objective: str, method: str = "highs"):
     """Solve the LP for the ``active`` bricks.
 
     ``objective="sum"``: minimise the total utilisation sum(T_c / cap_c) (a pure equality LP,
@@ -326,7 +326,7 @@ def _solve(arr, c, active, clutch, ground_clutch, objective: str):
         A_eq=a_eq,
         b_eq=b_eq,
         bounds=np.column_stack((np.zeros(len(cost)), upper)),
-        method="highs",
+        method=method,
     )
     if res.status != 0:
         return res, None
@@ -375,10 +375,13 @@ def analyze_stability(
     active = grounded.copy()
 
     def solve(mask, objective):
-        res, t = _solve(arr, c, mask, clutch, ground_clutch, objective)
-        if res.status not in (0, 2):
-            raise RuntimeError(f"HiGHS failed on the stability LP: {res.message}")
-        return res, t
+        # HiGHS' default (dual simplex) can, rarely, end with an unknown model status on these
+        # degenerate problems; the interior-point and primal/dual variants then still solve it.
+        for method in ("highs", "highs-ipm", "highs-ds"):
+            res, t = _solve(arr, c, mask, clutch, ground_clutch, objective, method)
+            if res.status in (0, 2):
+                return res, t
+        raise RuntimeError(f"HiGHS failed on the stability LP ({objective}): {res.message}")
 
     if active.any() and len(c.upper) and (c.lower < 0).any():
         res, t = solve(active, "max" if objective == "max" else "sum")
