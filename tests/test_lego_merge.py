@@ -42,7 +42,7 @@ def bricks_of(asm: merge.Assembly):
     return asm.to_bricks()
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     st.integers(0, 2**32 - 1),
     st.sampled_from(["plates", "mixed"]),
@@ -57,7 +57,7 @@ def test_build_exact_cover_catalogue_colours(seed, bt, fill, ncol):
         assert all(b.height == 1 for b in bricks_of(asm))
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(1, 3))
 def test_bricks_mode_cover(seed, ncol):
     rng = np.random.default_rng(seed)
@@ -83,7 +83,7 @@ def test_mixed_makes_bricks_where_three_plates_agree():
     assert all(b.height == 1 for b in top)  # fourth layer can only be plates
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(0, 5))
 def test_deterministic_for_a_seed(seed, s):
     cells = random_cells(seed)
@@ -178,7 +178,7 @@ def connected_cells(seed: int, shape, fill: float) -> np.ndarray:
     return lab == big
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(
     st.integers(0, 2**32 - 1),
     st.sampled_from(["plates", "mixed"]),
@@ -229,7 +229,7 @@ def test_remerge_region_keeps_cover_and_colours():
         merge.remerge_region(model, [region[0].__class__(99, 0, 0, "3005")])
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(1, 2))
 def test_stack_and_coalesce_keep_cover_and_never_disconnect(seed, ncol):
     cells = random_cells(seed, shape=(6, 6, 9), fill=0.8, ncol=ncol)
