@@ -485,6 +485,7 @@ def voxelize_mesh(
     *,
     transform: np.ndarray | None = None,
     rotation: np.ndarray | None = None,
+    up: str | None = None,
     solid: bool = True,
 ) -> np.ndarray:
     """A mesh (``trimesh.Trimesh`` or file path) -> bool grid ``[x, y, z]`` of ``resolution``^3.
@@ -493,11 +494,22 @@ def voxelize_mesh(
     ``align_mesh_rotation`` for the shared meshes), its longest side is scaled to the full grid,
     it is centred in x/y and rests on z = 0, and the grid is filled solid (:func:`solid_fill`).
     ``transform`` (4x4, mesh -> grid coordinates, e.g. a cache row's ``mesh_transform`` at 32^3)
-    overrides the automatic placement.
+    overrides the automatic placement. ``up`` stands the mesh up first by a rule ("x", "y",
+    "z", "long", "thin", see :func:`align_mesh_rotation`) or, for a file of the shared
+    labelled meshes (``.../<Class>/<id>.obj``), ``"auto"``: the rule the training set used.
     """
     if not isinstance(resolution, int | np.integer) or not 1 <= resolution <= 512:
         raise ValueError(f"resolution must be an integer in 1..512, got {resolution!r}")
     m = _as_mesh(mesh_or_path)
+    if up is not None:
+        if rotation is not None or transform is not None:
+            raise ValueError("give either up, rotation or transform, not several")
+        if up == "auto":
+            if not isinstance(mesh_or_path, str | Path):
+                raise ValueError('up="auto" needs a mesh file path (its folder is the class)')
+            p = Path(mesh_or_path)
+            up = up_rule(p.parent.name, mesh_source(p))
+        rotation = align_mesh_rotation(m, up)
     tf = grid_transform(m, rotation, resolution) if transform is None else np.asarray(transform)
     if tf.shape != (4, 4):
         raise ValueError(f"transform must be 4x4, got {tf.shape}")

@@ -268,3 +268,20 @@ def test_axis_rules_and_facing():
     assert D.up_rule("Jet", "psb") == "thin" and D.up_rule("NonWheelChair", "psb") == "y"
     assert D.mesh_source("infomr/Jet/m1200.obj") == "psb"
     assert D.mesh_source("infomr/Car/D00168.obj") == "infomr"
+
+
+def test_voxelize_up_auto_uses_the_class_rule(tmp_path):
+    folder = tmp_path / "NonWheelChair"
+    folder.mkdir()
+    box = trimesh.creation.box(extents=(1.0, 3.0, 2.0))  # PSB files are y-up
+    box.export(folder / "m1.obj")
+    g = D.voxelize_mesh(folder / "m1.obj", 16, up="auto")
+    ext = [
+        np.ptp(np.nonzero(g.any(axis=tuple(j for j in range(3) if j != a)))[0]) + 1
+        for a in range(3)
+    ]
+    assert ext[2] == 16 > ext[0] > ext[1]  # 3 : 2 : 1 with y up, long side along x
+    with pytest.raises(ValueError, match="path"):
+        D.voxelize_mesh(box, 16, up="auto")
+    with pytest.raises(ValueError, match="either"):
+        D.voxelize_mesh(folder / "m1.obj", 16, up="z", rotation=np.eye(3))
