@@ -269,6 +269,16 @@ def write(a, rows: list[dict]) -> None:
             "stable_after_pct": 95,
             "median_analysis_32_s": 2.0,
         },
+        "notes": [
+            "connected_*_pct counts models whose voxels are one 6-connected piece",
+            "max_stress_before is from the default least-total-tension objective; "
+            "max_stress_after, for overloaded models, from the min-max objective used by "
+            "repair (then required_clutch_n_after = max_stress_after x clutch_n); the "
+            "stable flags are exact under both",
+            "analysis_s is wall time on a shared 2-core machine; analysis_cpu_s is the "
+            "process CPU time of the same analysis",
+            "stable_after_at_2n/3n_pct: stable after repair if a stud held 2 N / 3 N",
+        ],
         "summary": summarise(rows),
         "models": rows,
     }
