@@ -137,7 +137,13 @@ def image_to_lego_steps(image, options: PipelineOptions | None = None) -> Steps:
     grid = grids[options.resolution]
     if not grid.any():
         raise ValueError("the model predicted an empty shape for this image")
-    out = yield from _finish(grid, None, options)
+    colors = None
+    if options.convert.color_mode in ("photo", "grayscale"):
+        yield Progress(0.5, "Colouring the voxels from the photo")
+        from .colorize import photo_colors
+
+        colors = photo_colors(image, grid, pre)
+    out = yield from _finish(grid, colors, options)
     model = out.pop("model")
     yield Progress(1.0, "Done")
     return PipelineResult(model=model, voxels=grid, image=pre.image, mask=pre.mask, reports=out)
