@@ -1,8 +1,10 @@
-"""Add-on preferences: where the weights are, and getting PyTorch into Blender's Python.
+"""Add-on preferences: where the weights are, and getting the dependencies into Blender.
 
-Blender's bundled Python has no torch. The "Install PyTorch" button pip-installs the pinned
-``torch`` into the extension's own user folder (``extension_path_user(…, "site-packages")``),
-which :func:`register` puts on ``sys.path``. It only runs when Blender allows online access
+Blender's bundled Python has numpy but not torch, scipy, scikit-learn, scikit-image, Pillow,
+OpenCV or safetensors. The "Install Dependencies" button pip-installs the pinned versions (the
+same as ``requirements.lock``; a test keeps them equal) into the extension's own user folder
+(``extension_path_user(…, "site-packages")``), which :func:`register` puts on ``sys.path``.
+It only runs when Blender allows online access
 (Preferences → System → Network); the manifest declares the network permission.
 """
 
@@ -20,6 +22,18 @@ from bpy.props import StringProperty
 TORCH_PIN = "torch==2.13.0"
 #: CPU-only wheels: the default PyPI wheel for Linux pulls gigabytes of CUDA libraries.
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+#: import name -> pinned requirement, for everything Blender's Python lacks.
+DEPENDENCIES = {
+    "torch": TORCH_PIN,
+    "scipy": "scipy==1.17.1",
+    "sklearn": "scikit-learn==1.9.1",
+    "skimage": "scikit-image==0.26.0",
+    "PIL": "pillow==13.0.0",
+    "cv2": "opencv-python-headless==4.11.0.86",
+    "safetensors": "safetensors==0.8.0",
+}
+#: Installed beside them so pip resolves against the numpy Blender ships, never numpy 2.
+NUMPY_PIN = "numpy==1.26.4"
 
 
 def _root_package() -> str:
@@ -66,18 +80,41 @@ def has_weights(path: Path | None = None) -> bool:
     return p.is_dir() and any(p.glob("*.safetensors"))
 
 
+def missing_dependencies() -> list[str]:
+    """Pinned requirements whose module cannot be imported here."""
+    return [pin for mod, pin in DEPENDENCIES.items() if importlib.util.find_spec(mod) is None]
+
+
+def install_commands(target: Path, pins: list[str] | None = None) -> list[list[str]]:
+    """pip commands installing ``pins`` (default: the missing ones) into ``target``."""
+    pins = missing_dependencies() if pins is None else pins
+    base = [sys.executable, "-m", "pip", "install", "--upgrade", "--target", str(target)]
+    cmds = []
+    if TORCH_PIN in pins:
+        index = ["--index-url", TORCH_CPU_INDEX] if sys.platform.startswith("linux") else []
+        cmds.append([*base, *index, TORCH_PIN, NUMPY_PIN])
+    rest = [p for p in pins if p != TORCH_PIN]
+    if rest:
+        cmds.append([*base, *rest, NUMPY_PIN])
+    return cmds
+
+
 def install_command(target: Path) -> list[str]:
-    cmd = [sys.executable, "-m", "pip", "install", "--upgrade", "--target", str(target)]
-    if sys.platform.startswith("linux"):
-        cmd += ["--index-url", TORCH_CPU_INDEX]
-    return [*cmd, TORCH_PIN]
+    """One process running every pip command of :func:`install_commands` in turn."""
+    import json
+
+    runner = (
+        "import json, subprocess, sys\nfor c in json.loads(sys.argv[1]): subprocess.check_call(c)"
+    )
+    return [sys.executable, "-c", runner, json.dumps(install_commands(target))]
 
 
 class IMAGE2LEGO_OT_install_torch(bpy.types.Operator):
-    """Install PyTorch into this extension's own folder (needs online access)"""
+    """Install PyTorch and the other missing dependencies into this extension's own folder
+    (needs online access)"""
 
     bl_idname = "image2lego.install_torch"
-    bl_label = "Install PyTorch"
+    bl_label = "Install Dependencies"
     bl_options = {"REGISTER"}
 
     _proc = None
@@ -88,7 +125,7 @@ class IMAGE2LEGO_OT_install_torch(bpy.types.Operator):
             self.report(
                 {"ERROR"},
                 "Online access is disabled: enable Preferences → System → Network → "
-                "Allow Online Access, then press Install PyTorch again",
+                "Allow Online Access, then press Install Dependencies again",
             )
             return {"CANCELLED"}
         target = site_packages_dir(create=True)
@@ -96,7 +133,7 @@ class IMAGE2LEGO_OT_install_torch(bpy.types.Operator):
             self.report(
                 {"ERROR"},
                 "Image2LEGO is not installed as an extension, so it has no private folder; "
-                f"install {TORCH_PIN} into Blender's Python yourself",
+                f"install {' '.join(missing_dependencies())} into Blender's Python yourself",
             )
             return {"CANCELLED"}
         cmd = install_command(target)
@@ -107,7 +144,7 @@ class IMAGE2LEGO_OT_install_torch(bpy.types.Operator):
             return self._finish(out)
         self._timer = wm.event_timer_add(0.5, window=context.window)
         wm.modal_handler_add(self)
-        self.report({"INFO"}, f"Installing {TORCH_PIN} into {target} …")
+        self.report({"INFO"}, f"Installing {' '.join(missing_dependencies())} into {target} …")
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
@@ -120,11 +157,14 @@ class IMAGE2LEGO_OT_install_torch(bpy.types.Operator):
     def _finish(self, out: bytes):
         if self._proc.returncode != 0:
             tail = out.decode("utf-8", "replace").strip().splitlines()[-3:]
-            self.report({"ERROR"}, "Installing PyTorch failed: " + " | ".join(tail))
+            self.report({"ERROR"}, "Installing the dependencies failed: " + " | ".join(tail))
             return {"CANCELLED"}
         _add_site_packages()
         importlib.invalidate_caches()
-        self.report({"INFO"}, "PyTorch installed" + ("" if torch_available() else "; restart"))
+        left = missing_dependencies()
+        self.report(
+            {"INFO"}, "Dependencies installed" + (f"; restart Blender for {left}" if left else "")
+        )
         return {"FINISHED"}
 
 
@@ -148,11 +188,17 @@ class Image2LegoPreferences(bpy.types.AddonPreferences):
             icon="CHECKMARK" if ok else "ERROR",
         )
         box = layout.box()
-        if torch_available():
-            box.label(text="PyTorch is installed: Image → LEGO can run.", icon="CHECKMARK")
+        missing = missing_dependencies()
+        if not missing:
+            box.label(
+                text="All dependencies are installed: Image → LEGO can run.", icon="CHECKMARK"
+            )
         else:
-            box.label(text="PyTorch is not installed: Image → LEGO needs it.", icon="ERROR")
-            box.label(text="Voxels → LEGO, LDraw import/export and instructions work without it.")
+            box.label(text="Missing: " + ", ".join(p.split("==")[0] for p in missing), icon="ERROR")
+            if TORCH_PIN not in missing:
+                box.label(text="PyTorch is installed; the LEGO conversion needs the others.")
+            else:
+                box.label(text="Image → LEGO needs PyTorch; LEGO conversion needs the others.")
             if not bpy.app.online_access:
                 box.label(text="Enable Preferences → System → Network → Allow Online Access first.")
             box.operator(IMAGE2LEGO_OT_install_torch.bl_idname, icon="IMPORT")
