@@ -422,16 +422,20 @@ def _new_step_parent(s: int):
 
 
 def _reset(ob) -> None:
-    """Undo what other tools (animation, instructions) may have changed on a reused object."""
-    ob.animation_data_clear()
-    ob.parent = None
-    ob.matrix_parent_inverse.identity()
-    ob.location = (0.0, 0.0, 0.0)
-    ob.rotation_mode = "XYZ"
-    ob.rotation_euler = (0.0, 0.0, 0.0)
-    ob.scale = (1.0, 1.0, 1.0)
-    ob.hide_viewport = False
-    ob.hide_render = False
+    """Undo what other tools (animation, instructions) may have changed on a reused object.
+
+    Only writes what differs: every RNA write on a linked object tags the depsgraph.
+    """
+    if ob.animation_data is not None:
+        ob.animation_data_clear()
+    if ob.rotation_mode != "XYZ":
+        ob.rotation_mode = "XYZ"
+    if tuple(ob.scale) != (1.0, 1.0, 1.0):
+        ob.scale = (1.0, 1.0, 1.0)
+    if ob.hide_viewport:
+        ob.hide_viewport = False
+    if ob.hide_render:
+        ob.hide_render = False
 
 
 def _rebuild_objects(coll, model, n_steps, pos, rot) -> None:
@@ -452,6 +456,10 @@ def _rebuild_objects(coll, model, n_steps, pos, rot) -> None:
         if s < len(old_parents):
             e = old_parents[s]
             _reset(e)
+            e.location = (0.0, 0.0, 0.0)
+            e.rotation_euler = (0.0, 0.0, 0.0)
+            if e.parent is not None:
+                e.parent = None
             if e.name != _step_name(s):
                 e.name = _step_name(s)
             e[STEP_KEY] = s
@@ -483,7 +491,14 @@ def _build_objects(coll, model, n_steps, pos, rot, parents=None, reuse=()) -> No
     materials = {c: mats.get_color_material(c) for c in {b.color for b in model.bricks}}
     new = bpy.data.objects.new
     n_reuse = len(reuse)
-    for i, b in enumerate(model.bricks):
+    bricks = model.bricks
+    # New objects are created grouped by part mesh: creating objects whose meshes alternate
+    # costs ~10x more CPU in Blender 5.0 (20k bricks: 8 s instead of 0.8 s, measured).
+    order = list(range(n_reuse)) + sorted(
+        range(n_reuse, len(bricks)), key=lambda i: bricks[i].part_id
+    )
+    for i in order:
+        b = bricks[i]
         name = f"{b.part_id}.{i:05d}"
         if i < n_reuse:
             ob = reuse[i]
@@ -494,12 +509,15 @@ def _build_objects(coll, model, n_steps, pos, rot, parents=None, reuse=()) -> No
         else:
             ob = new(name, meshes[b.part_id])
         ob.location = pos[i]
-        if rot[i]:
-            ob.rotation_euler[2] = rot[i]
+        if rot[i] or i < n_reuse:
+            ob.rotation_euler = (0.0, 0.0, rot[i])
         slot = ob.material_slots[0]
         slot.link = "OBJECT"
         slot.material = materials[b.color]
-        ob.parent = parents[b.step]
+        if ob.parent != parents[b.step]:
+            ob.parent = parents[b.step]
+        if i < n_reuse and not ob.matrix_parent_inverse.is_identity:
+            ob.matrix_parent_inverse.identity()
         ob["i2l_index"] = i
         ob["i2l_step"] = b.step
         ob["i2l_part"] = b.part_id
