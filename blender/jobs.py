@@ -6,7 +6,6 @@ so a failure or a cancel leaves the scene and the disk as they were.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 
@@ -25,10 +24,14 @@ class JobError(ValueError):
 
 
 def torch_missing_message() -> str | None:
-    if importlib.util.find_spec("torch") is None:
+    """A plain sentence naming the missing dependencies, or ``None`` when all are there."""
+    from .preferences import missing_dependencies
+
+    missing = [pin.split("==")[0] for pin in missing_dependencies()]
+    if missing:
         return (
-            "PyTorch is not installed in Blender's Python: open Edit → Preferences → Add-ons → "
-            "Image2LEGO and press 'Install PyTorch' (Voxels → LEGO works without it)"
+            f"Not installed in Blender's Python: {', '.join(missing)}. Open Edit → Preferences "
+            "→ Add-ons → Image2LEGO and press 'Install Dependencies'"
         )
     return None
 

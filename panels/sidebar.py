@@ -30,9 +30,8 @@ class IMAGE2LEGO_PT_main(_Base, bpy.types.Panel):
         msg = jobs.torch_missing_message()
         if msg:
             box = layout.box()
-            box.label(text="PyTorch is not installed: Image → LEGO is unavailable.", icon="ERROR")
-            box.label(text="Edit → Preferences → Add-ons → Image2LEGO → Install PyTorch.")
-            box.label(text="Voxels → LEGO and LDraw import work without it.")
+            box.label(text=msg.split(". ")[0] + ".", icon="ERROR")
+            box.label(text="Edit → Preferences → Add-ons → Image2LEGO → Install Dependencies.")
         layout.prop(s, "model_name")
         row = layout.row(align=True)
         row.scale_y = 1.4
