@@ -132,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError, KeyError) as exc:
         print(f"image2lego: error: {exc}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:
+        # WeightsError (missing/corrupt weights) is a RuntimeError; anything else is a bug
+        if type(exc).__name__ != "WeightsError":
+            raise
+        print(f"image2lego: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _run(args, log) -> int:

@@ -164,3 +164,20 @@ def test_blender_products(tmp_path):
     steps = sorted((out / "instructions_images").glob("step_*.png"))
     assert steps and all(p.name in html for p in steps)
     assert (out / "instructions.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_missing_weights_is_a_clear_error(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from PIL import Image
+
+    img = np.full((64, 64, 4), 0, np.uint8)
+    img[16:48, 16:48] = (200, 120, 60, 255)
+    src = tmp_path / "photo.png"
+    Image.fromarray(img, "RGBA").save(src)
+    empty = tmp_path / "no_weights"
+    empty.mkdir()
+    out = tmp_path / "out"
+    assert main([str(src), "-o", str(out), "--weights", str(empty), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "error" in err and "no_weights" in err, err
+    assert not out.exists() or not any(out.iterdir())
