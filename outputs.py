@@ -9,14 +9,13 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from .core.pipeline import PipelineResult
-from .lego.fileio import atomic_write_bytes, atomic_write_text
+from .lego.fileio import atomic_write_bytes, atomic_write_text, check_output_dir
 
 PARTS_FILES = {"csv": "parts.csv", "bricklink": "bricklink.xml", "rebrickable": "rebrickable.csv"}
 
@@ -26,13 +25,11 @@ def has_bpy() -> bool:
 
 
 def ensure_out_dir(out: Path) -> Path:
-    out = Path(out)
+    out = check_output_dir(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OSError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
-    if not os.access(out, os.W_OK):
-        raise OSError(f"output folder is not writable: {out}")
     return out
 
 

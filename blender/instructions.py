@@ -469,23 +469,10 @@ def render_thumbnails(
 
 
 def check_output_dir(path) -> Path:
-    """Make sure ``path`` is (or can become) a writable folder; raise ``ValueError`` otherwise.
+    """See :func:`image2lego.lego.fileio.check_output_dir` (creates nothing)."""
+    from ..lego.fileio import check_output_dir as check
 
-    Creates nothing: a missing folder is fine when its nearest existing parent is writable.
-    """
-    if not str(path).strip():
-        raise ValueError("no output folder set")
-    p = Path(os.path.abspath(os.path.expanduser(str(path))))
-    probe = p
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if not probe.is_dir():
-        raise ValueError(f"output folder {p} is not usable: {probe} is not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise ValueError(f"output folder {p} is not writable")
-    return p
+    return check(path)
 
 
 def render_instructions(

@@ -51,15 +51,12 @@ def check_output_dir(path: Path | None) -> Path | None:
     """
     if path is None:
         return None
-    p = path
-    while not p.exists():
-        if p.parent == p:
-            break
-        p = p.parent
-    if not p.is_dir():
-        raise JobError(f"output folder {path} cannot be used: {p} is not a folder")
-    if not os.access(p, os.W_OK | os.X_OK):
-        raise JobError(f"output folder {path} is not writable")
+    from ..lego.fileio import check_output_dir as check
+
+    try:
+        check(path)
+    except ValueError as e:
+        raise JobError(str(e)) from None
     return path
 
 

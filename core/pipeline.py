@@ -133,7 +133,7 @@ def image_to_lego_steps(image, options: PipelineOptions | None = None) -> Steps:
 
     predictor = Predictor.load(options.weights_dir)
     yield Progress(0.35, f"Predicting voxels at {options.resolution}³")
-    grids = predictor.predict(pre, resolutions=(options.resolution,))
+    grids = predictor.predict(pre.image, resolutions=(options.resolution,))
     grid = grids[options.resolution]
     if not grid.any():
         raise ValueError("the model predicted an empty shape for this image")

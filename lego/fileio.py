@@ -29,6 +29,27 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+def check_output_dir(path) -> Path:
+    """Make sure ``path`` is (or can become) a writable folder; raise ``ValueError`` otherwise.
+
+    Creates nothing: a missing folder is fine when its nearest existing parent is a writable
+    folder. Returns the absolute path.
+    """
+    if not str(path).strip():
+        raise ValueError("no output folder set")
+    p = Path(os.path.abspath(os.path.expanduser(str(path))))
+    probe = p
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"output folder {p} is not usable: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ValueError(f"output folder {p} is not writable")
+    return p
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
