@@ -243,33 +243,41 @@ def main(argv=None) -> int:
         res["silhouette_carving_chair"] = gains
         print("\nsilhouette carving (image -> model, chairs):", gains)
 
-    # ---- picture grid --------------------------------------------------------------------
+    # ---- picture grids: a random sample, and the worst image → model chairs ---------------
     if views is not None and im_iou is not None:
         rng = np.random.default_rng(7)
         ci = np.flatnonzero(chairs)
         pick = list(rng.choice(ci, size=min(6, len(ci)), replace=False))
         others = [np.flatnonzero(labels == lab)[0] for lab in per_class if lab != "chair"]
         pick += others[:2]
-        with torch.no_grad():
-            lg_im = ae.decoder.eval()(z_im[pick], mode="pred", thresholds=ithr)
-            lg_ae = ae.decoder.eval()(z_ae[pick], mode="pred", thresholds=thr)
-        rows = []
-        for k, i in enumerate(pick):
-            rows.append([
-                view0[i],
-                render_voxels_simple((lg_im[32][k, 0] > ithr.get(32, 0.0)).numpy()),
-                render_voxels_simple((lg_ae[32][k, 0] > thr.get(32, 0.0)).numpy()),
-                render_voxels_simple(vox[i]),
-            ])  # fmt: skip
-        picture_grid(rows, ["input (view 0)", "image -> model", "autoencoder", "target"],
-                     Path(args.grid))  # fmt: skip
-        res["picture_grid"] = str(Path(args.grid).relative_to(REPO))
-        res["picture_grid_rows"] = [
-            {"label": str(labels[i]), "model_id": str(allv.model_id[val[i]]),
-             "rotation": int(allv.rotation[val[i]]), "iou32_image": float(im_iou[32][i]),
-             "iou32_ae": float(ae_iou[32][i])}
-            for i in pick
-        ]  # fmt: skip
+        worst = list(ci[np.argsort(im_iou[32][ci])[:4]])
+        heads = ["input (view 0)", "image -> model", "autoencoder", "target"]
+        for name, sel, path in (
+            ("picture_grid", pick, Path(args.grid)),
+            ("failure_grid", worst, Path(args.grid).with_name("eval_model_failures.png")),
+        ):
+            with torch.no_grad():
+                lg_im = ae.decoder.eval()(z_im[sel], mode="pred", thresholds=ithr)
+                lg_ae = ae.decoder.eval()(z_ae[sel], mode="pred", thresholds=thr)
+            rows = []
+            for k, i in enumerate(sel):
+                rows.append([
+                    view0[i],
+                    render_voxels_simple((lg_im[32][k, 0] > ithr.get(32, 0.0)).numpy()),
+                    render_voxels_simple((lg_ae[32][k, 0] > thr.get(32, 0.0)).numpy()),
+                    render_voxels_simple(vox[i]),
+                ])  # fmt: skip
+            picture_grid(rows, heads, path)
+            try:
+                res[name] = str(path.relative_to(REPO))
+            except ValueError:
+                res[name] = str(path)
+            res[name + "_rows"] = [
+                {"label": str(labels[i]), "model_id": str(allv.model_id[val[i]]),
+                 "rotation": int(allv.rotation[val[i]]), "iou32_image": float(im_iou[32][i]),
+                 "iou32_ae": float(ae_iou[32][i])}
+                for i in sel
+            ]  # fmt: skip
 
     # ---- inference speed -----------------------------------------------------------------
     if views is not None and img is not None:
