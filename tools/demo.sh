@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash tools/bootstrap.sh
-.venv/bin/python -m image2lego examples/chair.png --out out/demo "$@"
+.venv/bin/python -m image2lego examples/chair.png --out out/demo --color-mode photo -k 2 "$@"
 echo "demo: results are in $(pwd)/out/demo"
