@@ -395,20 +395,8 @@ def train_autoencoder(args, d: Dist, voxels: np.ndarray | None = None, val=None)
     lw = LossWeights(pos_weight=args.pos_weight, dice=args.dice)
     steps_per_epoch = math.ceil(len(voxels) / (args.batch * d.world))
     total = steps_per_epoch * args.epochs
-    epoch, step_in_epoch, step = 0, 0, 0
-    spent_before = 0.0
-    history: list[dict] = []
-    if ckpt_path.is_file():
-        st = load_checkpoint(ckpt_path)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
-        epoch, step_in_epoch, step = st["epoch"], st["step_in_epoch"], st["step"]
-        history = json.loads(st.get("history", "[]"))
-        spent_before = float(st.get("minutes", 0.0))
-        torch.set_rng_state(st["rng"])
-        if d.main:
-            print(f"resumed {ckpt_path} at epoch {epoch} step {step}", flush=True)
-    elif getattr(args, "init", None):
+    epoch, step_in_epoch, step, history, spent_before = _resume(ckpt_path, model, opt, d)
+    if not ckpt_path.is_file() and getattr(args, "init", None):
         # warm start (fine-tuning): weights only; fresh optimiser and schedule
         st = load_checkpoint(Path(args.init))
         if ModelConfig.from_dict(json.loads(st["config"])) != cfg:
@@ -629,19 +617,7 @@ def train_image_encoder(
     opt = torch.optim.Adam(model.parameters(), lr=args.lr_image, weight_decay=args.wd_image)
     steps_per_epoch = math.ceil(len(views) / (args.batch_image * d.world))
     total = steps_per_epoch * args.epochs_image
-    epoch, step_in_epoch, step = 0, 0, 0
-    spent_before = 0.0
-    history: list[dict] = []
-    if ckpt_path.is_file():
-        st = load_checkpoint(ckpt_path)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
-        epoch, step_in_epoch, step = st["epoch"], st["step_in_epoch"], st["step"]
-        history = json.loads(st.get("history", "[]"))
-        spent_before = float(st.get("minutes", 0.0))
-        torch.set_rng_state(st["rng"])
-        if d.main:
-            print(f"resumed {ckpt_path} at epoch {epoch} step {step}", flush=True)
+    epoch, step_in_epoch, step, history, spent_before = _resume(ckpt_path, model, opt, d)
     net = wrap_ddp(model, d)
     gen = torch.Generator().manual_seed(args.seed + 17 + 1000 * epoch + d.rank)
     t_start = time.time() - 60 * spent_before
@@ -887,6 +863,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         d.close()
     return 0
+
+
+def _resume(ckpt_path: Path, model, opt, d):
+    """Load a resumable checkpoint if there is one: ``(epoch, step_in_epoch, step, history,
+    minutes spent)``; a fresh start is ``(0, 0, 0, [], 0.0)``."""
+    if not ckpt_path.is_file():
+        return 0, 0, 0, [], 0.0
+    st = load_checkpoint(ckpt_path)
+    model.load_state_dict(st["model"])
+    opt.load_state_dict(st["opt"])
+    torch.set_rng_state(st["rng"])
+    if d.main:
+        print(f"resumed {ckpt_path} at epoch {st['epoch']} step {st['step']}", flush=True)
+    history = json.loads(st.get("history", "[]"))
+    return st["epoch"], st["step_in_epoch"], st["step"], history, float(st.get("minutes", 0.0))
 
 
 if __name__ == "__main__":
