@@ -10,15 +10,7 @@ import sys
 import pytest
 import torch
 
-from image2lego.core.model import ModelConfig
-
-TINY = ModelConfig(
-    latent_dim=16,
-    dec_channels=(16, 16, 16, 8, 4),
-    enc_channels=(4, 8, 8, 16, 16),
-    img_channels=(4, 8, 8, 8),
-    img_hidden=32,
-)
+from .tiny_model import TINY
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")

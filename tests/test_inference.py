@@ -21,13 +21,8 @@ from image2lego.core.weights import (
     save_weights,
 )
 
-TINY = ModelConfig(
-    latent_dim=16,
-    dec_channels=(16, 16, 16, 8, 4),
-    enc_channels=(4, 8, 8, 16, 16),
-    img_channels=(4, 8, 8, 8),
-    img_hidden=32,
-)
+from .tiny_model import TINY
+
 THR = {4: 0.0, 8: -0.5, 16: 0.25, 32: 0.5}
 
 

@@ -20,13 +20,7 @@ from image2lego.core.model import (
     octree_targets,
 )
 
-TINY = ModelConfig(
-    latent_dim=16,
-    dec_channels=(16, 16, 16, 8, 4),
-    enc_channels=(4, 8, 8, 16, 16),
-    img_channels=(4, 8, 8, 8),
-    img_hidden=32,
-)
+from .tiny_model import TINY
 
 
 @pytest.fixture(autouse=True)

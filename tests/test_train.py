@@ -11,13 +11,7 @@ import torch
 from image2lego.core import train as T
 from image2lego.core.model import ModelConfig, OctreeAutoencoder, octree_loss, octree_targets
 
-TINY = ModelConfig(
-    latent_dim=16,
-    dec_channels=(16, 16, 16, 8, 4),
-    enc_channels=(4, 8, 8, 16, 16),
-    img_channels=(4, 8, 8, 8),
-    img_hidden=32,
-)
+from .tiny_model import TINY
 
 
 def _args(tmp_path, *extra: str):
