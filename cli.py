@@ -178,6 +178,9 @@ def _run(args, log) -> int:
     summary = outputs.summary(result)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     log(json.dumps(summary, indent=2))
+    stability = result.reports.get("stability")
+    if stability is not None and hasattr(stability, "summary"):
+        log(stability.summary())
     for kind, path in written.items():
         log(f"  {kind:>13}: {path}")
     return 0

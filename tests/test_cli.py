@@ -62,6 +62,28 @@ def test_voxel_file_to_outputs(tmp_path):
     assert total == len(model)
 
 
+def test_prints_the_stability_report(tmp_path, capsys):
+    src = tmp_path / "shape.npy"
+    np.save(src, _grid())
+    assert (
+        main(
+            [
+                str(src),
+                "-o",
+                str(tmp_path / "out"),
+                "--no-render",
+                "--no-instructions",
+                "--no-blend",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "Stability (clutch" in out and "stable" in out
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["stable"] is True and report["max_stress"] <= 1
+
+
 def test_npz_with_int_grid_and_options(tmp_path):
     src = tmp_path / "shape.npz"
     np.savez(src, voxels=_grid().astype(np.uint8))
