@@ -577,9 +577,7 @@ def render_instructions(
 
 
 def run(gen: Generator):
-    """Drive a step generator to the end; return its result."""
-    try:
-        while True:
-            next(gen)
-    except StopIteration as stop:
-        return stop.value
+    """Drive a step generator to the end; return its result (see ``core.pipeline.run``)."""
+    from ..core.pipeline import run as run_steps
+
+    return run_steps(gen)

@@ -416,18 +416,8 @@ def train_autoencoder(args, d: Dist, voxels: np.ndarray | None = None, val=None)
         return (time.time() - t_start) / 60 / args.max_minutes
 
     def state():
-        return {
-            "model": model.state_dict(),
-            "opt": opt.state_dict(),
-            "epoch": epoch,
-            "step_in_epoch": step_in_epoch,
-            "step": step,
-            "config": json.dumps(cfg.to_dict()),
-            "args": json.dumps(vars(args), default=str),
-            "history": json.dumps(history),
-            "rng": torch.get_rng_state(),
-            "minutes": (time.time() - t_start) / 60,
-        }
+        pos = (epoch, step_in_epoch, step)
+        return _checkpoint_state(model, opt, cfg, args, history, pos, t_start)
 
     bar = _progress(total, step, not d.main or args.quiet, "ae")
     while epoch < args.epochs and not stop:
@@ -632,18 +622,8 @@ def train_image_encoder(
     lat_scale = latents.std().item()
 
     def state():
-        return {
-            "model": model.state_dict(),
-            "opt": opt.state_dict(),
-            "epoch": epoch,
-            "step_in_epoch": step_in_epoch,
-            "step": step,
-            "config": json.dumps(cfg.to_dict()),
-            "args": json.dumps(vars(args), default=str),
-            "history": json.dumps(history),
-            "rng": torch.get_rng_state(),
-            "minutes": (time.time() - t_start) / 60,
-        }
+        pos = (epoch, step_in_epoch, step)
+        return _checkpoint_state(model, opt, cfg, args, history, pos, t_start)
 
     bar = _progress(total, step, not d.main or args.quiet, "image")
     nviews = views.shape[1]
@@ -863,6 +843,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         d.close()
     return 0
+
+
+def _checkpoint_state(model, opt, cfg, args, history, pos, t_start: float) -> dict:
+    """What a resumable checkpoint holds (read back by :func:`_resume`)."""
+    epoch, step_in_epoch, step = pos
+    return {
+        "model": model.state_dict(),
+        "opt": opt.state_dict(),
+        "epoch": epoch,
+        "step_in_epoch": step_in_epoch,
+        "step": step,
+        "config": json.dumps(cfg.to_dict()),
+        "args": json.dumps(vars(args), default=str),
+        "history": json.dumps(history),
+        "rng": torch.get_rng_state(),
+        "minutes": (time.time() - t_start) / 60,
+    }
 
 
 def _resume(ckpt_path: Path, model, opt, d):
