@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-repair", action="store_true", help="skip the stability repair")
     p.add_argument(
+        "--no-reinforce",
+        action="store_true",
+        help="repair by re-tiling only: never add visible props (keeps the exact shape)",
+    )
+    p.add_argument(
         "--formats",
         type=str,
         default=",".join(FORMATS),
@@ -121,6 +126,7 @@ def _options(args):
         convert=convert,
         weights_dir=args.weights,
         repair=not args.no_repair,
+        reinforce=not args.no_reinforce,
     )
 
 

@@ -81,6 +81,19 @@ class Image2LegoSettings(bpy.types.PropertyGroup):
         description="Add hidden internal supports in shell mode",
         default=True,
     )
+    repair: BoolProperty(
+        name="Repair for Stability",
+        description="Check the model with the static-equilibrium analysis and re-tile weak spots",
+        default=True,
+    )
+    reinforce: BoolProperty(
+        name="Add Props",
+        description=(
+            "Where re-tiling cannot hold an overhang, add visible 1x1 props under it "
+            "(off: keep the exact shape and report what would not hold)"
+        ),
+        default=True,
+    )
     color_mode: EnumProperty(
         name="Colours",
         items=[
@@ -184,6 +197,8 @@ def pipeline_options(s, weights_dir: str | Path | None = None):
         resolution=int(s.resolution),
         convert=convert_options(s),
         weights_dir=Path(weights_dir) if weights_dir else None,
+        repair=bool(s.repair),
+        reinforce=bool(s.reinforce),
     )
 
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from ..lego.bricks import BrickModel
 from ..lego.convert import ConvertOptions, voxels_to_bricks
+from ..lego.repair import repair
 from ..lego.voxels import validate_grid
 
 RESOLUTIONS = (4, 8, 16, 32)
@@ -34,7 +35,8 @@ class PipelineOptions:
     resolution: int = 32
     convert: ConvertOptions = field(default_factory=ConvertOptions)
     weights_dir: Path | None = None
-    repair: bool = True  # run the stability repair when lego.repair is available
+    repair: bool = True  # check stability and repair the layout (lego.repair)
+    reinforce: bool = True  # let repair add visible props where re-tiling is not enough
 
     def validate(self) -> None:
         if self.resolution not in RESOLUTIONS + (64,):
@@ -94,15 +96,10 @@ def _finish(grid: np.ndarray, colors, options: PipelineOptions) -> Generator[Pro
     model = voxels_to_bricks(grid, colors=colors, options=options.convert)
     reports: dict = {"model": model}
     if options.repair:
-        try:
-            from ..lego import repair as _repair
-        except ImportError:  # repair not available in this build
-            _repair = None
-        if _repair is not None and hasattr(_repair, "repair"):
-            yield Progress(0.8, "Checking stability and repairing")
-            model, report = _repair.repair(model)
-            reports["model"] = model
-            reports["stability"] = report
+        yield Progress(0.8, "Checking stability and repairing")
+        model, report = repair(model, reinforce=options.reinforce)
+        reports["model"] = model
+        reports["stability"] = report
     yield Progress(0.95, f"{len(model)} bricks")
     return reports
 

@@ -17,15 +17,18 @@ cells, or nothing helps any more:
    spread the load over more studs.
 3. **Shell models** (``meta["options"]["hollow"] == "shell"``): hidden columns of 1x1
    bricks/plates are added in the empty interior under weak bricks, down to the next brick
-   or the ground. These are the only cells repair ever adds, and only where they are
-   enclosed by the shell.
+   or the ground, only where they are enclosed by the shell.
+4. **Props** (``reinforce=True``, the default): when re-tiling the same cells cannot hold an
+   overhang, visible 1x1 columns are stood under it, bridging the level of the overloaded
+   connection so the load goes around it in compression; at most ``max_added_fraction`` of
+   the cells, reported in :class:`RepairReport`. Floating parts never get props.
 
 A change is accepted only if it lowers, in order: the number of unsupported bricks, the
 number of components, the largest stress, the number of overloaded bricks. When connections
 are overloaded the search uses the min-max equilibrium (``objective="max"``), whose largest
-stress is the clutch the model needs in units of the clutch it has. The occupied
-cells never change (except for the interior supports of shell models); this is checked at
-the end. Whatever cannot be fixed is listed in :attr:`RepairReport.unrepairable` with the
+stress is the clutch the model needs in units of the clutch it has. No occupied cell is
+ever removed, and cells are only added as shell supports or props; this is checked at the
+end. Whatever cannot be fixed is listed in :attr:`RepairReport.unrepairable` with the
 reason (e.g. "its voxels do not reach the ground", or the tension a cantilever needs versus
 the clutch), and :meth:`RepairReport.summary` says so. Deterministic for a given ``seed``.
 """
@@ -47,6 +50,21 @@ from .units import PLATES_PER_BRICK
 
 #: Weak spots re-tiled per iteration (most severe first).
 REGIONS_PER_ITERATION = 3
+#: Props tried under each weak spot, and how far from it (studs) they may stand.
+PROPS_PER_SPOT = 3
+PROP_RADIUS_STUDS = 10
+#: Default cap on the cells reinforcement may add, as a fraction of the model's cells.
+MAX_ADDED_FRACTION = 0.08
+#: Regions one re-tiling pass tries (each costs up to two stability analyses, and the min-max
+#: analysis of a 600-brick model takes ~2 s of CPU).
+RETILE_REGIONS = 4
+#: Share of the CPU budget re-tiling may use (the rest is left for props).
+RETILE_SHARE = 0.4
+#: Iterations without re-tiling after a re-tiling pass found nothing (props only).
+RETILE_PAUSE = 2
+#: Above this stress (x the clutch) props come before re-tiling: no re-tiling of a thin
+#: support makes it hold several times its clutch, and each failed try costs an analysis.
+PROPS_FIRST = 2.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +112,9 @@ class RepairReport:
     support_bricks: int  # hidden interior bricks added (shell models only)
     time_s: float
     clutch_n: float
+    #: visible props added by ``reinforce`` (1x1 bricks/plates) and the plate cells they fill
+    reinforcement_bricks: int = 0
+    added_cells: int = 0
     unrepairable: list[tuple[int, str]] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     stability: StabilityReport | None = None  # full analysis of the repaired model
@@ -127,6 +148,12 @@ class RepairReport:
             f"  repair: {self.iterations} iteration(s), {self.changes} re-merge(s), "
             f"{self.support_bricks} hidden support brick(s), {self.time_s:.2f} s",
         ]
+        if self.reinforcement_bricks:
+            out.append(
+                f"  reinforced: {self.reinforcement_bricks} prop brick(s) ({self.added_cells} "
+                "plate cells) added under overhangs the clutch alone could not hold; they are "
+                "visible (repair with reinforce=False keeps the exact shape)"
+            )
         if self.n_cell_components > 1:
             out.append(
                 f"  the voxels themselves form {self.n_cell_components} separate pieces; "
@@ -158,6 +185,8 @@ class RepairReport:
             "iterations": self.iterations,
             "changes": self.changes,
             "support_bricks": self.support_bricks,
+            "reinforcement_bricks": self.reinforcement_bricks,
+            "added_cells": self.added_cells,
             "time_s": self.time_s,
             "clutch_n": self.clutch_n,
             "required_clutch_n": self.required_clutch_n,
@@ -298,6 +327,88 @@ def _supports(model: BrickModel, r: StabilityReport, interior: np.ndarray) -> li
     return new
 
 
+def _prop_candidates(occ: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
+    """Every possible prop: rows ``(x, y, z_bottom, z_top)`` of an empty gap under an occupied
+    cell ``(x, y, z_top)``, down to the next occupied cell or the ground (``z_bottom`` is the
+    first plate to fill). With ``allowed`` the whole gap must lie in it."""
+    rows = []
+    X, Y, _ = occ.shape
+    for x in range(X):
+        for y in range(Y):
+            zs = np.flatnonzero(occ[x, y])
+            if not len(zs):
+                continue
+            below = np.concatenate([[-1], zs[:-1]])  # the occupied plate under each one
+            gap = (zs - below) > 1
+            for zt, zb in zip(zs[gap], below[gap] + 1):
+                if allowed is None or allowed[x, y, zb:zt].all():
+                    rows.append((x, y, zb, zt))
+    return np.asarray(rows, np.int64).reshape(-1, 4)
+
+
+def _props(
+    model: BrickModel,
+    r: StabilityReport,
+    allowed: np.ndarray | None,
+    budget: int,
+    radius: int = PROP_RADIUS_STUDS,
+) -> list[list[Brick]]:
+    """Candidate reinforcements, most promising first: each is a list of 1x1 columns (props)
+    standing on the ground or on a brick and holding up an overhang near one of the most
+    overloaded connections, which turns the pull the overhang puts
+    on the clutch into compression. Shorter props and props farther out along the overhang
+    (longer lever) come first. ``allowed`` restricts where cells may be added (the hidden
+    interior of a shell); every candidate adds at most ``budget`` cells (plates)."""
+    if budget <= 0 or r.contacts is None:
+        return []
+    occ = model.occupancy()
+    cand = _prop_candidates(occ, allowed)
+    if not len(cand):
+        return []
+    arr = connectivity.brick_arrays(model)
+    lab = connectivity.label_lattice(arr, tuple(model.shape))
+    # weak spots: (x, y, z) of the worst stud connections. Floating parts get no props:
+    # they are a reconstruction error to report, not an overhang to hold up.
+    spots: list[tuple[float, float, int]] = []
+    c = r.contacts
+    util = r.tension_n / r.clutch_n
+    for k in np.argsort(-util, kind="stable"):
+        if util[k] <= 1.0 or len(spots) >= REGIONS_PER_ITERATION:
+            break
+        spot = (float(c.x[k]), float(c.y[k]), int(model.bricks[int(c.upper[k])].z))
+        if spot not in spots:
+            spots.append(spot)
+    length = cand[:, 3] - cand[:, 2]
+    per_spot: list[list[int]] = []
+    for sx, sy, sz in spots:
+        # props that bridge the weak connection's level (standing below it, holding up a
+        # cell at or above it), within ``radius`` studs: they carry load around it
+        d = np.hypot(cand[:, 0] - sx, cand[:, 1] - sy)
+        ok = (cand[:, 2] < sz) & (cand[:, 3] >= sz) & (d <= radius) & (length <= budget)
+        if not ok.any():
+            continue
+        ix = np.flatnonzero(ok)
+        per_spot.append(ix[np.lexsort((-d[ix], length[ix]))][:PROPS_PER_SPOT].tolist())
+
+    def columns(rows) -> list[Brick]:
+        cols: list[Brick] = []
+        for x, y, zb, zt in cand[sorted(set(rows))]:
+            top = model.bricks[int(lab[x, y, zt])]
+            cols.extend(_column(int(x), int(y), int(zb), int(zt), top.color))
+        return cols
+
+    out: list[list[Brick]] = []
+    if len(per_spot) > 1:  # all weak spots at once first, then one at a time
+        out.append(columns([i for rows in per_spot for i in rows]))
+    out.extend(columns(rows) for rows in per_spot)
+    return [cols for cols in out if _cells(cols) <= budget]
+
+
+def _cells(bricks: list[Brick]) -> int:
+    """Plate cells covered by ``bricks``."""
+    return sum(b.part.height * b.size[0] * b.size[1] for b in bricks)
+
+
 def _reasons(model: BrickModel, r: StabilityReport) -> list[tuple[int, str]]:
     """Why each remaining weak brick could not be fixed."""
     out: list[tuple[int, str]] = []
@@ -339,23 +450,30 @@ def _with_steps(model: BrickModel, bricks: list[Brick]) -> BrickModel:
 
 def repair(
     model: BrickModel,
-    max_iterations: int = 12,
+    max_iterations: int = 60,
     seed: int = 0,
     clutch_n: float = CLUTCH_N_DEFAULT,
     ground_clutch: bool = True,
     time_budget_s: float = 30.0,
+    reinforce: bool = True,
+    max_added_fraction: float = MAX_ADDED_FRACTION,
 ) -> tuple[BrickModel, RepairReport]:
     """Make ``model`` connected and stable by local re-tiling; report what could not be.
 
     Returns the repaired model (the input itself when nothing changed) and a
     :class:`RepairReport`. ``clutch_n``/``ground_clutch`` go to the stability analysis;
     ``time_budget_s`` bounds the search in process CPU seconds (the current best is returned
-    when it runs out).
+    when it runs out). When re-tiling the same cells cannot make it stable and ``reinforce``
+    is on, visible props (1x1 columns) are added under the overhangs that pull too hard, at
+    most ``max_added_fraction`` of the model's cells in all; ``reinforce=False`` never adds a
+    visible cell.
     """
     if not isinstance(model, BrickModel):
         raise TypeError(f"repair needs a BrickModel, got {type(model).__name__}")
     if max_iterations < 0:
         raise ValueError(f"max_iterations must be >= 0, got {max_iterations}")
+    if not 0.0 <= max_added_fraction <= 1.0:
+        raise ValueError(f"max_added_fraction must be in [0, 1], got {max_added_fraction}")
     # The budget is process CPU time: the same amount of search on a busy or an idle machine
     # (on an idle one it is about wall time). Reported times are wall time.
     t0 = time.perf_counter()
@@ -382,7 +500,8 @@ def repair(
         objective = "max"
         rep0 = rep = analyse(model)
     messages: list[str] = []
-    iterations = changes = supports = 0
+    iterations = changes = supports = props = added_n = skip_retile = 0
+    add_budget = int(max_added_fraction * occ0.sum()) if reinforce else 0
 
     def consider(cand_bricks: list[Brick]) -> bool:
         nonlocal cur, rep
@@ -402,29 +521,69 @@ def repair(
         if res.fixes and consider(asm.to_bricks()):
             changes += 1
 
+    retile_cpu = 0.0
+
+    def retile() -> bool:
+        # at most RETILE_SHARE of the budget, so that props always get their turn
+        nonlocal changes, retile_cpu
+        t = time.process_time()
+        try:
+            for region in _weak_regions(cur, rep)[:RETILE_REGIONS]:
+                if time.process_time() - t + retile_cpu >= RETILE_SHARE * time_budget_s:
+                    return False
+                chosen = [cur.bricks[i] for i in region]
+                for demote in (False, True) if may_demote else (False,):
+                    cand = merge.remerge_region(cur, chosen, seed=seed + iterations, demote=demote)
+                    if consider(cand.bricks):
+                        changes += 1
+                        return True
+            return False
+        finally:
+            retile_cpu += time.process_time() - t
+
+    def prop_up() -> bool:
+        # The cells themselves cannot carry the load: prop up the overhangs.
+        nonlocal props, added_n
+        if added_n >= add_budget or not rep.overloaded:
+            return False
+        for extra in _props(cur, rep, None, add_budget - added_n):
+            if time.process_time() >= deadline:
+                return False
+            if consider(cur.bricks + extra):
+                props += len(extra)
+                added_n += _cells(extra)
+                return True
+        return False
+
     while (
         iterations < max_iterations and not _done(rep, n_cells) and time.process_time() < deadline
     ):
         iterations += 1
-        improved = False
         # Shell models: hidden interior columns under the weak bricks are the surest fix.
         if interior is not None:
             extra = _supports(cur, rep, interior)
             if extra and consider(cur.bricks + extra):
                 supports += len(extra)
                 continue
-        for region in _weak_regions(cur, rep):
-            if time.process_time() >= deadline:
-                break
-            chosen = [cur.bricks[i] for i in region]
-            for demote in (False, True) if may_demote else (False,):
-                cand = merge.remerge_region(cur, chosen, seed=seed + iterations, demote=demote)
-                if consider(cand.bricks):
-                    changes += 1
-                    improved = True
-                    break
-            if improved:
-                break
+        # Re-tiling keeps the shape and is tried first (props first when a connection needs
+        # several times its clutch); after a re-tiling pass has failed, only props are tried
+        # for a few iterations.
+        improved = False
+        if rep.overloaded and float(np.max(rep.stress[rep.overloaded])) > PROPS_FIRST:
+            improved = prop_up()
+        if improved:
+            pass
+        elif skip_retile == 0:
+            improved = retile()
+            if not improved:
+                skip_retile = RETILE_PAUSE
+        else:
+            skip_retile -= 1
+        if not improved:
+            improved = prop_up()
+            if not improved and skip_retile < RETILE_PAUSE:  # props exhausted: re-tile now
+                skip_retile = 0
+                improved = retile()
         if not improved:
             break
     if time.process_time() >= deadline and not _done(rep, n_cells):
@@ -432,10 +591,10 @@ def repair(
 
     if cur is not model:
         occ1 = cur.occupancy()
-        added = occ1 & ~occ0
-        if (occ0 & ~occ1).any() or (
-            added.any() and (interior is None or (added & ~interior).any())
-        ):
+        new_cells = occ1 & ~occ0
+        # cells may only be added as hidden interior supports (shell) or as props
+        outside = new_cells if interior is None else new_cells & ~interior
+        if (occ0 & ~occ1).any() or (outside.any() and not props):
             # Never hand back a model whose visible cells differ; this is a bug guard.
             messages.append("repair changed the occupied cells; the original layout is kept")
             cur, rep = model, rep0
@@ -463,6 +622,8 @@ def repair(
         iterations=iterations,
         changes=changes,
         support_bricks=supports,
+        reinforcement_bricks=props,
+        added_cells=added_n,
         time_s=time.perf_counter() - t0,
         clutch_n=float(clutch_n),
         unrepairable=_reasons(cur, rep),

@@ -78,6 +78,10 @@ class IMAGE2LEGO_PT_model(_Base, bpy.types.Panel):
             layout.prop(s, "supports")
         layout.prop(s, "scale_mode")
         layout.prop(s, "seed")
+        layout.prop(s, "repair")
+        row = layout.row()
+        row.active = s.repair
+        row.prop(s, "reinforce")
 
 
 class IMAGE2LEGO_PT_colors(_Base, bpy.types.Panel):

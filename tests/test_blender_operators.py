@@ -289,3 +289,15 @@ def test_image_operator_on_example(scene, tmp_path):
 
     want = run(image_to_lego_steps(str(img), properties.pipeline_options(scene))).model
     assert got.bricks == want.bricks
+
+
+def test_repair_settings_reach_the_pipeline(scene):
+    from image2lego.blender import properties
+
+    assert scene.repair and scene.reinforce  # on by default, as in the CLI
+    opts = properties.pipeline_options(scene)
+    assert opts.repair is True and opts.reinforce is True
+    scene.reinforce = False
+    assert properties.pipeline_options(scene).reinforce is False
+    scene.repair = False
+    assert properties.pipeline_options(scene).repair is False

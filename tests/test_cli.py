@@ -84,6 +84,28 @@ def test_prints_the_stability_report(tmp_path, capsys):
     assert report["stable"] is True and report["max_stress"] <= 1
 
 
+@pytest.mark.parametrize("flags, repair_on, reinforce", [
+    ([], True, True), (["--no-reinforce"], True, False), (["--no-repair"], False, False),
+])  # fmt: skip
+def test_repair_flags_reach_the_repair(tmp_path, monkeypatch, flags, repair_on, reinforce):
+    from image2lego.core import pipeline
+
+    calls = []
+    real = pipeline.repair
+
+    def spy(model, **kw):
+        calls.append(kw)
+        return real(model, **kw)
+
+    monkeypatch.setattr(pipeline, "repair", spy)
+    src = tmp_path / "shape.npy"
+    np.save(src, _grid())
+    assert main([str(src), "-o", str(tmp_path / "out"), "--formats", "ldr", *FAST, *flags]) == 0
+    assert len(calls) == int(repair_on)
+    if repair_on:
+        assert calls[0]["reinforce"] is reinforce
+
+
 def test_npz_with_int_grid_and_options(tmp_path):
     src = tmp_path / "shape.npz"
     np.savez(src, voxels=_grid().astype(np.uint8))

@@ -59,7 +59,7 @@ def test_impossible_cantilever_is_reported_with_the_force_it_needs():
     # A 1x8 beam one brick thick, held by a single 1x1 brick at one end: no re-tiling of
     # these cells can carry it at a clutch of 0.05 N.
     m = BrickModel([Brick(0, 0, 0, "3005"), Brick(3, 0, 0, "3008")], (8, 1, 6))
-    fixed, rep = repair(m, clutch_n=0.05, time_budget_s=20)
+    fixed, rep = repair(m, clutch_n=0.05, time_budget_s=20, reinforce=False)
     assert not rep.stable and rep.after.n_overloaded > 0
     assert rep.unrepairable and all("cantilever" in why for _, why in rep.unrepairable)
     assert "needs ~" in rep.summary() and "0.05 N" in rep.summary()
@@ -70,6 +70,40 @@ def test_impossible_cantilever_is_reported_with_the_force_it_needs():
     w = part("3008").mass_g / 1000.0 * G
     assert rep.required_clutch_n == pytest.approx(6 * w, rel=1e-4)
     assert "would hold with a clutch of" in rep.summary()
+
+
+def test_reinforce_props_up_the_cantilever_with_few_visible_cells():
+    # The same impossible beam: with reinforce on, repair stands 1x1 props under it (this
+    # toy needs more than the default 8 % of its cells).
+    m = BrickModel([Brick(0, 0, 0, "3005"), Brick(3, 0, 0, "3008")], (8, 1, 6))
+    fixed, rep = repair(m, clutch_n=0.05, time_budget_s=20, max_added_fraction=0.5)
+    assert rep.stable and not rep.unrepairable and rep.required_clutch_n is None
+    before, after = m.occupancy(), fixed.occupancy()
+    assert after[before].all()  # nothing removed
+    added = after & ~before
+    # props stand on the ground under the beam (x 1..7), below it (z < 3), nowhere else
+    assert added.any() and not added[0].any() and not added[:, :, 3:].any()
+    assert added.sum() == rep.added_cells <= int(0.5 * before.sum())
+    assert rep.reinforcement_bricks == len(fixed) - len(m)
+    new = [b for b in fixed.bricks if b.x != 0 or b.z != 0]
+    new = [b for b in new if b.part_id != "3008"]
+    assert new and all(b.size == (1, 1) for b in new)
+    assert "reinforced:" in rep.summary() and fixed.meta["stability"]["added_cells"] > 0
+    assert analyze_stability(fixed, clutch_n=0.05).stable
+
+
+def test_reinforce_respects_the_cell_budget():
+    m = BrickModel([Brick(0, 0, 0, "3005"), Brick(3, 0, 0, "3008")], (8, 1, 6))
+    _, rep = repair(m, clutch_n=0.05, time_budget_s=20, max_added_fraction=0.0)
+    assert not rep.stable and rep.added_cells == 0 and rep.unrepairable
+    with pytest.raises(ValueError, match="max_added_fraction"):
+        repair(m, max_added_fraction=1.5)
+
+
+def test_floating_parts_get_no_props():
+    m = BrickModel([Brick(0, 0, 0, "3001"), Brick(9, 0, 0, "3001")], (4, 2, 12))
+    fixed, rep = repair(m, clutch_n=0.05, max_added_fraction=1.0)
+    assert rep.added_cells == 0 and np.array_equal(fixed.occupancy(), m.occupancy())
 
 
 def test_stable_model_is_left_alone():
@@ -130,9 +164,30 @@ def test_repair_never_changes_the_cover(seed):
     if not g.any():
         return
     m = voxels_to_bricks(g)
-    fixed, rep = repair(m, seed=seed % 7, max_iterations=2, time_budget_s=20)
+    fixed, rep = repair(m, seed=seed % 7, max_iterations=2, time_budget_s=20, reinforce=False)
     assert np.array_equal(fixed.occupancy(), m.occupancy())
     # the report describes the returned model
     r = analyze_stability(fixed)
     assert r.stable == rep.after.stable and r.n_components == rep.after.n_components
     assert sorted(i for i, _ in rep.unrepairable) == sorted(set(r.unsupported) | set(r.overloaded))
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.01, 0.3))
+def test_reinforce_only_adds_props_within_budget(seed, frac):
+    rng = np.random.default_rng(seed)
+    g = rng.random((6, 6, 6)) < 0.5
+    g[:, :, 0] |= rng.random((6, 6)) < 0.3
+    if not g.any():
+        return
+    m = voxels_to_bricks(g)
+    fixed, rep = repair(m, clutch_n=0.02, max_iterations=3, time_budget_s=20,
+                        max_added_fraction=frac)  # fmt: skip
+    before, after = m.occupancy(), fixed.occupancy()
+    assert after[before].all()
+    added = after & ~before
+    assert added.sum() == rep.added_cells <= int(frac * before.sum())
+    # props hold something up: every added cell has a filled cell directly above it
+    x, y, z = np.nonzero(added)
+    assert (z + 1 < after.shape[2]).all() and after[x, y, z + 1].all()
+    assert rep.after.stable == analyze_stability(fixed, clutch_n=0.02).stable
