@@ -52,6 +52,11 @@ class ModelConfig:
     enc_channels: tuple[int, ...] = (32, 64, 96, 128, 256)
     conv3_max_res: int = 4
     conv1_max_res: int = 16
+    #: resolutions above ``conv3_max_res`` up to this one get a *bottleneck* 3³ convolution
+    #: (1³ down to ``bottleneck`` channels, 3³, 1³ back up): spatial context for thin parts at
+    #: a quarter of a full 3³ convolution's cost. 0 = off (the shipped v1 weights).
+    bottleneck_max_res: int = 0
+    bottleneck: int = 32
     img_channels: tuple[int, ...] = (96, 256, 384, 256)
     img_hidden: int = 1024
 
@@ -93,13 +98,20 @@ def octree_targets(grid: torch.Tensor, resolutions: Sequence[int] = OUTPUT_RESOL
 class _DecBlock(nn.Module):
     """Generative transposed convolution (k2 s2) + BN + ELU [+ 3³ conv + BN + ELU]."""
 
-    def __init__(self, cin: int, cout: int, conv3: bool, conv1: bool):
+    def __init__(self, cin: int, cout: int, conv3: bool, conv1: bool, bottleneck: int = 0):
         super().__init__()
         self.up = nn.ConvTranspose3d(cin, cout, 2, stride=2, bias=False)
         self.bn = nn.BatchNorm3d(cout)
         self.conv = None
         if conv3:
             self.conv = nn.Conv3d(cout, cout, 3, padding=1, bias=False)
+        elif bottleneck:
+            b = bottleneck
+            self.conv = nn.Sequential(
+                nn.Conv3d(cout, b, 1, bias=False), nn.BatchNorm3d(b), nn.ELU(),
+                nn.Conv3d(b, b, 3, padding=1, bias=False), nn.BatchNorm3d(b), nn.ELU(),
+                nn.Conv3d(b, cout, 1, bias=False),
+            )  # fmt: skip
         elif conv1:
             # 1³ convolution: per-cell mixing, cheap where a 3³ one is not.
             self.conv = nn.Conv3d(cout, cout, 1, bias=False)
@@ -131,6 +143,7 @@ class OctreeDecoder(nn.Module):
                     chans[i + 1],
                     conv3=res <= cfg.conv3_max_res,
                     conv1=res <= cfg.conv1_max_res,
+                    bottleneck=cfg.bottleneck if res <= cfg.bottleneck_max_res else 0,
                 )
             )
             if res in OUTPUT_RESOLUTIONS:

@@ -93,8 +93,15 @@ def _capture_block_features(dec):
     return feats, hooks
 
 
-def test_pruned_cells_have_zero_features_and_empty_children():
-    m = OctreeAutoencoder(TINY)
+TINY_CONTEXT = ModelConfig.from_dict(
+    TINY.to_dict() | {"conv3_max_res": 8, "bottleneck_max_res": 16, "bottleneck": 4}
+)
+
+
+@pytest.mark.parametrize("cfg", [TINY, TINY_CONTEXT], ids=["tiny", "3x3-context"])
+def test_pruned_cells_have_zero_features_and_empty_children(cfg):
+    # also with 3³ convolutions at 8³/16³, which spread features into pruned neighbours
+    m = OctreeAutoencoder(cfg)
     m.eval()
     x = _boxes(2)
     with torch.no_grad():
@@ -165,3 +172,15 @@ def test_iou():
 def test_config_roundtrip():
     cfg = ModelConfig.from_dict(TINY.to_dict() | {"unknown": 1})
     assert cfg == TINY
+    assert ModelConfig.from_dict(TINY_CONTEXT.to_dict()) == TINY_CONTEXT
+
+
+def test_context_convolutions_where_configured():
+    dec = OctreeAutoencoder(TINY_CONTEXT).decoder
+    kinds = {}
+    for res, block in zip(TINY_CONTEXT.resolutions, dec.blocks, strict=True):
+        convs = [m for m in block.modules() if type(m) is torch.nn.Conv3d]
+        kinds[res] = sorted(c.kernel_size[0] for c in convs)
+    assert kinds == {2: [3], 4: [3], 8: [3], 16: [1, 1, 3], 32: []}
+    # the default (shipped v1) configuration has no bottleneck
+    assert ModelConfig().bottleneck_max_res == 0
