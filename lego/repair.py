@@ -243,6 +243,14 @@ def _seam_pairs(lab: np.ndarray, comp: np.ndarray) -> list[tuple[int, int]]:
     return [tuple(map(int, q)) for q in np.unique(np.sort(p, axis=1), axis=0)]
 
 
+def _worst_first(r: StabilityReport) -> np.ndarray:
+    """Contact indices, the ones that bind the worst utilisation first (by their LP dual),
+    then by utilisation: many connections tie at the maximum, few of them set it."""
+    util = r.tension_n / r.clutch_n
+    crit = r.critical if len(r.critical) == len(util) else np.zeros_like(util)
+    return np.lexsort((-util, -np.round(crit, 9)))
+
+
 def _weak_regions(model: BrickModel, r: StabilityReport) -> list[list[int]]:
     """Groups of brick indices to re-tile, most severe first."""
     arr = connectivity.brick_arrays(model)
@@ -264,7 +272,7 @@ def _weak_regions(model: BrickModel, r: StabilityReport) -> list[list[int]]:
     if r.overloaded and r.contacts is not None:
         c = r.contacts
         util = r.tension_n / r.clutch_n
-        order = np.argsort(-util, kind="stable")
+        order = _worst_first(r)
         seen: set[tuple[int, int]] = set()
         for k in order:
             if util[k] <= 1.0 or len(seen) >= REGIONS_PER_ITERATION:
@@ -327,10 +335,10 @@ def _supports(model: BrickModel, r: StabilityReport, interior: np.ndarray) -> li
     return new
 
 
-def _prop_candidates(occ: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
+def _prop_candidates(occ: np.ndarray) -> np.ndarray:
     """Every possible prop: rows ``(x, y, z_bottom, z_top)`` of an empty gap under an occupied
     cell ``(x, y, z_top)``, down to the next occupied cell or the ground (``z_bottom`` is the
-    first plate to fill). With ``allowed`` the whole gap must lie in it."""
+    first plate to fill)."""
     rows = []
     X, Y, _ = occ.shape
     for x in range(X):
@@ -340,29 +348,23 @@ def _prop_candidates(occ: np.ndarray, allowed: np.ndarray | None) -> np.ndarray:
                 continue
             below = np.concatenate([[-1], zs[:-1]])  # the occupied plate under each one
             gap = (zs - below) > 1
-            for zt, zb in zip(zs[gap], below[gap] + 1):
-                if allowed is None or allowed[x, y, zb:zt].all():
-                    rows.append((x, y, zb, zt))
+            rows.extend((x, y, zb, zt) for zt, zb in zip(zs[gap], below[gap] + 1, strict=True))
     return np.asarray(rows, np.int64).reshape(-1, 4)
 
 
 def _props(
-    model: BrickModel,
-    r: StabilityReport,
-    allowed: np.ndarray | None,
-    budget: int,
-    radius: int = PROP_RADIUS_STUDS,
+    model: BrickModel, r: StabilityReport, budget: int, radius: int = PROP_RADIUS_STUDS
 ) -> list[list[Brick]]:
     """Candidate reinforcements, most promising first: each is a list of 1x1 columns (props)
     standing on the ground or on a brick and holding up an overhang near one of the most
-    overloaded connections, which turns the pull the overhang puts
-    on the clutch into compression. Shorter props and props farther out along the overhang
-    (longer lever) come first. ``allowed`` restricts where cells may be added (the hidden
-    interior of a shell); every candidate adds at most ``budget`` cells (plates)."""
+    overloaded connections, which turns the pull the overhang puts on the clutch into
+    compression. Props within ``radius`` studs of the weak connection come before props
+    anywhere; shorter ones and then ones farther out (longer lever) first. Every candidate
+    adds at most ``budget`` cells (plates)."""
     if budget <= 0 or r.contacts is None:
         return []
     occ = model.occupancy()
-    cand = _prop_candidates(occ, allowed)
+    cand = _prop_candidates(occ)
     if not len(cand):
         return []
     arr = connectivity.brick_arrays(model)
@@ -372,23 +374,13 @@ def _props(
     spots: list[tuple[float, float, int]] = []
     c = r.contacts
     util = r.tension_n / r.clutch_n
-    for k in np.argsort(-util, kind="stable"):
+    for k in _worst_first(r):
         if util[k] <= 1.0 or len(spots) >= REGIONS_PER_ITERATION:
             break
         spot = (float(c.x[k]), float(c.y[k]), int(model.bricks[int(c.upper[k])].z))
         if spot not in spots:
             spots.append(spot)
     length = cand[:, 3] - cand[:, 2]
-    per_spot: list[list[int]] = []
-    for sx, sy, sz in spots:
-        # props that bridge the weak connection's level (standing below it, holding up a
-        # cell at or above it), within ``radius`` studs: they carry load around it
-        d = np.hypot(cand[:, 0] - sx, cand[:, 1] - sy)
-        ok = (cand[:, 2] < sz) & (cand[:, 3] >= sz) & (d <= radius) & (length <= budget)
-        if not ok.any():
-            continue
-        ix = np.flatnonzero(ok)
-        per_spot.append(ix[np.lexsort((-d[ix], length[ix]))][:PROPS_PER_SPOT].tolist())
 
     def columns(rows) -> list[Brick]:
         cols: list[Brick] = []
@@ -398,10 +390,26 @@ def _props(
         return cols
 
     out: list[list[Brick]] = []
-    if len(per_spot) > 1:  # all weak spots at once first, then one at a time
-        out.append(columns([i for rows in per_spot for i in rows]))
-    out.extend(columns(rows) for rows in per_spot)
-    return [cols for cols in out if _cells(cols) <= budget]
+    # near the weak spot first; then anywhere (a model tipping on a narrow base needs props
+    # out where its weight is)
+    for rad in (radius, np.inf):
+        per_spot: list[list[int]] = []
+        for sx, sy, sz in spots:
+            # props that bridge the weak connection's level (standing below it, holding up
+            # a cell at or above it): they carry load around it
+            d = np.hypot(cand[:, 0] - sx, cand[:, 1] - sy)
+            ok = (cand[:, 2] < sz) & (cand[:, 3] >= sz) & (d <= rad) & (length <= budget)
+            if ok.any():
+                ix = np.flatnonzero(ok)
+                per_spot.append(ix[np.lexsort((-d[ix], length[ix]))][:PROPS_PER_SPOT].tolist())
+        if len(per_spot) > 1:  # all weak spots at once first, then one at a time
+            out.append(columns([i for rows in per_spot for i in rows]))
+        out.extend(columns(rows) for rows in per_spot)
+    unique: list[list[Brick]] = []
+    for cols in out:
+        if cols and _cells(cols) <= budget and cols not in unique:
+            unique.append(cols)
+    return unique
 
 
 def _cells(bricks: list[Brick]) -> int:
@@ -546,7 +554,7 @@ def repair(
         nonlocal props, added_n
         if added_n >= add_budget or not rep.overloaded:
             return False
-        for extra in _props(cur, rep, None, add_budget - added_n):
+        for extra in _props(cur, rep, add_budget - added_n):
             if time.process_time() >= deadline:
                 return False
             if consider(cur.bricks + extra):

@@ -126,6 +126,9 @@ class StabilityReport:
     clutch_n: float = CLUTCH_N_DEFAULT
     n_contacts: int = 0
     tension_n: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per contact, newtons
+    #: per contact, from the min-max equilibrium: > 0 on the connections that bind the worst
+    #: utilisation (LP duals; all zero when that equilibrium was not needed)
+    critical: np.ndarray = field(default_factory=lambda: np.zeros(0))
     contacts: Contacts | None = None
     cpu_time_s: float = 0.0  # process CPU time of the analysis (robust to a busy machine)
 
@@ -332,6 +335,13 @@ def _solve(arr, c, active, clutch, ground_clutch, objective: str, method: str = 
         return res, None
     tension = np.zeros(len(c.upper))
     tension[t_contacts] = np.maximum(res.x[:nt], 0.0) / _MN
+    if objective == "max":
+        # Duals of the rows T_c / cap_c <= t: how much the optimum (the worst utilisation)
+        # would drop per unit of capacity added at c. Non-zero exactly on the connections
+        # that bind the optimum (among the many that tie at the maximum).
+        critical = np.zeros(len(c.upper))
+        critical[t_contacts] = np.maximum(-np.asarray(res.ineqlin.marginals), 0.0)
+        res.critical = critical
     return res, tension
 
 
@@ -383,8 +393,10 @@ def analyze_stability(
                 return res, t
         raise RuntimeError(f"HiGHS failed on the stability LP ({objective}): {res.message}")
 
+    critical = np.zeros(len(c.upper))
     if active.any() and len(c.upper) and (c.lower < 0).any():
         res, t = solve(active, "max" if objective == "max" else "sum")
+        critical = getattr(res, "critical", critical)
         if res.status == 2:  # infeasible: only possible without ground clutch (tipping)
             status = "some components tip over"
             for lab in np.unique(labels[active]):
@@ -398,7 +410,8 @@ def analyze_stability(
             # any equilibrium stays within capacity (a quick bounded LP); if one does, report
             # the min-max equilibrium so the scores say how close to the limit it is.
             if solve(active, "capped")[0].status == 0:
-                tension = solve(active, "max")[1]
+                res, tension = solve(active, "max")
+                critical = getattr(res, "critical", critical)
     util = tension / clutch
     s = np.zeros(n)
     np.maximum.at(s, c.upper, util)
@@ -423,5 +436,6 @@ def analyze_stability(
         clutch_n=float(clutch_n),
         n_contacts=len(c.upper),
         tension_n=tension,
+        critical=critical,
         contacts=c,
     )

@@ -108,6 +108,25 @@ def test_max_objective_agrees_on_the_verdict():
     assert b.max_stress <= a.max_stress + 1e-9
 
 
+def test_critical_connections_are_the_binding_ones():
+    # Two cantilevers of different weight on one tower: the heavier arm's connection sets
+    # the worst utilisation; the LP duals single it out and sum to 1 (d max / d max).
+    m = BrickModel(
+        [Brick(0, 0, 0, "3003"), Brick(3, 0, 0, "3008"), Brick(3, 1, 0, "3010")], (8, 2, 6)
+    )
+    r = analyze_stability(m, objective="max")
+    assert not r.unsupported and r.max_stress > 0
+    util = r.tension_n / r.clutch_n
+    assert r.critical.shape == util.shape and (r.critical >= 0).all()
+    assert r.critical.sum() == pytest.approx(1.0, abs=1e-6)
+    binding = r.critical > 1e-9
+    assert binding.any() and np.allclose(util[binding], util.max())
+    heavy_arm = 1  # the 1x8: its connection to the base binds, the 1x4's does not
+    assert set(r.contacts.upper[binding].tolist()) == {heavy_arm}
+    # the default objective on a stable model needs no min-max solve: no duals
+    assert not analyze_stability(BrickModel([Brick(0, 0, 0, "3001")], (4, 2, 3))).critical.any()
+
+
 def test_bad_input_is_rejected_clearly():
     with pytest.raises(ValueError, match="clutch_n"):
         analyze_stability(model([Brick(0, 0, 0, "3001")]), clutch_n=0)
