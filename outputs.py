@@ -50,12 +50,12 @@ def summary(result: PipelineResult) -> dict:
         "connected": bool(conn.connected),
         "ungrounded_bricks": len(conn.ungrounded),
     }
-    stab = result.reports.get("stability")
+    stab = result.reports.get("stability")  # a lego.repair.RepairReport
     if stab is not None:
-        after = getattr(stab, "after", stab)
-        out["max_stress"] = _finite(getattr(after, "max_stress", None))
-        out["stable"] = bool(getattr(after, "stable", False))
-        out["unsupported_bricks"] = len(getattr(after, "unsupported", []) or [])
+        out["max_stress"] = _finite(stab.after.max_stress)
+        out["stable"] = bool(stab.after.stable)
+        out["unsupported_bricks"] = len(stab.after.unsupported)
+        out["repair"] = stab.to_dict()  # before/after, props added, what could not be fixed
     warnings = model.meta.get("warnings") or []
     if warnings:
         out["warnings"] = list(warnings)
@@ -111,7 +111,7 @@ def write_all(
         written["mask"] = atomic_write_bytes(out / "mask.png", _png_bytes(mask))
     report = summary(result)
     stab = result.reports.get("stability")
-    if stab is not None and hasattr(stab, "summary"):
+    if stab is not None:
         report["stability_summary"] = stab.summary()
     written["report"] = atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     if (render or instructions or blend) and not has_bpy():

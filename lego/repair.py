@@ -152,7 +152,8 @@ class RepairReport:
             out.append(
                 f"  reinforced: {self.reinforcement_bricks} prop brick(s) ({self.added_cells} "
                 "plate cells) added under overhangs the clutch alone could not hold; they are "
-                "visible (repair with reinforce=False keeps the exact shape)"
+                "visible (without reinforcement - CLI --no-reinforce, Blender 'Add Props' off, "
+                "repair(reinforce=False) - the exact shape is kept)"
             )
         if self.n_cell_components > 1:
             out.append(

@@ -82,6 +82,8 @@ def test_prints_the_stability_report(tmp_path, capsys):
     assert "Stability (clutch" in out and "stable" in out
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["stable"] is True and report["max_stress"] <= 1
+    rep = report["repair"]
+    assert rep["after"]["stable"] is True and rep["added_cells"] >= 0 and "before" in rep
 
 
 @pytest.mark.parametrize("flags, repair_on, reinforce", [
