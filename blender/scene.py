@@ -111,8 +111,8 @@ def model_from_json(text: str) -> BrickModel:
 def compute_stats(model: BrickModel, stability=None) -> dict:
     """Counts for the Stats panel; ``connected`` is ``None`` when it cannot be computed.
 
-    ``stability`` is an optional report from ``lego.stability`` / ``lego.repair``; its max
-    stress, stable flag and unsupported bricks are copied when present.
+    ``stability`` is an optional report from ``lego.stability`` / ``lego.repair`` (see
+    :func:`stability_summary`).
     """
     bricks = model.bricks
     stats: dict = {
@@ -141,38 +141,20 @@ def _connected(connectivity, model: BrickModel):
         return None
 
 
-def _get(obj, *names, default=None):
-    for n in names:
-        if isinstance(obj, dict) and n in obj:
-            return obj[n]
-        if hasattr(obj, n):
-            return getattr(obj, n)
-    return default
-
-
 def stability_summary(report) -> dict:
-    """Max stress, stable flag and number of unsupported bricks from a stability report."""
-    inner = getattr(report, "stability", None)
-    if inner is not None and not isinstance(report, dict):  # a lego.repair RepairReport
-        out = stability_summary(inner)
-        conn = getattr(report, "connected", None)
-        if conn is not None:
-            out["connected"] = bool(conn)
-        return out
-    out = {}
-    ms = _get(report, "max_stress")
-    if ms is None:
-        scores = _get(report, "scores", "stress")
-        if scores is not None and len(scores):
-            ms = float(np.max(np.asarray(scores, dtype=float)))
-    if ms is not None:
-        out["max_stress"] = float(ms)
-    st = _get(report, "stable")
-    if st is not None:
-        out["stable"] = bool(st)
-    uns = _get(report, "unsupported", "unsupported_bricks")
-    if uns is not None:
-        out["unsupported"] = uns if isinstance(uns, int) else len(uns)
+    """Stats-panel fields from a ``lego.repair.RepairReport`` (connected, props added, and
+    its final analysis) or a ``lego.stability.StabilityReport`` (max stress, stable,
+    unsupported bricks)."""
+    from ..lego.repair import RepairReport
+
+    out: dict = {}
+    if isinstance(report, RepairReport):
+        out["connected"] = bool(report.connected)
+        out["props"] = int(report.reinforcement_bricks)
+        report = report.stability
+    out["max_stress"] = float(report.max_stress)
+    out["stable"] = bool(report.stable)
+    out["unsupported"] = len(report.unsupported)
     return out
 
 

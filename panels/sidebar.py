@@ -159,6 +159,8 @@ class IMAGE2LEGO_PT_stats(_Base, bpy.types.Panel):
             col.label(text=f"Max stress: {ms:.2f}" if ms < 1e300 else "Max stress: ∞")
             col.label(text=f"Stable: {_yes_no(st.get('stable'))}")
             col.label(text=f"Unsupported bricks: {st.get('unsupported', 0)}")
+            if st.get("props"):
+                col.label(text=f"Props added by repair: {st['props']}")
         stress = coll.get(lego_scene.DISPLAY_KEY) == "stress"
         layout.operator(
             "image2lego.highlight_stress",

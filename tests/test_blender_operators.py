@@ -237,9 +237,11 @@ def test_poll(scene):
 
 
 def test_highlight_stress_toggles(scene, voxel_file):
-    pytest.importorskip("image2lego.lego.stability")
     bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
     coll = lego_scene.find_model_collection(bpy.context)
+    # the build's repair report reached the Stats panel
+    st = lego_scene.get_stats(coll)
+    assert st["stable"] is True and st["connected"] is True and st["props"] == 0
     obs = lego_scene.brick_objects(coll)
     assert bpy.ops.image2lego.highlight_stress() == {"FINISHED"}
     assert all(o.material_slots[0].material.get(mats.STRESS_KEY) is not None for o in obs)
