@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     w = load_weights(args.weights, parts=parts)
     ae, img = w.autoencoder, w.image_encoder
     thr = w.thresholds
-    ithr = {int(k): float(v) for k, v in w.meta.get("image_thresholds", {}).items()} or thr
+    ithr = w.image_thresholds  # what Predictor.predict uses
     allv = load_voxels(cache=args.cache)
     val = np.flatnonzero(allv.split == "val")
     try:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .model import OUTPUT_RESOLUTIONS
+from .model import OUTPUT_RESOLUTIONS, PRUNED_LOGIT
 from .weights import LoadedWeights, load_weights
 
 IMAGE_SIZE = 128
@@ -47,7 +47,8 @@ class Predictor:
 
     def __init__(self, weights: LoadedWeights, threads: int | None = None):
         self.weights = weights
-        self.thresholds = dict(weights.thresholds)
+        self.thresholds = dict(weights.thresholds)  # autoencoder round trips
+        self.image_thresholds = dict(weights.image_thresholds or weights.thresholds)  # photos
         self.threads = threads or _default_threads()
 
     @classmethod
@@ -69,15 +70,20 @@ class Predictor:
         finally:
             torch.set_num_threads(old)
 
-    def _decode(self, z: torch.Tensor, resolutions: tuple[int, ...]) -> list[dict[int, np.ndarray]]:
+    def _decode(
+        self, z: torch.Tensor, resolutions: tuple[int, ...], thresholds: dict[int, float]
+    ) -> list[dict[int, np.ndarray]]:
         dec = self.weights.autoencoder.decoder
-        logits = dec(z, mode="pred", thresholds=self.thresholds, max_res=max(resolutions))
-        out = []
-        for i in range(z.shape[0]):
-            out.append(
-                {r: (logits[r][i, 0] > self.thresholds.get(r, 0.0)).numpy() for r in resolutions}
-            )
-        return out
+        logits = dec(z, mode="pred", thresholds=thresholds, max_res=max(resolutions))
+        return [
+            {
+                r: (
+                    (logits[r][i, 0] > thresholds.get(r, 0.0)) & (logits[r][i, 0] > PRUNED_LOGIT)
+                ).numpy()
+                for r in resolutions
+            }
+            for i in range(z.shape[0])
+        ]
 
     # ---------------------------------------------------------------------------------------
     def prepare_image(self, image: Any) -> np.ndarray:
@@ -121,7 +127,7 @@ class Predictor:
     ) -> list[dict[int, np.ndarray]]:
         res = _check_resolutions(resolutions)
         z = self.predict_latent(images)
-        return self._run(lambda: self._decode(z, res))
+        return self._run(lambda: self._decode(z, res, self.image_thresholds))
 
     def reconstruct(
         self, grid: np.ndarray, resolutions: Iterable[int] = OUTPUT_RESOLUTIONS
@@ -135,7 +141,7 @@ class Predictor:
 
         def fn():
             z = self.weights.autoencoder.encoder(x)
-            return self._decode(z, res)[0]
+            return self._decode(z, res, self.thresholds)[0]
 
         return self._run(fn)
 

@@ -185,6 +185,8 @@ class OctreeDecoder(nn.Module):
                     keep = None
                 else:
                     pred = (logit > thresholds.get(res, 0.0)).float().detach()
+                    if mask is not None:
+                        pred = pred * mask  # a pruned cell stays pruned, whatever the threshold
                     if mode == "pred":
                         keep = pred
                     elif mode == "gt":

@@ -46,10 +46,13 @@ def default_weights_dir() -> Path:
 class LoadedWeights:
     config: ModelConfig
     meta: dict
-    thresholds: dict[int, float]
+    thresholds: dict[int, float]  # logit thresholds for the autoencoder's own latents
     autoencoder: OctreeAutoencoder | None = None
     image_encoder: ImageEncoder | None = None
     files: dict[str, Path] = field(default_factory=dict)
+    #: thresholds for latents predicted from images (chosen on image predictions at export;
+    #: the autoencoder's when the weights have none)
+    image_thresholds: dict[int, float] = field(default_factory=dict)
 
 
 def _sha256(path: Path) -> str:
@@ -190,9 +193,13 @@ def load_weights(
     try:
         cfg = ModelConfig.from_dict(doc["config"])
         thresholds = {int(r): float(t) for r, t in doc["thresholds"].items()}
+        ithr = doc.get("image_thresholds") or {}
+        image_thresholds = thresholds | {int(r): float(t) for r, t in ithr.items()}
     except (TypeError, ValueError, AttributeError) as e:
         raise WeightsError(f"{meta_path}: bad config or thresholds ({e})") from None
-    out = LoadedWeights(config=cfg, meta=doc, thresholds=thresholds)
+    out = LoadedWeights(
+        config=cfg, meta=doc, thresholds=thresholds, image_thresholds=image_thresholds
+    )
     for part in parts:
         if part not in ("autoencoder", "image_encoder"):
             raise ValueError(f"unknown part {part!r}")

@@ -46,6 +46,22 @@ def test_roundtrip_float16(tiny_weights):
     assert not w.autoencoder.training and not w.image_encoder.training
 
 
+def test_images_and_round_trips_use_their_own_thresholds(tmp_path):
+    # image thresholds so high that nothing survives: predict() must use them, reconstruct()
+    # the autoencoder's
+    torch.manual_seed(0)
+    ae, img = OctreeAutoencoder(TINY).eval(), ImageEncoder(TINY).eval()
+    low = {4: -30.0, 8: -30.0, 16: -30.0, 32: -30.0}
+    save_weights(tmp_path, ae, img, low, meta={"image_thresholds": {"4": 30.0}})
+    w = load_weights(tmp_path)
+    assert w.image_thresholds == low | {4: 30.0} and w.thresholds == low
+    p = Predictor(w)
+    grids = p.predict(np.full((128, 128), 128, np.uint8), resolutions=(4, 32))
+    assert not grids[4].any() and not grids[32].any()
+    rec = p.reconstruct(np.ones((32, 32, 32), bool), resolutions=(4, 32))
+    assert rec[4].all() and rec[32].all()
+
+
 def test_missing_files_are_clear_errors(tmp_path, tiny_weights):
     with pytest.raises(WeightsError, match="metadata file is missing"):
         load_weights(tmp_path / "nowhere")
