@@ -574,29 +574,33 @@ def repair(
             if extra and consider(cur.bricks + extra):
                 supports += len(extra)
                 continue
-        # Re-tiling keeps the shape and is tried first (props first when a connection needs
-        # several times its clutch); after a re-tiling pass has failed, only props are tried
-        # for a few iterations.
+        # Re-tiling keeps the shape and is tried first, props first when a connection needs
+        # several times its clutch; after a re-tiling pass has failed only props are tried for
+        # a few iterations, unless they find nothing either.
+        severe = bool(rep.overloaded) and float(np.max(rep.stress[rep.overloaded])) > PROPS_FIRST
+        paused = skip_retile > 0
+        skip_retile = max(0, skip_retile - 1)
+        moves = [prop_up] if severe else []
+        moves += [] if paused else [retile]
+        moves += [] if severe else [prop_up]
         improved = False
-        if rep.overloaded and float(np.max(rep.stress[rep.overloaded])) > PROPS_FIRST:
-            improved = prop_up()
-        if improved:
-            pass
-        elif skip_retile == 0:
-            improved = retile()
-            if not improved:
+        for move in moves:
+            improved = move()
+            if improved:
+                break
+            if move is retile:
                 skip_retile = RETILE_PAUSE
-        else:
-            skip_retile -= 1
-        if not improved:
-            improved = prop_up()
-            if not improved and skip_retile < RETILE_PAUSE:  # props exhausted: re-tile now
-                skip_retile = 0
-                improved = retile()
+        if not improved and paused:
+            improved = retile()
         if not improved:
             break
     if time.process_time() >= deadline and not _done(rep, n_cells):
         messages.append(f"stopped at the time budget of {time_budget_s:g} s (CPU)")
+    if reinforce and rep.overloaded and add_budget - added_n < PLATES_PER_BRICK:
+        messages.append(
+            f"props used up their cap of {100 * max_added_fraction:g} % of the cells "
+            f"({added_n} plate cells)"
+        )
 
     if cur is not model:
         occ1 = cur.occupancy()
