@@ -185,7 +185,7 @@ def _run(args, log) -> int:
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     log(json.dumps(summary, indent=2))
     stability = result.reports.get("stability")
-    if stability is not None and hasattr(stability, "summary"):
+    if stability is not None:
         log(stability.summary())
     for kind, path in written.items():
         log(f"  {kind:>13}: {path}")

@@ -123,18 +123,16 @@ def compute_stats(model: BrickModel, stability=None) -> dict:
         "steps": model.n_steps(),
         "connected": None,
     }
-    try:
-        from ..lego import connectivity
-    except ImportError:
-        connectivity = None
-    if connectivity is not None and bricks:
-        stats["connected"] = _connected(connectivity, model)
+    if bricks:
+        stats["connected"] = _connected(model)
     if stability is not None:
         stats.update(stability_summary(stability))
     return stats
 
 
-def _connected(connectivity, model: BrickModel):
+def _connected(model: BrickModel):
+    from ..lego import connectivity
+
     try:
         return bool(connectivity.analyze(model, articulation=False).connected)
     except Exception:  # noqa: BLE001 - stats are best effort, never block a build

@@ -104,9 +104,7 @@ class Predictor:
         if isinstance(image, str | os.PathLike) or hasattr(image, "getpixel"):
             from .preprocess import preprocess_image
 
-            res = preprocess_image(image)
-            arr = getattr(res, "image", res)
-            return self.prepare_image(np.asarray(arr))
+            return self.prepare_image(preprocess_image(image).image)
         raise TypeError(
             f"image must be a path, a PIL image or a uint8 (128, 128) array, not {type(image)}"
         )

@@ -298,7 +298,8 @@ def _solve(arr, c, active, clutch, ground_clutch, objective: str, method: str = 
     ``objective="sum"``: minimise the total utilisation sum(T_c / cap_c) (a pure equality LP,
     fast); ``"capped"``: the same with T_c <= cap_c as bounds (feasible iff stable);
     ``"max"``: minimise max_c T_c / cap_c (one extra variable t, rows T_c / cap_c <= t), with
-    the total as a tie-break. Returns (scipy result, tension per contact in newtons or None).
+    the total as a tie-break. Returns (scipy result, tension per contact in newtons or None,
+    per-contact duals of the min-max rows: the ``critical`` scores, zero for other objectives).
     """
     a_eq, b_eq, cap, t_contacts = _build_lp(arr, c, active, clutch, ground_clutch)
     nt = len(cap)
@@ -331,18 +332,17 @@ def _solve(arr, c, active, clutch, ground_clutch, objective: str, method: str = 
         bounds=np.column_stack((np.zeros(len(cost)), upper)),
         method=method,
     )
+    critical = np.zeros(len(c.upper))
     if res.status != 0:
-        return res, None
+        return res, None, critical
     tension = np.zeros(len(c.upper))
     tension[t_contacts] = np.maximum(res.x[:nt], 0.0) / _MN
     if objective == "max":
         # Duals of the rows T_c / cap_c <= t: how much the optimum (the worst utilisation)
         # would drop per unit of capacity added at c. Non-zero exactly on the connections
         # that bind the optimum (among the many that tie at the maximum).
-        critical = np.zeros(len(c.upper))
         critical[t_contacts] = np.maximum(-np.asarray(res.ineqlin.marginals), 0.0)
-        res.critical = critical
-    return res, tension
+    return res, tension, critical
 
 
 def analyze_stability(
@@ -388,30 +388,32 @@ def analyze_stability(
         # HiGHS' default (dual simplex) can, rarely, end with an unknown model status on these
         # degenerate problems; the interior-point and primal/dual variants then still solve it.
         for method in ("highs", "highs-ipm", "highs-ds"):
-            res, t = _solve(arr, c, mask, clutch, ground_clutch, objective, method)
-            if res.status in (0, 2):
-                return res, t
+            out = _solve(arr, c, mask, clutch, ground_clutch, objective, method)
+            if out[0].status in (0, 2):
+                return out
+            res = out[0]
         raise RuntimeError(f"HiGHS failed on the stability LP ({objective}): {res.message}")
 
     critical = np.zeros(len(c.upper))
     if active.any() and len(c.upper) and (c.lower < 0).any():
-        res, t = solve(active, "max" if objective == "max" else "sum")
-        critical = getattr(res, "critical", critical)
+        res, t, critical = solve(active, "max" if objective == "max" else "sum")
         if res.status == 2:  # infeasible: only possible without ground clutch (tipping)
             status = "some components tip over"
             for lab in np.unique(labels[active]):
                 comp = active & (labels == lab)
                 if solve(comp, "sum")[0].status == 2:
                     active &= ~comp
-            t = solve(active, objective)[1] if active.any() else np.zeros(len(c.upper))
+            if active.any():
+                _, t, critical = solve(active, objective)
+            else:
+                t = np.zeros(len(c.upper))
         tension = t
         if objective == "sum" and (tension / clutch).max(initial=0.0) > 1.0:
             # The minimum-total-tension equilibrium overloads a stud. Decide exactly whether
             # any equilibrium stays within capacity (a quick bounded LP); if one does, report
             # the min-max equilibrium so the scores say how close to the limit it is.
             if solve(active, "capped")[0].status == 0:
-                res, tension = solve(active, "max")
-                critical = getattr(res, "critical", critical)
+                _, tension, critical = solve(active, "max")
     util = tension / clutch
     s = np.zeros(n)
     np.maximum.at(s, c.upper, util)

@@ -155,12 +155,18 @@ def test_bad_arguments():
         repair(m, max_iterations=-1)
 
 
+def _random_grid(seed: int, shape, fill: float, ground: float) -> np.ndarray:
+    """A random occupancy grid with extra cells on the ground layer."""
+    rng = np.random.default_rng(seed)
+    g = rng.random(shape) < fill
+    g[:, :, 0] |= rng.random(shape[:2]) < ground
+    return g
+
+
 @settings(max_examples=8, deadline=None)
 @given(st.integers(0, 2**31 - 1))
 def test_repair_never_changes_the_cover(seed):
-    rng = np.random.default_rng(seed)
-    g = rng.random((6, 6, 5)) < 0.55
-    g[:, :, 0] |= rng.random((6, 6)) < 0.5
+    g = _random_grid(seed, (6, 6, 5), 0.55, 0.5)
     if not g.any():
         return
     m = voxels_to_bricks(g)
@@ -175,9 +181,7 @@ def test_repair_never_changes_the_cover(seed):
 @settings(max_examples=8, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.floats(0.01, 0.3))
 def test_reinforce_only_adds_props_within_budget(seed, frac):
-    rng = np.random.default_rng(seed)
-    g = rng.random((6, 6, 6)) < 0.5
-    g[:, :, 0] |= rng.random((6, 6)) < 0.3
+    g = _random_grid(seed, (6, 6, 6), 0.5, 0.3)
     if not g.any():
         return
     m = voxels_to_bricks(g)
