@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from image2lego.core import train as T
-from image2lego.core.model import ModelConfig, OctreeAutoencoder, octree_loss, octree_targets
+from image2lego.core.model import (
+    ImageEncoder,
+    ModelConfig,
+    OctreeAutoencoder,
+    octree_loss,
+    octree_targets,
+)
 
 from .tiny_model import TINY
 
@@ -64,6 +70,26 @@ def test_training_is_seeded_and_resumes(tmp_path):
         assert torch.allclose(sc["model"][k].float(), sd["model"][k].float(), atol=1e-6), k
 
 
+def test_warm_start_copies_weights_and_checks_the_configuration(tmp_path):
+    vox = T.synthetic_shapes(8, seed=1)
+    a = T.train_autoencoder(_args(tmp_path / "a", "--epochs", "1", "--batch", "4"), T.Dist(), vox)
+    args = _args(tmp_path / "b", "--epochs", "1", "--batch", "4", "--init", str(a))
+    sb = T.load_checkpoint(T.train_autoencoder(args, T.Dist(), vox))
+    assert json.loads(sb["history"])[0]["init"] == str(a)
+    assert sb["step"] == 2  # a fresh schedule, not a resumed one
+    # the image encoder: the same weights come back; another configuration is refused
+    src = ImageEncoder(TINY)
+    path = tmp_path / "image.pt"
+    T.save_checkpoint(path, {"model": src.state_dict(), "config": json.dumps(TINY.to_dict())})
+    dst = ImageEncoder(TINY)
+    T._warm_start(path, dst, TINY, T.Dist())
+    for k, v in src.state_dict().items():
+        assert torch.equal(dst.state_dict()[k], v), k
+    other = ModelConfig(img_hidden=TINY.img_hidden * 2)
+    with pytest.raises(ValueError, match="another model configuration"):
+        T._warm_start(path, ImageEncoder(other), other, T.Dist())
+
+
 def test_checkpoint_is_plain_tensors(tmp_path):
     vox = T.synthetic_shapes(4, seed=2)
     p = T.train_autoencoder(_args(tmp_path, "--epochs", "1", "--batch", "4"), T.Dist(), vox)
@@ -107,6 +133,52 @@ def test_synthetic_shapes_and_thresholds():
     z = T.encode_voxels(m.encoder, vox)
     thr = T.choose_thresholds(m.decoder, z, vox, grid=np.array([-1.0, 0.0, 1.0]))
     assert sorted(thr) == [4, 8, 16, 32] and set(thr.values()) <= {-1.0, 0.0, 1.0}
+
+
+class _NoisyOracleDecoder:
+    """Stands in for a trained decoder: logits = ±1 from the target + noise, with the real
+    decoder's pruning (children of cells at or below the threshold get PRUNED_LOGIT)."""
+
+    def __init__(self, vox: np.ndarray, seed: int = 0):
+        g = torch.Generator().manual_seed(seed)
+        self.tg = octree_targets(torch.from_numpy(vox))
+        self.noise = {r: torch.randn(t.shape, generator=g) * 1.2 for r, t in self.tg.items()}
+
+    def eval(self):
+        return self
+
+    def __call__(self, z, mode="pred", thresholds=None, max_res=None, targets=None):
+        rows = z[:, 0].long()
+        out, alive = {}, None
+        for r in (4, 8, 16, 32):
+            if max_res is not None and r > max_res:
+                break
+            lg = (2 * self.tg[r][rows] - 1) + self.noise[r][rows]
+            if alive is not None:
+                alive = alive.repeat_interleave(2, 2).repeat_interleave(2, 3)
+                lg = torch.where(alive.repeat_interleave(2, 4), lg, torch.full_like(lg, -20.0))
+            out[r] = lg
+            alive = lg > (thresholds or {}).get(r, 0.0)
+        return out
+
+
+def test_choose_thresholds_matches_brute_force_search():
+    """One decode per level gives the thresholds that decoding once per candidate gives."""
+    vox = T.synthetic_shapes(6, seed=3)
+    dec = _NoisyOracleDecoder(vox)
+    z = torch.arange(len(vox)).float()[:, None]
+    grid = np.linspace(-1.5, 1.5, 7)
+    brute: dict[int, float] = {}
+    for r in (4, 8, 16, 32):
+        scores = [
+            T.ious_from_latents(dec, z, vox, {**brute, r: float(t)}, max_res=r)[r].mean()
+            for t in grid
+        ]
+        brute[r] = float(grid[int(np.argmax(scores))])
+    assert T.choose_thresholds(dec, z, vox, grid=grid, batch=4) == brute
+    assert len(set(brute.values())) > 1  # coarse levels favour recall: not a degenerate case
+    with pytest.raises(ValueError, match="pruned logit"):
+        T.choose_thresholds(dec, z, vox, grid=np.array([-30.0, 0.0]))
 
 
 def test_epoch_order_partitions_across_ranks():
