@@ -202,6 +202,39 @@ def main(argv=None) -> int:
         i = d.get("image_to_model", {"16": float("nan"), "32": float("nan")})
         print(f"{lab:22s}{d['n']:>6d}{a['16']:>9.3f}{a['32']:>9.3f}{i['16']:>9.3f}{i['32']:>9.3f}")
 
+    # ---- where the autoencoder's error comes from (chairs) --------------------------------
+    # (a) ground-truth pruning: each level refines the *true* coarser occupancy, so the drop
+    #     from these figures to the real ones is what wrong coarse decisions cost;
+    # (b) training rows: a small train/val gap means the model under-fits (more training or
+    #     capacity helps), a large one that it memorises.
+    from image2lego.core.model import iou as iou_t
+    from image2lego.core.model import octree_targets
+
+    ci = np.flatnonzero(chairs)
+    forced: dict[int, list[np.ndarray]] = {r: [] for r in RES}
+    with torch.no_grad():
+        for i in range(0, len(ci), 64):
+            b = ci[i : i + 64]
+            tg = octree_targets(torch.from_numpy(vox[b]))
+            lg = ae.decoder.eval()(z_ae[b], targets=tg, mode="gt", thresholds=thr)
+            for r in RES:
+                forced[r].append(iou_t(lg[r] > thr.get(r, 0.0), tg[r]).numpy())
+    tr_rows = np.flatnonzero((allv.split == "train") & (allv.label == "chair"))
+    tr_rows = np.sort(np.random.default_rng(0).choice(tr_rows, min(512, len(tr_rows)), False))
+    tr_iou = ious_from_latents(ae.decoder, encode_voxels(ae.encoder, allv.voxels[tr_rows]),
+                               allv.voxels[tr_rows], thr)  # fmt: skip
+    res["diagnosis_autoencoder_chair"] = {
+        "val_ground_truth_pruning": {str(r): float(np.concatenate(forced[r]).mean()) for r in RES},
+        "train_rows": {str(r): v for r, v in _means(tr_iou).items()},
+        "n_train_rows": int(len(tr_rows)),
+    }
+    print(
+        "\nAE diagnosis, chairs: val with ground-truth pruning",
+        {r: round(float(np.concatenate(forced[r]).mean()), 3) for r in RES},
+        f"| {len(tr_rows)} training rows",
+        {r: round(v, 3) for r, v in _means(tr_iou).items()},
+    )
+
     # ---- float16 storage vs float32 checkpoint -------------------------------------------
     if args.fp32_checkpoint:
         from image2lego.core.model import ModelConfig, OctreeAutoencoder
@@ -231,9 +264,6 @@ def main(argv=None) -> int:
             carved = np.stack(
                 [carve_by_silhouette(p, silhouette_mask(v)) for p, v in zip(pred, view0)]
             )
-            from image2lego.core.model import iou as iou_t
-            from image2lego.core.model import octree_targets
-
             tg = octree_targets(torch.from_numpy(vox))[r][:, 0]
             after = iou_t(torch.from_numpy(carved), tg).numpy()
             gains[str(r)] = {
