@@ -207,30 +207,20 @@ def main(argv=None) -> int:
     #     from these figures to the real ones is what wrong coarse decisions cost;
     # (b) training rows: a small train/val gap means the model under-fits (more training or
     #     capacity helps), a large one that it memorises.
-    from image2lego.core.model import iou as iou_t
-    from image2lego.core.model import octree_targets
-
     ci = np.flatnonzero(chairs)
-    forced: dict[int, list[np.ndarray]] = {r: [] for r in RES}
-    with torch.no_grad():
-        for i in range(0, len(ci), 64):
-            b = ci[i : i + 64]
-            tg = octree_targets(torch.from_numpy(vox[b]))
-            lg = ae.decoder.eval()(z_ae[b], targets=tg, mode="gt", thresholds=thr)
-            for r in RES:
-                forced[r].append(iou_t(lg[r] > thr.get(r, 0.0), tg[r]).numpy())
+    forced = ious_from_latents(ae.decoder, z_ae[ci], vox[ci], thr, mode="gt")
     tr_rows = np.flatnonzero((allv.split == "train") & (allv.label == "chair"))
     tr_rows = np.sort(np.random.default_rng(0).choice(tr_rows, min(512, len(tr_rows)), False))
     tr_iou = ious_from_latents(ae.decoder, encode_voxels(ae.encoder, allv.voxels[tr_rows]),
                                allv.voxels[tr_rows], thr)  # fmt: skip
     res["diagnosis_autoencoder_chair"] = {
-        "val_ground_truth_pruning": {str(r): float(np.concatenate(forced[r]).mean()) for r in RES},
+        "val_ground_truth_pruning": {str(r): v for r, v in _means(forced).items()},
         "train_rows": {str(r): v for r, v in _means(tr_iou).items()},
         "n_train_rows": int(len(tr_rows)),
     }
     print(
         "\nAE diagnosis, chairs: val with ground-truth pruning",
-        {r: round(float(np.concatenate(forced[r]).mean()), 3) for r in RES},
+        {r: round(v, 3) for r, v in _means(forced).items()},
         f"| {len(tr_rows)} training rows",
         {r: round(v, 3) for r, v in _means(tr_iou).items()},
     )
@@ -255,6 +245,8 @@ def main(argv=None) -> int:
     # ---- silhouette carving (stretch) ----------------------------------------------------
     if args.carve and views is not None and im_iou is not None:
         from image2lego.core.inference import carve_by_silhouette, silhouette_mask
+        from image2lego.core.model import iou as iou_t
+        from image2lego.core.model import octree_targets
 
         with torch.no_grad():
             lg = ae.decoder.eval()(z_im, mode="pred", thresholds=ithr)

@@ -265,16 +265,20 @@ def encode_images(img_encoder, views: np.ndarray, batch: int = 128) -> torch.Ten
 
 @torch.no_grad()
 def ious_from_latents(
-    decoder, latents, voxels: np.ndarray, thresholds=None, batch: int = 64, max_res=None
-):
-    """Per-sample IoU at every output resolution (up to ``max_res``): ``{res: (N,) array}``."""
+    decoder, latents, voxels: np.ndarray, thresholds=None, batch: int = 64, max_res=None,
+    mode: str = "pred",
+):  # fmt: skip
+    """Per-sample IoU at every output resolution (up to ``max_res``): ``{res: (N,) array}``.
+    ``mode="gt"`` prunes by the ground truth instead of the predictions (a diagnosis: what each
+    level scores when the coarser levels are right)."""
     decoder.eval()
     res = [r for r in OUTPUT_RESOLUTIONS if max_res is None or r <= max_res]
     res_iou: dict[int, list[np.ndarray]] = {r: [] for r in res}
     thr = thresholds or {}
     for i in range(0, len(latents), batch):
-        lg = decoder(latents[i : i + batch], mode="pred", thresholds=thresholds, max_res=max_res)
         tg = octree_targets(torch.from_numpy(voxels[i : i + batch]), res)
+        lg = decoder(latents[i : i + batch], targets=tg, mode=mode, thresholds=thresholds,
+                     max_res=max_res)  # fmt: skip
         for r in res:
             res_iou[r].append(iou(lg[r] > thr.get(r, 0.0), tg[r]).numpy())
     return {r: np.concatenate(v) for r, v in res_iou.items()}
@@ -298,18 +302,12 @@ def choose_thresholds(
     decoder.eval()
     thr: dict[int, float] = {}
     for r in OUTPUT_RESOLUTIONS:
-        inter = np.zeros((len(grid), 0))
-        union = np.zeros((len(grid), 0))
+        scores = []  # (candidates, batch) IoU per batch
         for i in range(0, len(latents), batch):
             lg = decoder(latents[i : i + batch], mode="pred", thresholds=thr, max_res=r)[r]
-            tg = octree_targets(torch.from_numpy(voxels[i : i + batch]), (r,))[r] > 0.5
-            lg, tg = lg.flatten(1), tg.flatten(1)
-            it = np.stack([((lg > t) & tg).sum(1).numpy() for t in grid])
-            un = np.stack([((lg > t) | tg).sum(1).numpy() for t in grid])
-            inter, union = np.hstack([inter, it]), np.hstack([union, un])
-        # the same convention as iou(): an empty prediction of an empty target scores 1
-        mean_iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0).mean(1)
-        thr[r] = float(grid[int(np.argmax(mean_iou))])
+            tg = octree_targets(torch.from_numpy(voxels[i : i + batch]), (r,))[r]
+            scores.append(np.stack([iou(lg > t, tg).numpy() for t in grid]))
+        thr[r] = float(grid[int(np.argmax(np.concatenate(scores, axis=1).mean(1)))])
     return thr
 
 

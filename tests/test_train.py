@@ -10,6 +10,7 @@ import torch
 
 from image2lego.core import train as T
 from image2lego.core.model import (
+    PRUNED_LOGIT,
     ImageEncoder,
     ModelConfig,
     OctreeAutoencoder,
@@ -155,8 +156,9 @@ class _NoisyOracleDecoder:
                 break
             lg = (2 * self.tg[r][rows] - 1) + self.noise[r][rows]
             if alive is not None:
-                alive = alive.repeat_interleave(2, 2).repeat_interleave(2, 3)
-                lg = torch.where(alive.repeat_interleave(2, 4), lg, torch.full_like(lg, -20.0))
+                for dim in (2, 3, 4):
+                    alive = alive.repeat_interleave(2, dim)
+                lg = torch.where(alive, lg, torch.full_like(lg, PRUNED_LOGIT))
             out[r] = lg
             alive = lg > (thresholds or {}).get(r, 0.0)
         return out
