@@ -57,6 +57,9 @@ class ModelConfig:
     #: a quarter of a full 3³ convolution's cost. 0 = off (the shipped v1 weights).
     bottleneck_max_res: int = 0
     bottleneck: int = 32
+    #: further resolutions (above ``conv3_max_res``) that get a full 3³ convolution: at 32³,
+    #: where the width is small, neighbours let a thin part continue across parent cells.
+    conv3_extra: tuple[int, ...] = ()
     img_channels: tuple[int, ...] = (96, 256, 384, 256)
     img_hidden: int = 1024
 
@@ -141,7 +144,7 @@ class OctreeDecoder(nn.Module):
                 _DecBlock(
                     chans[i],
                     chans[i + 1],
-                    conv3=res <= cfg.conv3_max_res,
+                    conv3=res <= cfg.conv3_max_res or res in cfg.conv3_extra,
                     conv1=res <= cfg.conv1_max_res,
                     bottleneck=cfg.bottleneck if res <= cfg.bottleneck_max_res else 0,
                 )

@@ -91,6 +91,54 @@ def test_warm_start_copies_weights_and_checks_the_configuration(tmp_path):
         T._warm_start(path, ImageEncoder(other), other, T.Dist())
 
 
+def test_grow_is_function_preserving_and_refuses_shrinking(tmp_path):
+    """A wider 32³ level and a new residual 3³ convolution there: same logits at the start."""
+    torch.manual_seed(0)
+    small = OctreeAutoencoder(TINY).eval()
+    for m in small.modules():  # non-trivial BatchNorm statistics
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    # wider 16³ and 32³ levels (so the 16³ → 32³ convolution grows on both sides), and a new
+    # residual 3³ convolution at 32³
+    big_cfg = ModelConfig(**{**TINY.to_dict(), "dec_channels": (16, 16, 16, 12, 8),
+                             "conv3_extra": (32,)})  # fmt: skip
+    big = OctreeAutoencoder(big_cfg)
+    big.load_state_dict(T.grow_state(small.state_dict(), big.state_dict()))
+    big.eval()
+    x = torch.from_numpy(T.synthetic_shapes(3, seed=4)).float()[:, None]
+    with torch.no_grad():
+        a, b = small(x), big(x)
+    for r in a:
+        assert torch.allclose(a[r], b[r], atol=1e-5), r
+    assert big.decoder.blocks[-1].conv is not None and small.decoder.blocks[-1].conv is None
+    with pytest.raises(ValueError, match="cannot grow"):
+        T.grow_state(big.state_dict(), small.state_dict())
+    # through --init: refused without --grow; with it, the check of the logits passes
+    path = tmp_path / "small.pt"
+    T.save_checkpoint(path, {"model": small.state_dict(), "config": json.dumps(TINY.to_dict())})
+    with pytest.raises(ValueError, match="use --grow"):
+        T._warm_start(path, OctreeAutoencoder(big_cfg), big_cfg, T.Dist())
+    hist = T._warm_start(path, OctreeAutoencoder(big_cfg), big_cfg, T.Dist(), grow=True)
+    assert hist[0]["init"] == str(path)
+
+
+def test_freeze_below_trains_only_the_fine_levels(tmp_path):
+    vox = T.synthetic_shapes(8, seed=1)
+    a = T.train_autoencoder(_args(tmp_path / "a", "--epochs", "1", "--batch", "4"), T.Dist(), vox)
+    args = _args(tmp_path / "b", "--epochs", "1", "--batch", "4", "--init", str(a),
+                 "--freeze-below", "32")  # fmt: skip
+    b = T.train_autoencoder(args, T.Dist(), vox)
+    sa, sb = T.load_checkpoint(a)["model"], T.load_checkpoint(b)["model"]
+    last = len(TINY.dec_channels) - 1
+    moved = {k for k in sa if not torch.equal(sa[k], sb[k])}
+    fine = (f"decoder.blocks.{last}.", "decoder.heads.32.")
+    assert moved and all(k.startswith(fine) for k in moved), sorted(moved)
+    assert any("weight" in k for k in moved)
+    with pytest.raises(ValueError, match="not a decoder resolution"):
+        T._freeze_below(OctreeAutoencoder(TINY), 12)
+
+
 def test_checkpoint_is_plain_tensors(tmp_path):
     vox = T.synthetic_shapes(4, seed=2)
     p = T.train_autoencoder(_args(tmp_path, "--epochs", "1", "--batch", "4"), T.Dist(), vox)
