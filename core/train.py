@@ -895,15 +895,16 @@ def _warm_start(init: Path, model: nn.Module, cfg: ModelConfig, d, grow: bool = 
     Returns the history that records where the weights came from."""
     st = load_checkpoint(init)
     old_cfg = ModelConfig.from_dict(json.loads(st["config"]))
-    if old_cfg != cfg and not grow:
+    grown = old_cfg != cfg
+    if grown and not grow:
         raise ValueError(f"--init {init} has another model configuration (use --grow)")
-    if old_cfg == cfg:
-        model.load_state_dict(st["model"])
-    else:
+    if grown:
         model.load_state_dict(grow_state(st["model"], model.state_dict()))
         _check_grown(st["model"], old_cfg, model)
+    else:
+        model.load_state_dict(st["model"])
     if d.main:
-        print(f"initialised from {init}" + (" (grown)" if old_cfg != cfg else ""), flush=True)
+        print(f"initialised from {init}" + (" (grown)" if grown else ""), flush=True)
     return [{"init": str(init), "init_history": json.loads(st.get("history", "[]"))}]
 
 
