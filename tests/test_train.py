@@ -240,3 +240,46 @@ def test_epoch_order_partitions_across_ranks():
     a, b = T.epoch_order(10, 0, 5, d0), T.epoch_order(10, 0, 5, d1)
     assert len(a) == len(b) == 5 and sorted(np.concatenate([a, b]).tolist()) == list(range(10))
     assert not np.array_equal(T.epoch_order(10, 1, 5, d0), a)  # reshuffled each epoch
+
+
+def _dry_run_shipped(runs, env_extra=None):
+    """tools/train_shipped.sh with ``PY=echo``: the train commands it would run, one per line."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "tools" / "train_shipped.sh"
+    env = {**os.environ, "RUNS": str(runs), "PY": "echo", **(env_extra or {})}
+    out = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, check=True)
+    return [ln for ln in out.stdout.splitlines() if not ln.startswith("==")], out.stdout
+
+
+def test_train_shipped_chains_rounds_and_restarts(tmp_path):
+    """The script that remakes the shipped weights: every round after the first warm-starts
+    both networks from the round before, the stage order is ae → recal → image, the export and
+    the benchmark use the last round, and a second run skips every finished stage."""
+    lines, _ = _dry_run_shipped(tmp_path)
+    stages = [ln.split()[2] if "core.train" in ln else "eval" for ln in lines]
+    n_rounds = stages.count("ae")
+    assert n_rounds >= 4
+    assert stages == ["ae", "recal", "image"] * n_rounds + ["export", "eval"]
+    ae_cmds = [ln.split() for ln in lines if ".core.train ae " in ln]
+    img_cmds = [ln.split() for ln in lines if ".core.train image " in ln]
+    first = int(ae_cmds[0][ae_cmds[0].index("--out") + 1].rsplit("ae", 1)[1])
+    for k, (ae, img) in enumerate(zip(ae_cmds, img_cmds, strict=True)):
+        n = first + k
+        assert ae[ae.index("--out") + 1] == f"{tmp_path}/ae{n}"
+        assert img[img.index("--ae") + 1] == f"{tmp_path}/ae{n}/ae_final.pt"
+        if k == 0:
+            assert "--init" not in ae and "--init-image" not in img  # from scratch
+        else:
+            assert ae[ae.index("--init") + 1] == f"{tmp_path}/ae{n - 1}/ae_final.pt"
+            assert img[img.index("--init-image") + 1] == f"{tmp_path}/img{n - 1}/image_last.pt"
+    last = first + n_rounds - 1
+    export = lines[-2].split()
+    assert export[export.index("--ae") + 1] == f"{tmp_path}/ae{last}/ae_final.pt"
+    assert export[export.index("--weights-out") + 1] == "weights"
+    assert f"--fp32-checkpoint {tmp_path}/ae{last}/ae_final.pt" in lines[-1]
+    again, text = _dry_run_shipped(tmp_path)
+    assert again == [lines[-1]]  # only the benchmark runs again
+    assert text.count("done before, skipped") == 3 * n_rounds + 1
