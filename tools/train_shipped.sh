@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Remake the shipped weights: every training round that led to weights/, in order (v2 from
 # scratch, each later round fine-tunes the one before), then export and the Table 1 benchmark.
-# About 8.5 hours on 2 CPU cores. Needs the caches of `core.data build` and `core.data render`.
+# About 10.5 hours on 2 CPU cores. Needs the caches of `core.data build` and `core.data render`.
 #
 # Restartable: each finished stage leaves a `.done-<stage>` marker in its run folder and is
 # skipped next time; an interrupted stage resumes from its last checkpoint (every 3 minutes).
@@ -46,7 +46,8 @@ round 2 100 2e-3 27
 round 3 95 1e-3 27
 round 4 100 1e-3 27
 round 5 90 5e-4 20
-LAST=5
+round 6 110 5e-4 10 --epochs 14 --freeze-below 2  # the decoder alone
+LAST=6
 stage "$RUNS/img$LAST" export export --out "$RUNS/img$LAST" --ae "$RUNS/ae$LAST/ae_final.pt" \
     --image "$RUNS/img$LAST/image_last.pt" --weights-out "$WEIGHTS_OUT"
 "$PY" benchmarks/eval_model.py --weights "$WEIGHTS_OUT" \
