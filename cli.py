@@ -84,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="repair by re-tiling only: never add visible props (keeps the exact shape)",
     )
     p.add_argument(
+        "--keep-fragments",
+        action="store_true",
+        help="photos: keep small floating pieces of the prediction (default: drop pieces under "
+        "5 %% of the cells, which bricks could not attach)",
+    )
+    p.add_argument(
         "--formats",
         type=str,
         default=",".join(FORMATS),
@@ -127,6 +133,7 @@ def _options(args):
         weights_dir=args.weights,
         repair=not args.no_repair,
         reinforce=not args.no_reinforce,
+        drop_fragments=0.0 if args.keep_fragments else PipelineOptions.drop_fragments,
     )
 
 

@@ -56,6 +56,8 @@ def summary(result: PipelineResult) -> dict:
         out["stable"] = bool(stab.after.stable)
         out["unsupported_bricks"] = len(stab.after.unsupported)
         out["repair"] = stab.to_dict()  # before/after, props added, what could not be fixed
+    if "fragments_dropped_cells" in result.reports:  # a photo: floating specks removed
+        out["fragments_dropped_cells"] = int(result.reports["fragments_dropped_cells"])
     warnings = model.meta.get("warnings") or []
     if warnings:
         out["warnings"] = list(warnings)

@@ -94,6 +94,14 @@ class Image2LegoSettings(bpy.types.PropertyGroup):
         ),
         default=True,
     )
+    drop_fragments: BoolProperty(
+        name="Drop Floating Bits",
+        description=(
+            "Photos: remove pieces of the prediction smaller than 5 % of it that touch nothing "
+            "else (bricks could not attach them)"
+        ),
+        default=True,
+    )
     color_mode: EnumProperty(
         name="Colours",
         items=[
@@ -199,6 +207,7 @@ def pipeline_options(s, weights_dir: str | Path | None = None):
         weights_dir=Path(weights_dir) if weights_dir else None,
         repair=bool(s.repair),
         reinforce=bool(s.reinforce),
+        drop_fragments=PipelineOptions.drop_fragments if s.drop_fragments else 0.0,
     )
 
 

@@ -19,7 +19,7 @@ import numpy as np
 from ..lego.bricks import BrickModel
 from ..lego.convert import ConvertOptions, voxels_to_bricks
 from ..lego.repair import repair
-from ..lego.voxels import validate_grid
+from ..lego.voxels import drop_fragments, validate_grid
 
 RESOLUTIONS = (4, 8, 16, 32)
 
@@ -37,10 +37,14 @@ class PipelineOptions:
     weights_dir: Path | None = None
     repair: bool = True  # check stability and repair the layout (lego.repair)
     reinforce: bool = True  # let repair add visible props where re-tiling is not enough
+    # predictions only: drop floating pieces under this fraction of the cells (0: keep all)
+    drop_fragments: float = 0.05
 
     def validate(self) -> None:
         if self.resolution not in RESOLUTIONS + (64,):
             raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {self.resolution!r}")
+        if not 0.0 <= self.drop_fragments <= 1.0:
+            raise ValueError(f"drop_fragments must be in [0, 1], got {self.drop_fragments!r}")
 
 
 @dataclass
@@ -134,6 +138,9 @@ def image_to_lego_steps(image, options: PipelineOptions | None = None) -> Steps:
     grid = grids[options.resolution]
     if not grid.any():
         raise ValueError("the model predicted an empty shape for this image")
+    dropped = 0
+    if options.drop_fragments > 0:
+        grid, dropped = drop_fragments(grid, options.drop_fragments)
     colors = None
     if options.convert.color_mode in ("photo", "grayscale"):
         yield Progress(0.5, "Colouring the voxels from the photo")
@@ -142,6 +149,7 @@ def image_to_lego_steps(image, options: PipelineOptions | None = None) -> Steps:
         colors = photo_colors(image, grid, pre)
     out = yield from _finish(grid, colors, options)
     model = out.pop("model")
+    out["fragments_dropped_cells"] = dropped
     yield Progress(1.0, "Done")
     return PipelineResult(model=model, voxels=grid, image=pre.image, mask=pre.mask, reports=out)
 

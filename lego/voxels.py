@@ -70,6 +70,27 @@ def fill_hollow(grid: np.ndarray) -> np.ndarray:
     return ndimage.binary_fill_holes(validate_grid(grid))
 
 
+def drop_fragments(grid: np.ndarray, min_fraction: float = 0.05) -> tuple[np.ndarray, int]:
+    """Remove the small pieces a prediction leaves floating; return ``(grid, cells_removed)``.
+
+    Keeps the largest face-connected (6-connected) piece and every piece holding at least
+    ``min_fraction`` of the occupied cells. Bricks cannot join pieces that do not touch, so a
+    floating speck makes a model that cannot be built. On the validation predictions of the
+    shipped model, 5 % turns 18 % multi-piece chairs into 2 % at unchanged IoU (MODEL_CARD.md).
+    """
+    grid = validate_grid(grid)
+    if not 0.0 <= min_fraction <= 1.0:
+        raise ValueError(f"min_fraction must be in [0, 1], got {min_fraction!r}")
+    labels, n = ndimage.label(grid)
+    if n <= 1:
+        return grid, 0
+    sizes = np.bincount(labels.ravel())[1:]
+    keep = sizes >= min_fraction * sizes.sum()
+    keep[np.argmax(sizes)] = True
+    out = np.concatenate([[False], keep])[labels]
+    return out, int(sizes[~keep].sum())
+
+
 def _exterior_distance(filled: np.ndarray) -> np.ndarray:
     """Chessboard distance (in voxels) of each voxel to the nearest outside voxel."""
     padded = np.pad(filled, 1)

@@ -82,6 +82,7 @@ class IMAGE2LEGO_PT_model(_Base, bpy.types.Panel):
         row = layout.row()
         row.active = s.repair
         row.prop(s, "reinforce")
+        layout.prop(s, "drop_fragments")
 
 
 class IMAGE2LEGO_PT_colors(_Base, bpy.types.Panel):

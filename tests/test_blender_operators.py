@@ -303,3 +303,6 @@ def test_repair_settings_reach_the_pipeline(scene):
     assert properties.pipeline_options(scene).reinforce is False
     scene.repair = False
     assert properties.pipeline_options(scene).repair is False
+    assert scene.drop_fragments and properties.pipeline_options(scene).drop_fragments == 0.05
+    scene.drop_fragments = False
+    assert properties.pipeline_options(scene).drop_fragments == 0.0

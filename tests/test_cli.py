@@ -14,6 +14,8 @@ from image2lego.cli import main
 from image2lego.lego import ldraw
 from image2lego.lego.convert import ConvertOptions, voxels_to_bricks
 
+from .conftest import REPO
+
 FAST = ["--no-render", "--no-instructions", "--no-blend", "-q"]
 
 
@@ -227,3 +229,30 @@ def test_missing_weights_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error" in err and "no_weights" in err, err
     assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("flags, dropped", [([], 1), (["--keep-fragments"], 0)])
+def test_floating_specks_of_a_prediction_are_dropped(tmp_path, monkeypatch, flags, dropped):
+    """A predicted speck touching nothing could never be attached: photos drop it by default
+    (report.json says how many cells), ``--keep-fragments`` keeps it."""
+    from image2lego.core import inference
+
+    body = np.zeros((32, 32, 32), bool)
+    body[8:24, 8:24, 0:10] = True
+    speck = np.zeros_like(body)
+    speck[30, 30, 30] = True
+
+    class FakePredictor:
+        def predict(self, image, resolutions=(32,)):
+            return {r: body | speck for r in resolutions}
+
+    monkeypatch.setattr(
+        inference.Predictor, "load", classmethod(lambda cls, *a, **k: FakePredictor())
+    )
+    src = REPO / "examples" / "chair.png"
+    out = tmp_path / "out"
+    assert main([str(src), "-o", str(out), "--formats", "ldr", "--no-repair", *FAST, *flags]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["fragments_dropped_cells"] == dropped
+    assert report["voxels"] == int(body.sum()) + 1 - dropped
+    assert report["connected"] is (dropped == 1)

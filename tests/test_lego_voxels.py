@@ -159,3 +159,45 @@ def test_layers_preserve_6_connectivity(seed, bt):
         g[0, 0, 0] = True
     L = to_layers(g, "proportional", bt)
     assert ndimage.label(L.occ)[1] <= ndimage.label(g)[1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    density=st.floats(0.02, 0.3),
+    frac=st.sampled_from([0.0, 0.05, 0.2, 1.0]),
+)
+def test_drop_fragments_keeps_the_largest_piece_and_every_big_one(seed, density, frac):
+    grid = np.random.default_rng(seed).random((10, 10, 10)) < density
+    grid[0, 0, 0] = True
+    out, removed = voxels.drop_fragments(grid, frac)
+    assert not (out & ~grid).any()  # only ever removes
+    assert removed == int(grid.sum() - out.sum())
+    labels, n = ndimage.label(grid)
+    sizes = np.bincount(labels.ravel())[1:]
+    kept = []
+    for k, size in enumerate(sizes, start=1):
+        piece_kept = out[labels == k]
+        assert piece_kept.all() or not piece_kept.any()  # whole pieces only
+        kept.append(bool(piece_kept.all()))
+        if size >= frac * sizes.sum():
+            assert kept[-1]  # big enough: kept
+    small_kept = [k for k, s_ in enumerate(sizes) if kept[k] and s_ < frac * sizes.sum()]
+    assert small_kept in ([], [int(np.argmax(sizes))])  # at most the largest, if it is small
+    assert any(kept) and kept[int(np.argmax(sizes))]
+
+
+def test_drop_fragments_on_a_chair_with_a_speck():
+    chair = np.zeros((16, 16, 16), bool)
+    chair[4:12, 4:12, 6:8] = True  # seat
+    for x, y in ((4, 4), (10, 4), (4, 10), (10, 10)):
+        chair[x : x + 2, y : y + 2, 0:6] = True  # legs
+    speck = np.zeros_like(chair)
+    speck[14, 14, 14] = True
+    out, removed = voxels.drop_fragments(chair | speck)
+    assert removed == 1
+    np.testing.assert_array_equal(out, chair)
+    same, none = voxels.drop_fragments(chair)
+    assert none == 0 and (same == chair).all()
+    with pytest.raises(ValueError, match="min_fraction"):
+        voxels.drop_fragments(chair, 1.5)
