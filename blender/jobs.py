@@ -123,6 +123,8 @@ def finish(context, result, name: str | None = None, out_dir: Path | None = None
         write_outputs(model, out_dir, name)
     stability = (result.reports or {}).get("stability")
     stats = lego_scene.compute_stats(model, stability)
+    if "fragments_dropped_cells" in (result.reports or {}):  # a photo's floating specks
+        stats["fragments_dropped"] = int(result.reports["fragments_dropped_cells"])
     coll = lego_scene.build_model(context, model, name=name, method=method, stats=stats)
     if s is not None:
         s.display_mode = "colors"

@@ -162,6 +162,8 @@ class IMAGE2LEGO_PT_stats(_Base, bpy.types.Panel):
             col.label(text=f"Unsupported bricks: {st.get('unsupported', 0)}")
             if st.get("props"):
                 col.label(text=f"Props added by repair: {st['props']}")
+        if st.get("fragments_dropped"):
+            col.label(text=f"Floating bits dropped: {st['fragments_dropped']} cells")
         stress = coll.get(lego_scene.DISPLAY_KEY) == "stress"
         layout.operator(
             "image2lego.highlight_stress",

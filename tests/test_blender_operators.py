@@ -289,7 +289,11 @@ def test_image_operator_on_example(scene, tmp_path):
     got = lego_scene.model_from_collection(coll)
     from image2lego.blender import properties
 
-    want = run(image_to_lego_steps(str(img), properties.pipeline_options(scene))).model
+    result = run(image_to_lego_steps(str(img), properties.pipeline_options(scene)))
+    want = result.model
+    # how many floating cells the pipeline dropped reaches the Stats panel
+    stats = lego_scene.get_stats(coll)
+    assert stats["fragments_dropped"] == result.reports["fragments_dropped_cells"]
     assert got.bricks == want.bricks
 
 
