@@ -59,7 +59,7 @@ def main(argv=None) -> int:
             iou[f][j] = (g & target).sum() / max((g | target).sum(), 1)
             pieces[f][j] = ndimage.label(g)[1]
         if pieces[0.0][j] > 1:
-            outside.append(int(pred.sum() - drop_fragments(pred, 1.0)[0].sum()))
+            outside.append(drop_fragments(pred, 1.0)[1])
 
     rows = []
     print(f"{len(val)} validation rows ({int(chairs.sum())} chairs), set-pose view, 32³")

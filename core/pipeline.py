@@ -19,7 +19,7 @@ import numpy as np
 from ..lego.bricks import BrickModel
 from ..lego.convert import ConvertOptions, voxels_to_bricks
 from ..lego.repair import repair
-from ..lego.voxels import drop_fragments, validate_grid
+from ..lego.voxels import FRAGMENT_FRACTION, drop_fragments, validate_grid
 
 RESOLUTIONS = (4, 8, 16, 32)
 
@@ -38,7 +38,7 @@ class PipelineOptions:
     repair: bool = True  # check stability and repair the layout (lego.repair)
     reinforce: bool = True  # let repair add visible props where re-tiling is not enough
     # predictions only: drop floating pieces under this fraction of the cells (0: keep all)
-    drop_fragments: float = 0.05
+    drop_fragments: float = FRAGMENT_FRACTION
 
     def validate(self) -> None:
         if self.resolution not in RESOLUTIONS + (64,):

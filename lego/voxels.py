@@ -70,7 +70,12 @@ def fill_hollow(grid: np.ndarray) -> np.ndarray:
     return ndimage.binary_fill_holes(validate_grid(grid))
 
 
-def drop_fragments(grid: np.ndarray, min_fraction: float = 0.05) -> tuple[np.ndarray, int]:
+FRAGMENT_FRACTION = 0.05  # default of drop_fragments and of the image pipeline
+
+
+def drop_fragments(
+    grid: np.ndarray, min_fraction: float = FRAGMENT_FRACTION
+) -> tuple[np.ndarray, int]:
     """Remove the small pieces a prediction leaves floating; return ``(grid, cells_removed)``.
 
     Keeps the largest face-connected (6-connected) piece and every piece holding at least
