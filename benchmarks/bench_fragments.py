@@ -2,7 +2,7 @@
 
 Bricks cannot join pieces that do not touch: a prediction in two pieces makes a LEGO model
 that cannot be built. For the set-pose view of every validation row (the views of
-``core.data render``), this predicts the 32³ grid with the shipped weights and reports the
+``training.data render``), this predicts the 32³ grid with the shipped weights and reports the
 share of predictions in more than one 6-connected piece and the 32³ IoU, before and after
 dropping the pieces smaller than a fraction of the cells (the largest piece always stays).
 The pipeline drops pieces under 5 % for photos (``PipelineOptions.drop_fragments``).
@@ -36,9 +36,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from image2lego.core.data import load_voxels
     from image2lego.core.inference import Predictor
-    from image2lego.core.train import load_set_pose_views
+    from image2lego.training.data import load_voxels
+    from image2lego.training.train import load_set_pose_views
 
     allv = load_voxels(cache=args.cache)
     vrows, vimgs = load_set_pose_views(args.cache, None)

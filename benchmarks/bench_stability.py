@@ -6,7 +6,7 @@ Models from the shared data, voxelized at 16³ and 32³, go through
 piece) and % stable, before and after repair; median analysis time; repair time.
 
 Sources: ModelNet40 chairs (``modelnet40_chair_train_vox30.npz``, padded to 32³, Z up, and
-any-pooled 2x to 16³); when ``core.data.voxelize_mesh`` exists, also meshes of aircraft,
+any-pooled 2x to 16³); when ``training.data.voxelize_mesh`` exists, also meshes of aircraft,
 tables and vehicles from ``infomr_meshes.tar.xz``. Every grid is cropped by the converter so
 its lowest occupied layer stands on the ground (z = 0).
 
@@ -69,8 +69,13 @@ def chairs(n: int) -> list[tuple[str, np.ndarray]]:
 
 def meshes(per_class: int, resolutions=(16, 32)) -> list[tuple[str, np.ndarray, int]]:
     try:
-        from image2lego.core.data import align_mesh_rotation, mesh_source, up_rule, voxelize_mesh
-    except ImportError:  # core.data without the mesh voxelizer
+        from image2lego.training.data import (
+            align_mesh_rotation,
+            mesh_source,
+            up_rule,
+            voxelize_mesh,
+        )
+    except ImportError:  # training.data without the mesh voxelizer
         return []
     out: list[tuple[str, np.ndarray, int]] = []
     counts = dict.fromkeys(MESH_CLASSES, 0)

@@ -132,14 +132,14 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from image2lego.core.data import load_voxels
-    from image2lego.core.train import (
+    from image2lego.core.weights import load_weights
+    from image2lego.training.data import load_voxels
+    from image2lego.training.train import (
         encode_images,
         encode_voxels,
         ious_from_latents,
         load_set_pose_views,
     )
-    from image2lego.core.weights import load_weights
 
     t0 = time.time()
     from image2lego.core.weights import read_meta
@@ -260,7 +260,7 @@ def main(argv=None) -> int:
     # ---- float16 storage vs float32 checkpoint -------------------------------------------
     if args.fp32_checkpoint:
         from image2lego.core.model import ModelConfig, OctreeAutoencoder
-        from image2lego.core.train import load_checkpoint
+        from image2lego.training.train import load_checkpoint
 
         st = load_checkpoint(Path(args.fp32_checkpoint))
         ae32 = OctreeAutoencoder(ModelConfig.from_dict(json.loads(st["config"])))

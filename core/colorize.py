@@ -2,7 +2,7 @@
 
 The network predicts shape only (as in the paper). For the "colour from the photo" mode we
 know the camera: photos are framed exactly like the training renders (the set pose of
-:mod:`.render`, cropped and centred by :func:`.preprocess.frame_object`), so every voxel
+:mod:`.camera`, cropped and centred by :func:`.preprocess.frame_object`), so every voxel
 can be projected into the framed photo. Voxels seen from the camera (a z-buffer over the
 projected voxel centres) take the photo's colour under them; hidden voxels take the colour of
 the nearest seen voxel (a Euclidean distance transform), which is the usual assumption that
@@ -11,40 +11,11 @@ the back of an object looks like its front.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from scipy import ndimage
 
+from .camera import SET_POSE, View, project, voxel_surface  # noqa: F401  (project re-exported)
 from .preprocess import MARGIN, SIZE, Preprocessed, frame_object
-from .render import SET_POSE, View, _direction, _look_at, voxel_surface
-
-
-def project(points: np.ndarray, grid: np.ndarray, view: View = SET_POSE, size: int = SIZE):
-    """Project grid-coordinate points into the framed ``size``² image of ``grid``.
-
-    Returns ``(uv (N, 2) pixel coordinates (x right, y down), depth (N,))``: the same camera
-    and framing as :func:`.render.render_voxels` followed by the photo crop.
-    """
-    verts, _ = voxel_surface(grid)
-    lo, hi = verts.min(0), verts.max(0)
-    centre = (lo + hi) / 2
-    radius = max(float(np.linalg.norm(hi - lo)) / 2, 1e-6)
-    eye = _direction(view.azimuth, view.elevation) * view.distance * radius
-    world_to_cam = np.linalg.inv(_look_at(eye, np.zeros(3)))
-    f = 1.0 / math.tan(math.radians(view.yfov) / 2)
-
-    def to_ndc(p):
-        pc = (p - centre) @ world_to_cam[:3, :3].T + world_to_cam[:3, 3]
-        depth = -pc[:, 2]  # OpenGL cameras look down -Z
-        return np.stack([f * pc[:, 0] / depth, -f * pc[:, 1] / depth], axis=1), depth
-
-    sil, _ = to_ndc(verts)  # the silhouette's bounding box decides the crop
-    (l, t), (r, b) = sil.min(0), sil.max(0)
-    side = max(r - l, b - t) / (1 - 2 * MARGIN)
-    ndc, depth = to_ndc(np.asarray(points, dtype=np.float64))
-    uv = (ndc - [(l + r) / 2, (t + b) / 2]) / side * size + size / 2
-    return uv, depth
 
 
 def framed_rgb(src, pre: Preprocessed, size: int = SIZE) -> np.ndarray | None:

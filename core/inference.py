@@ -8,8 +8,8 @@
 
 ``predict`` accepts a path, a PIL image, or an already preprocessed uint8 array (128, 128)
 (grayscale, object centred on a white background, as :func:`core.preprocess.preprocess_image`
-returns). The renderer that made the training views is re-exported as :func:`render_views`
-(and the module as :data:`render`), callable on a voxel grid or a mesh.
+returns). The renderer that made the training views lives with the training code
+(``image2lego.training.render``); the runtime needs only its camera (:mod:`.camera`).
 """
 
 from __future__ import annotations
@@ -149,43 +149,17 @@ class Predictor:
 
 
 def project_voxels(grid: np.ndarray, view=None, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Pixel coordinates (N, 2) = (column, row) in the *framed* ``size``² image of the centres
-    of the occupied cells of ``grid``, seen by the renderer's camera (``core.render``,
-    default its set pose) and framed like ``core.preprocess.frame_object`` (crop to the
-    object's silhouette box with the same margin). Rows follow ``np.argwhere(grid)``."""
-    from .preprocess import MARGIN
-    from .render import RENDER_SIZE, SET_POSE, _direction, _look_at
+    """Pixel coordinates (N, 2) = (column, row; pixel centres at integers) in the *framed*
+    ``size``² image of the centres of the occupied cells of ``grid``, seen by the set-pose
+    camera (:func:`.camera.project`). Rows follow ``np.argwhere(grid)``."""
+    from .camera import SET_POSE, project
 
-    view = SET_POSE if view is None else view
     g = np.asarray(grid, dtype=bool)
     idx = np.argwhere(g)
     if len(idx) == 0:
         return np.zeros((0, 2))
-    # the renderer centres its camera on the surface's bounding box: the cells' box here
-    lo, hi = idx.min(0).astype(float), idx.max(0).astype(float) + 1.0
-    centre = (lo + hi) / 2
-    radius = max(float(np.linalg.norm(hi - lo)) / 2, 1e-6)
-    eye = _direction(view.azimuth, view.elevation) * view.distance * radius
-    pose = _look_at(eye, np.zeros(3))
-    rot, t = pose[:3, :3], pose[:3, 3]
-    f = 1.0 / np.tan(np.radians(view.yfov) / 2)
-
-    def to_px(p):  # world (grid) points → render pixel coordinates (pixel centres at i)
-        c = (p - centre - t) @ rot  # camera frame (OpenGL: looking down -z)
-        x = f * c[:, 0] / -c[:, 2]
-        y = f * c[:, 1] / -c[:, 2]
-        return np.stack([(x + 1) / 2 * RENDER_SIZE - 0.5, (1 - y) / 2 * RENDER_SIZE - 0.5], 1)
-
-    corners = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], float)
-    cpx = to_px((idx[:, None, :] + corners[None]).reshape(-1, 3))
-    left, right = np.floor(cpx[:, 0].min() + 0.5), np.ceil(cpx[:, 0].max() + 0.5)
-    top, bottom = np.floor(cpx[:, 1].min() + 0.5), np.ceil(cpx[:, 1].max() + 0.5)
-    side = max(bottom - top, right - left) / (1 - 2 * MARGIN)
-    cx, cy = (left + right - 1) / 2, (top + bottom - 1) / 2
-    scale = side / size
-    half = (size - 1) / 2
-    px = to_px(idx + 0.5)
-    return np.stack([(px[:, 0] - cx) / scale + half, (px[:, 1] - cy) / scale + half], 1)
+    uv, _ = project(idx + 0.5, g, SET_POSE if view is None else view, size)
+    return uv - 0.5
 
 
 def silhouette_mask(image: np.ndarray, background: int = 255, tol: int = 8) -> np.ndarray:
@@ -219,19 +193,3 @@ def carve_by_silhouette(
     out = np.zeros_like(g)
     out[tuple(idx[keep].T)] = True
     return out
-
-
-def render_views(*args, **kwargs):
-    """The renderer that made the training views (``core.render``), re-exported."""
-    from . import render as _render
-
-    fn = getattr(_render, "render_views", None) or _render.render
-    return fn(*args, **kwargs)
-
-
-def __getattr__(name: str):
-    if name == "render":
-        from . import render as _render
-
-        return _render
-    raise AttributeError(name)

@@ -14,7 +14,7 @@ can call it. Steps:
    filled) and scaled back up.
 3. :func:`frame_object`: crop a square around the mask's bounding box with a margin, centre
    the object, keep the aspect ratio, resize to ``size`` and composite onto the training
-   background (:data:`BACKGROUND`, white). The renderer (``core.render``) runs exactly this
+   background (:data:`BACKGROUND`, white). The renderer (``training.render``) runs exactly this
    function on its renders, so photos and training views share the framing.
 """
 

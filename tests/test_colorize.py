@@ -20,7 +20,7 @@ def _chair_like():
 
 
 def test_voxels_project_inside_the_rendered_silhouette():
-    from image2lego.core.render import SET_POSE, Renderer, voxel_surface
+    from image2lego.training.render import SET_POSE, Renderer, voxel_surface
 
     g = _chair_like()
     with Renderer() as r:

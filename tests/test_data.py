@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from image2lego.core import data as D
+from image2lego.training import data as D
 
 pytestmark = pytest.mark.data
 
 
-# subsets keep the file fast; `python -m image2lego.core.data build` covers the full sets
+# subsets keep the file fast; `python -m image2lego.training.data build` covers the full sets
 N_CHAIRS, N_MONITORS, N_BEDS = 120, 200, 200
 
 

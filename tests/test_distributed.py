@@ -17,7 +17,7 @@ from .tiny_model import TINY
 def test_torchrun_two_ranks_end_with_identical_weights(tmp_path):
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "image2lego.core.train", "ae", "--synthetic", "24", "--epochs", "1",
+        "-m", "image2lego.training.train", "ae", "--synthetic", "24", "--epochs", "1",
         "--batch", "4", "--out", str(tmp_path), "--config", json.dumps(TINY.to_dict()),
         "--save-rank-weights", "--quiet", "--threads", "1", "--recal-samples", "16",
     ]  # fmt: skip

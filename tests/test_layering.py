@@ -43,6 +43,57 @@ def test_core_never_imports_bpy(path):
     assert "bpy" not in top | nested
 
 
+def _package_imports(path, rel=None):
+    """Every image2lego subpackage ``path`` imports, absolute or relative (``..training``);
+    ``rel`` is its place in the package (default: where it lies in the repository)."""
+    rel = path.relative_to(REPO) if rel is None else rel
+    parts = list(rel.parent.parts)
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level > 0:
+            base = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
+            mod = [*base, *(node.module.split(".") if node.module else [])]
+            if node.level - 1 > len(parts):
+                continue
+            found.add(mod[0] if mod else "")
+            if not mod:  # from .. import training
+                found.update(a.name for a in node.names)
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("image2lego.")
+        ):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found.update(
+                a.name.split(".")[1] for a in node.names if a.name.startswith("image2lego.")
+            )
+    return found
+
+
+_RUNTIME = [*_py("core"), *_py("lego"), *_py("blender"), *_py("operators"), *_py("panels")]
+
+
+@pytest.mark.parametrize("path", _RUNTIME, ids=lambda p: str(p.relative_to(REPO)))
+def test_runtime_never_imports_training_or_its_renderer(path):
+    top, nested = _imports(path)
+    assert not {"pyrender", "trimesh", "OpenGL"} & (top | nested)
+    assert "training" not in _package_imports(path)
+
+
+def test_training_check_sees_relative_imports(tmp_path):
+    from pathlib import PurePath
+
+    bad, rel = tmp_path / "probe.py", PurePath("core/probe.py")
+    bad.write_text("from ..training.render import View\n")
+    assert _package_imports(bad, rel) == {"training"}
+    bad.write_text("from .. import training\n")
+    assert "training" in _package_imports(bad, rel)
+    bad.write_text("from .camera import View\nimport image2lego.lego.bricks\n")
+    assert _package_imports(bad, rel) == {"core", "lego"}
+
+
 def test_root_package_imports_without_bpy():
     code = (
         "import sys, builtins\n"

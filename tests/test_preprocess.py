@@ -270,7 +270,7 @@ def test_clean_mask_keeps_big_parts_and_fills_holes():
 @pytest.fixture(scope="module")
 def rendered():
     pytest.importorskip("pyrender")
-    from image2lego.core import render as R
+    from image2lego.training import render as R
 
     try:
         r = R.Renderer()

@@ -8,8 +8,8 @@ import pytest
 pytest.importorskip("pyrender")
 trimesh = pytest.importorskip("trimesh")
 
-from image2lego.core import render as R  # noqa: E402
 from image2lego.core.preprocess import BACKGROUND, MARGIN, SIZE  # noqa: E402
+from image2lego.training import render as R  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from image2lego.core import train as T
 from image2lego.core.model import (
     PRUNED_LOGIT,
     ImageEncoder,
@@ -17,6 +16,7 @@ from image2lego.core.model import (
     octree_loss,
     octree_targets,
 )
+from image2lego.training import train as T
 
 from .tiny_model import TINY
 
@@ -259,12 +259,12 @@ def test_train_shipped_chains_rounds_and_restarts(tmp_path):
     both networks from the round before, the stage order is ae → recal → image, the export and
     the benchmark use the last round, and a second run skips every finished stage."""
     lines, _ = _dry_run_shipped(tmp_path)
-    stages = [ln.split()[2] if "core.train" in ln else "eval" for ln in lines]
+    stages = [ln.split()[2] if "training.train" in ln else "eval" for ln in lines]
     n_rounds = stages.count("ae")
     assert n_rounds >= 4
     assert stages == ["ae", "recal", "image"] * n_rounds + ["export", "eval"]
-    ae_cmds = [ln.split() for ln in lines if ".core.train ae " in ln]
-    img_cmds = [ln.split() for ln in lines if ".core.train image " in ln]
+    ae_cmds = [ln.split() for ln in lines if ".training.train ae " in ln]
+    img_cmds = [ln.split() for ln in lines if ".training.train image " in ln]
     first = int(ae_cmds[0][ae_cmds[0].index("--out") + 1].rsplit("ae", 1)[1])
     for k, (ae, img) in enumerate(zip(ae_cmds, img_cmds, strict=True)):
         n = first + k

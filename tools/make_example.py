@@ -2,7 +2,7 @@
 
 A validation chair (never seen in training) from the canonical-frame dataset, rendered from
 the set-pose camera at 512² with an alpha channel (the object cut out, as a photo after
-background removal). Needs the dataset cache (``python -m image2lego.core.data build``).
+background removal). Needs the dataset cache (``python -m image2lego.training.data build``).
 
     python tools/make_example.py [--index K] [--out examples/chair.png]
 """
@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from image2lego.core.data import load_voxels
-from image2lego.core.render import SET_POSE, Renderer, voxel_surface
+from image2lego.training.data import load_voxels
+from image2lego.training.render import SET_POSE, Renderer, voxel_surface
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Remake the shipped weights: every training round that led to weights/, in order (v2 from
 # scratch, each later round fine-tunes the one before), then export and the Table 1 benchmark.
-# About 10.5 hours on 2 CPU cores. Needs the caches of `core.data build` and `core.data render`.
+# About 10.5 hours on 2 CPU cores. Needs the caches of `training.data build` and `training.data render`.
 #
 # Restartable: each finished stage leaves a `.done-<stage>` marker in its run folder and is
 # skipped next time; an interrupted stage resumes from its last checkpoint (every 3 minutes).
@@ -22,7 +22,7 @@ stage() {  # stage <run folder> <name> <train arguments…>: run once
         return
     fi
     echo "== $dir $name: $(date -u)"
-    "$PY" -m image2lego.core.train "$@"
+    "$PY" -m image2lego.training.train "$@"
     mkdir -p "$dir"
     touch "$dir/.done-$name"
 }

@@ -7,7 +7,7 @@ otherwise; pyrender itself is imported lazily) renders a grey, lit object, **gra
 (the very function photos go through) crops it to the object with the same margin, centres,
 resizes and composites it onto the background.
 
-Objects live in the canonical voxel frame of ``core.data`` (``[x, y, z]`` grid units, Z up,
+Objects live in the canonical voxel frame of ``training.data`` (``[x, y, z]`` grid units, Z up,
 front facing -Y). Voxel grids are rendered from a smooth surface: marching cubes
 (scikit-image) on the grid lightly blurred (Gaussian sigma :data:`SMOOTH_SIGMA` voxels,
 iso-level :data:`ISO_LEVEL`, low enough that one-voxel-thin legs survive). Meshes are rendered
@@ -28,57 +28,29 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from .preprocess import BACKGROUND, MARGIN, SIZE, frame_object
+from ..core.camera import (  # noqa: F401  (re-exported: the renderer's public names)
+    ISO_LEVEL,
+    RENDER_SIZE,
+    SET_POSE,
+    SMOOTH_SIGMA,
+    View,
+    voxel_surface,
+)
+from ..core.camera import direction as _direction
+from ..core.camera import look_at as _look_at
+from ..core.preprocess import BACKGROUND, MARGIN, SIZE, frame_object
 
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
-RENDER_SIZE = 192
 # bumped whenever the pictures change; views128.npz rows are only reused at the same version
 # (1: marching-cubes faces wound inwards, so voxel rows were lit from behind; 2: fixed)
 RENDER_VERSION = 2
-SMOOTH_SIGMA = 0.6
-ISO_LEVEL = 0.3
-
-
-@dataclass(frozen=True)
-class View:
-    """Camera, light and background of one render. Angles in degrees.
-
-    Camera azimuth 0 looks at the object's front from -Y; positive turns towards +X.
-    ``distance`` is in bounding-sphere radii of the object (>= 3.9 keeps it in frame).
-    """
-
-    azimuth: float = 35.0
-    elevation: float = 20.0
-    distance: float = 4.2
-    yfov: float = 30.0
-    light_azimuth: float = -30.0
-    light_elevation: float = 50.0
-    light_intensity: float = 2.5
-    ambient: float = 0.3
-    albedo: float = 0.55
-    background: float = float(BACKGROUND)
-    noise: float = 0.0  # std of the background texture noise (grey levels)
-    noise_seed: int = 0
-
-    def as_array(self) -> np.ndarray:
-        return np.array([float(v) for v in asdict(self).values()], dtype=np.float32)
-
-    @classmethod
-    def from_array(cls, a) -> View:
-        names = [f.name for f in fields(cls)]
-        vals = dict(zip(names, (float(x) for x in a), strict=True))
-        vals["noise_seed"] = int(vals["noise_seed"])
-        return cls(**vals)
-
-
-SET_POSE = View()
 
 
 def jitter_view(rng: np.random.Generator | int | None = None, base: View = SET_POSE) -> View:
@@ -99,48 +71,6 @@ def jitter_view(rng: np.random.Generator | int | None = None, base: View = SET_P
         noise=0.0 if plain else rng.uniform(0, 8),
         noise_seed=int(rng.integers(0, 2**24)),  # exact in the float32 params array
     )
-
-
-# --------------------------------------------------------------------------- geometry
-
-
-def voxel_surface(grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Smoothed marching-cubes surface of a bool grid, in grid coordinates (voxel [i, j, k]
-    spans [i, i+1) ...). Returns ``(vertices (V, 3) float, faces (F, 3) int)``."""
-    from skimage import measure
-
-    g = np.asarray(grid)
-    if g.ndim != 3:
-        raise ValueError(f"expected a 3D voxel grid, got shape {g.shape}")
-    if not g.any():
-        raise ValueError("cannot render an empty voxel grid")
-    pad = 3
-    f = ndimage.gaussian_filter(np.pad(g.astype(np.float32), pad), SMOOTH_SIGMA)
-    if f.max() < ISO_LEVEL:  # a lone voxel blurs below the level: fall back to no blur
-        f = np.pad(g.astype(np.float32), pad)
-    verts, faces, _, _ = measure.marching_cubes(f, ISO_LEVEL)
-    # skimage winds these faces with normals pointing into the solid (high values); the
-    # renderer lights by face winding, so reverse them to face outwards
-    return verts - pad + 0.5, faces[:, ::-1].astype(np.int64)
-
-
-def _look_at(eye: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.ndarray:
-    z = eye - target
-    z = z / np.linalg.norm(z)
-    x = np.cross(up, z)
-    if np.linalg.norm(x) < 1e-6:
-        x = np.cross((0.0, 1.0, 0.0), z)
-    x = x / np.linalg.norm(x)
-    y = np.cross(z, x)
-    pose = np.eye(4)
-    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = x, y, z, eye
-    return pose
-
-
-def _direction(azimuth: float, elevation: float) -> np.ndarray:
-    """Unit vector from the object towards a camera/light at (azimuth, elevation)."""
-    a, e = math.radians(azimuth), math.radians(elevation)
-    return np.array([math.sin(a) * math.cos(e), -math.cos(a) * math.cos(e), math.sin(e)])
 
 
 # --------------------------------------------------------------------------- renderer
@@ -354,8 +284,8 @@ def render_cache(
 
     from tqdm import tqdm
 
+    from ..core.paths import cache_dir
     from .data import CACHE_FILE, VIEWS_FILE, _atomic_savez, load_voxels
-    from .paths import cache_dir
 
     if n_views < 1:
         raise ValueError(f"n_views must be >= 1, got {n_views}")

@@ -74,7 +74,7 @@ Split: whole models, never rotations. Per (source, label) group the sorted model
 permuted with ``np.random.default_rng([SPLIT_SEED, crc32(source/label)])`` and the first
 ``ceil(10%)`` go to ``"val"``; all 12 rotations of a validation chair are in ``"val"``.
 
-Cache (``python -m image2lego.core.data build``): ``$IMAGE2LEGO_CACHE/voxels32.npz`` with
+Cache (``python -m image2lego.training.data build``): ``$IMAGE2LEGO_CACHE/voxels32.npz`` with
 ``voxels`` (N, 32, 32, 4) uint8 bit-packed along the last axis, and per row ``label``,
 ``source``, ``model_id``, ``rotation`` (1..12 for chairs, else 0), ``split`` and ``mesh_path``
 (relative to the cache folder, "" for voxel-only rows). ``load_voxels`` reads it back.
@@ -97,7 +97,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from .paths import cache_dir, data_dir
+from ..core.paths import cache_dir, data_dir
 
 RES = 32
 CACHE_FILE = "voxels32.npz"
@@ -629,7 +629,7 @@ def load_voxels(
         p = p / CACHE_FILE
     if not p.is_file():
         raise FileNotFoundError(
-            f"voxel cache {p} not found; build it with `python -m image2lego.core.data build`"
+            f"voxel cache {p} not found; build it with `python -m image2lego.training.data build`"
         )
     if split not in (None, "train", "val"):
         raise ValueError(f"split must be 'train', 'val' or None, got {split!r}")
@@ -680,7 +680,7 @@ def build_voxel_cache(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m image2lego.core.data", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m image2lego.training.data", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="build voxels32.npz in the cache")
     b.add_argument("--data", default=None, help="shared data folder (default: $IMAGE2LEGO_DATA)")

@@ -2,12 +2,12 @@
 
 Usage (one command per stage, or both)::
 
-    python -m image2lego.core.train ae    --out runs/ae    [--epochs 6]
-    python -m image2lego.core.train image --out runs/img   --ae runs/ae/final.pt
-    python -m image2lego.core.train all   --out runs/tl
+    python -m image2lego.training.train ae    --out runs/ae    [--epochs 6]
+    python -m image2lego.training.train image --out runs/img   --ae runs/ae/final.pt
+    python -m image2lego.training.train all   --out runs/tl
 
     # several processes (CPU: gloo; GPU: nccl), same flags:
-    torchrun --nproc_per_node=2 -m image2lego.core.train ae --out runs/ae
+    torchrun --nproc_per_node=2 -m image2lego.training.train ae --out runs/ae
 
 Both stages use a fixed seed, show tqdm progress, and write a resumable checkpoint
 (``<out>/<stage>_last.pt``, plain tensors and dicts, loadable with ``weights_only=True``) every
@@ -33,7 +33,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from .model import (
+from ..core.model import (
     OUTPUT_RESOLUTIONS,
     PRUNED_LOGIT,
     ImageEncoder,
@@ -164,7 +164,7 @@ def load_train_voxels(cache: str | None, labels: Sequence[str] | None, split: st
 def check_views_align(cache: str | None, vs) -> int:
     """Rows of ``views128.npz`` that line up with the voxel cache ``vs`` (a prefix: the
     views may have been rendered before more rows were appended). Raises on a mismatch."""
-    from .paths import cache_dir
+    from ..core.paths import cache_dir
 
     p = Path(cache) if cache else cache_dir(create=False)
     if p.is_dir() or p.suffix != ".npz":
@@ -199,15 +199,15 @@ def load_set_pose_views(cache: str | None = None, parts: str | None = None):
 
 
 def load_views(cache: str | None) -> np.ndarray:
-    """``views128.npz`` from ``core.render.render_cache``: its ``images`` array, uint8
+    """``views128.npz`` from ``training.render.render_cache``: its ``images`` array, uint8
     (N, V, 128, 128), rows aligned with the voxel cache's rows, view 0 = set pose."""
-    from .paths import cache_dir
+    from ..core.paths import cache_dir
 
     p = Path(cache) if cache else cache_dir(create=False)
     if p.is_dir() or p.suffix != ".npz":
         p = p / "views128.npz"
     if not p.is_file():
-        raise FileNotFoundError(f"rendered views {p} not found (core.render builds them)")
+        raise FileNotFoundError(f"rendered views {p} not found (training.render builds them)")
     with np.load(p, allow_pickle=False) as z:
         if "images" not in z.files:
             raise ValueError(f"{p} has no 'images' array (keys: {z.files})")
@@ -536,7 +536,7 @@ def _augment_images(x: torch.Tensor, gen: torch.Generator, shift: int = 6) -> to
 
 def _views_from_parts(args, ae):
     """Views rendered by row subsets (``part*.npz``: ``rows``, ``v0`` set pose, ``v1_rows``,
-    ``v1`` one jittered view), with core.render and the same per-row seeds as
+    ``v1`` one jittered view), with training.render and the same per-row seeds as
     ``render_cache``; used when the full ``views128.npz`` is not rendered yet."""
     from .data import load_voxels
 
@@ -723,8 +723,8 @@ def _git_commit() -> str:
 
 def export_weights(args) -> dict:
     """Checkpoints → ``weights/`` (safetensors + JSON), thresholds chosen on training rows."""
+    from ..core.weights import save_weights
     from .data import load_voxels
-    from .weights import save_weights
 
     out = Path(args.out)
     ae_path = Path(args.ae) if args.ae else out / "ae_final.pt"
@@ -757,7 +757,7 @@ def export_weights(args) -> dict:
     print(f"autoencoder thresholds (train rows): {thr}", flush=True)
     meta = {
         "training": {
-            "data": "voxels32.npz (core.data): "
+            "data": "voxels32.npz (training.data): "
             + ", ".join(f"{k} {v}" for k, v in allv.counts().items()),
             "commit": _git_commit(),
             "ae_checkpoint_args": json.loads(st_ae["args"]),
@@ -786,7 +786,7 @@ def export_weights(args) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m image2lego.core.train", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m image2lego.training.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("stage", choices=["ae", "recal", "image", "all", "export"])
     p.add_argument("--out", default="runs/tl_octree", help="checkpoint folder (outside the repo)")
@@ -850,7 +850,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.stage == "export":
         if args.weights_out is None:
-            from .weights import default_weights_dir
+            from ..core.weights import default_weights_dir
 
             args.weights_out = str(default_weights_dir())
         export_weights(args)
