@@ -144,3 +144,35 @@ def test_thin_legs_survive_smoothing():
     g[10, 10, 0:20] = True  # a one-voxel-thin leg
     v, _ = R.voxel_surface(g)
     assert v[:, 2].min() < 0.7 and v[:, 2].max() > 19.3, "the whole leg has a surface"
+
+
+def test_photo_views_cover_the_issue_ranges_and_keep_the_object_in_frame():
+    vs = [R.photo_view(np.random.default_rng(i)) for i in range(400)]
+    el = np.array([v.elevation for v in vs])
+    az = np.array([v.azimuth - R.SET_POSE.azimuth for v in vs])
+    fov = np.array([v.yfov for v in vs])
+    assert el.min() < 3 and el.max() > 47 and (el >= 0).all() and (el <= 50).all()
+    assert az.min() < -25 and az.max() > 25
+    assert fov.min() < 25 and fov.max() > 50
+    # the bounding sphere (radius 1) fits the vertical field of view with a margin
+    assert all(v.distance * np.sin(np.radians(v.yfov) / 2) >= 1.1 - 1e-9 for v in vs)
+    bg = np.array([v.background for v in vs])
+    assert bg.min() < 30 and bg.max() > 225, "dark and bright backgrounds"
+
+
+def test_photo_frame_is_reproducible_and_its_mask_errors_vary():
+    gray = np.full((192, 192), 0.0, np.float32)
+    mask = np.zeros((192, 192), bool)
+    mask[50:140, 70:120] = True
+    gray[mask] = 120.0
+    view = R.photo_view(np.random.default_rng(3))
+    a = R.photo_frame(gray, mask, view)
+    assert a.shape == (SIZE, SIZE) and a.dtype == np.uint8
+    assert np.array_equal(a, R.photo_frame(gray, mask, view)), "same view, same picture"
+    # across views the framed object's width changes with the simulated mask error
+    widths = set()
+    for s in range(40):
+        v = R.photo_view(np.random.default_rng(s))
+        img = R.photo_frame(gray, mask, v)
+        widths.add(int((np.abs(img.astype(int) - 120) < 2).any(axis=0).sum()))
+    assert len(widths) > 3

@@ -283,3 +283,33 @@ def test_train_shipped_chains_rounds_and_restarts(tmp_path):
     again, text = _dry_run_shipped(tmp_path)
     assert again == [lines[-1]]  # only the benchmark runs again
     assert text.count("done before, skipped") == 3 * n_rounds + 1
+
+
+def test_import_shipped_weights_round_trips(tmp_path):
+    """`train import` turns weights/ into checkpoints a fine-tuning round can start from:
+    the same logits as the shipped networks, BatchNorm marked precise."""
+    from image2lego.core.weights import load_weights
+
+    ae_p, img_p = T.import_weights(None, tmp_path)
+    st = T.load_checkpoint(ae_p)
+    assert st["bn_recalibrated"] is True
+    w = load_weights()
+    cfg = T.ModelConfig.from_dict(json.loads(st["config"]))
+    ae = T.OctreeAutoencoder(cfg)
+    ae.load_state_dict(st["model"])
+    x = torch.from_numpy(T.synthetic_shapes(2, seed=1)).float()[:, None]
+    with torch.no_grad():
+        a, b = ae.eval()(x), w.autoencoder(x)
+    assert max(float((a[r] - b[r]).abs().max()) for r in a) < 1e-5
+    assert set(T.load_checkpoint(img_p)["model"]) == set(w.image_encoder.state_dict())
+
+
+def test_recalibration_keeps_a_frozen_encoders_statistics():
+    ae = T.OctreeAutoencoder(T.ModelConfig())
+    x = T.synthetic_shapes(32, seed=2)
+    before = {k: v.clone() for k, v in ae.encoder.state_dict().items()}
+    T.recalibrate_bn(ae, x, encoder=False)
+    after = ae.encoder.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    T.recalibrate_bn(ae, x)
+    assert not all(torch.equal(before[k], ae.encoder.state_dict()[k]) for k in before)

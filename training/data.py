@@ -287,6 +287,112 @@ def load_beds(data: str | Path | None = None, limit: int | None = None) -> Voxel
     )
 
 
+SHAPENET_FILE = "shapenetvox32_train.npz"
+MODELNET10_FILE = "modelnet10_train_vox30.npz"
+AIRPLANE40_FILE = "modelnet40_airplane_train_vox30.npz"
+SHAPENET_CLASSES = (
+    "airplane", "bench", "cabinet", "car", "chair", "display", "lamp",
+    "loudspeaker", "rifle", "sofa", "table", "telephone", "watercraft",
+)  # fmt: skip
+# ModelNet10 classes already in the cache from their own files (the same models: the chairs
+# are the ModelNet40 chairs, the monitors the 465 of the monitor file, and the 515 beds are
+# among the 614 of the bed file), left out so no model sits in two rows (or in both splits)
+MODELNET10_DUPLICATES = ("bed", "chair", "monitor")
+# ModelNet10 classes whose front is known from their shape and already faces -Y (the tank of
+# a toilet, the tallest part, is at +Y); every other class has its long side along Y and is
+# turned a quarter (as the monitors: front -X -> -Y; the sofas' backs are at +X)
+MODELNET10_FACING_Y = ("toilet",)
+
+
+def shapenet_to_canonical(grid: np.ndarray) -> np.ndarray:
+    """ShapeNetVox32 (binvox ``fix_coords`` order, **Y up**, front +X) -> our frame
+    ``[x, y, z]`` Z up, front -Y: new x = -old z, new y = -old x, new z = old y (a proper
+    rotation, det +1). Measured (``tests/test_data.py``): axis 1 holds the height of every
+    class (chairs 32 tall, cars 10 and airplanes 9.5 cells of 32), and the backrest of the
+    chairs lies at -X (median centre-of-mass offset of their top 30 % -4.7 cells along axis 0,
+    0.0 along axis 2), so a chair faces +X. The whole set shares one frame: in ours the cars
+    and the airplane fuselages run along Y, and the tail fins (the top 15 % of an airplane)
+    sit at +Y in 87 % of the 3,236 airplanes: noses point -Y, to the front like the chairs."""
+    g = np.asarray(grid, dtype=bool)
+    return np.ascontiguousarray(np.transpose(g, (2, 0, 1))[::-1, ::-1, :])
+
+
+def airplane40_to_canonical(grid: np.ndarray) -> np.ndarray:
+    """ModelNet40 airplane voxels (**Y up**, fuselage along axis 2, nose mostly at -axis 2)
+    -> Z up, nose -Y like the ShapeNet airplanes: new x = -old x, new y = old z, new z = old y
+    (det +1). The source is less consistently aligned than ShapeNet: after this turn the tail
+    fin is at +Y in 71 % of the models (ShapeNet: 87 %)."""
+    g = np.asarray(grid, dtype=bool)
+    return np.ascontiguousarray(np.transpose(g, (0, 2, 1))[::-1, :, :])
+
+
+def load_shapenet(
+    data: str | Path | None = None,
+    limit: int | None = None,
+    classes: Sequence[str] | None = None,
+) -> VoxelSet:
+    """ShapeNetVox32 (13 classes, 3D-R2N2 voxels), canonical frame, native size (the source
+    scales every model so its longest side spans the 32^3 cube; kept, so IoU figures are
+    comparable with the published ones on the same voxels). ``limit``: the first N rows of
+    each class (for tests)."""
+    path = data_dir(data) / SHAPENET_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path.name} is missing from the shared data folder {path.parent}")
+    with np.load(path) as d:
+        cls = d["classes"].astype(str)
+        ids = d["ids"].astype(str)
+        keep = np.ones(len(cls), dtype=bool)
+        if classes is not None:
+            keep &= np.isin(cls, list(classes))
+        if limit is not None:
+            rank = np.zeros(len(cls), dtype=np.int64)
+            for c in np.unique(cls):
+                m = cls == c
+                rank[m] = np.arange(int(m.sum()))
+            keep &= rank < limit
+        rows = np.flatnonzero(keep)
+        packed = d["voxels"][rows]
+        n = int(d["shape"][-1])
+    out = np.empty((len(rows), RES, RES, RES), dtype=bool)
+    for i in range(len(rows)):
+        out[i] = canonicalize(shapenet_to_canonical(unpack(packed[i], n)))
+    m = len(rows)
+    return _make_set(out, cls[rows], ["shapenet"] * m, ids[rows], [0] * m)
+
+
+def load_modelnet10(data: str | Path | None = None, limit: int | None = None) -> VoxelSet:
+    """ModelNet10 train split, the classes not already in the cache (bathtub, desk, dresser,
+    night_stand, sofa, table, toilet): axis 2 is up (measured: tables' profile peaks at the
+    top, beds/sofas/bathtubs are flat along it), long side along Y; turned to face -Y (see
+    :data:`MODELNET10_FACING_Y`), filled solid (the binvox shells), native size (24 cells,
+    like the chairs). Empty grids (7 in the file) are dropped."""
+    grids, extra = _read_source(data_dir(data) / MODELNET10_FILE)
+    cls = extra["classes"].astype(str)
+    keep = ~np.isin(cls, MODELNET10_DUPLICATES) & grids.any(axis=(1, 2, 3))
+    rows = np.flatnonzero(keep)
+    if limit is not None:
+        rows = np.concatenate([rows[cls[rows] == c][:limit] for c in np.unique(cls[rows])])
+    out = np.empty((len(rows), RES, RES, RES), dtype=bool)
+    for i, r in enumerate(rows):
+        g = grids[r] if cls[r] in MODELNET10_FACING_Y else np.rot90(grids[r], 1, axes=(0, 1))
+        out[i] = canonicalize(fill_solid(g))
+    m = len(rows)
+    # ids: class + index within the class in the file (the official train order)
+    within = {c: np.flatnonzero(cls == c) for c in np.unique(cls)}
+    mid = [f"{cls[r]}_{int(np.searchsorted(within[cls[r]], r)) + 1:04d}" for r in rows]
+    return _make_set(out, cls[rows], ["modelnet10"] * m, mid, [0] * m)
+
+
+def load_airplanes40(data: str | Path | None = None, limit: int | None = None) -> VoxelSet:
+    """ModelNet40 airplanes (train split, 626), canonical frame, native size (24 cells)."""
+    grids, extra = _read_source(data_dir(data) / AIRPLANE40_FILE, limit)
+    names = [str(s) for s in extra["names"]][: len(grids)]
+    keep = [i for i in range(len(grids)) if grids[i].any()]
+    out = np.stack([canonicalize(fill_solid(airplane40_to_canonical(grids[i]))) for i in keep])
+    m = len(keep)
+    return _make_set(out, ["airplane"] * m, ["modelnet40"] * m, [names[i] for i in keep], [0] * m)
+
+
 def concat(sets: Iterable[VoxelSet]) -> VoxelSet:
     sets = list(sets)
     return VoxelSet(*(np.concatenate([getattr(s, f) for s in sets]) for f in _FIELDS))
@@ -648,27 +754,84 @@ def load_voxels(
     return VoxelSet(unpack(packed, RES), *(meta[f][mask] for f in _FIELDS[1:]))
 
 
+SETS = ("chairs", "monitors", "beds", "meshes", "shapenet", "modelnet10", "airplanes40")
+DEFAULT_SETS = ("chairs", "monitors", "beds", "meshes")
+_LOADERS = {
+    "chairs": load_chairs,
+    "monitors": load_monitors,
+    "beds": load_beds,
+    "shapenet": load_shapenet,
+    "modelnet10": load_modelnet10,
+    "airplanes40": load_airplanes40,
+}
+
+
+def cap_models(
+    vs: VoxelSet,
+    max_train: int | None = None,
+    max_val: int | None = None,
+    train_rotations: Sequence[int] | None = None,
+    seed: int = SPLIT_SEED,
+) -> VoxelSet:
+    """Keep at most ``max_train`` / ``max_val`` whole models per (source, label) group and
+    split (a seeded choice, after :func:`assign_split`, so the split itself never changes),
+    and for rotated sources only ``train_rotations`` of the *training* models (validation keeps
+    every rotation, so the validation chairs stay the 1,068 rows of the model card)."""
+    keep = np.ones(len(vs), dtype=bool)
+    for src, lab in sorted(set(zip(vs.source.tolist(), vs.label.tolist(), strict=True))):
+        for sp, cap in (("train", max_train), ("val", max_val)):
+            if cap is None:
+                continue
+            m = (vs.source == src) & (vs.label == lab) & (vs.split == sp)
+            ids = np.unique(vs.model_id[m])
+            if len(ids) <= cap:
+                continue
+            rng = np.random.default_rng([seed, zlib.crc32(f"cap/{src}/{lab}/{sp}".encode())])
+            chosen = ids[np.sort(rng.choice(len(ids), cap, replace=False))]
+            keep[m & ~np.isin(vs.model_id, chosen)] = False
+    if train_rotations is not None:
+        keep &= ~(
+            (vs.split == "train") & (vs.rotation > 0) & ~np.isin(vs.rotation, train_rotations)
+        )
+    return vs.subset(keep)
+
+
 def build_voxel_cache(
     data: str | Path | None = None,
     cache: str | Path | None = None,
     *,
     meshes: bool = True,
     mesh_limit: int | None = None,
+    sets: Sequence[str] | None = None,
+    max_train_models: int | None = None,
+    max_val_models: int | None = None,
+    train_rotations: Sequence[int] | None = None,
     log=print,
 ) -> Path:
-    """Build ``voxels32.npz`` from the shared data: the ModelNet sets (+ meshes if asked)."""
+    """Build ``voxels32.npz`` from the shared data: the sets named in ``sets`` (default the
+    ModelNet chairs, monitors, beds and, unless ``meshes`` is False, the labelled meshes; add
+    ``shapenet``, ``modelnet10``, ``airplanes40`` for the 13+ classes), split by whole models,
+    then optionally capped per class (:func:`cap_models`)."""
     t0 = time.perf_counter()
+    if sets is None:
+        sets = DEFAULT_SETS if meshes else tuple(s for s in DEFAULT_SETS if s != "meshes")
+    unknown = sorted(set(sets) - set(SETS))
+    if unknown:
+        raise ValueError(f"unknown data sets {unknown}; choose from {', '.join(SETS)}")
     parts = []
-    for name, fn in (("chairs", load_chairs), ("monitors", load_monitors), ("beds", load_beds)):
+    for name in SETS:  # a fixed order, whatever order the sets were named in
+        if name not in sets:
+            continue
         t = time.perf_counter()
-        parts.append(fn(data))
+        if name == "meshes":
+            parts.append(load_mesh_set(data, cache, limit=mesh_limit, log=log))
+        else:
+            parts.append(_LOADERS[name](data))
         log(f"{name}: {len(parts[-1])} grids in {time.perf_counter() - t:.1f}s")
-    if meshes:
-        t = time.perf_counter()
-        parts.append(load_mesh_set(data, cache, limit=mesh_limit, log=log))
-        log(f"meshes: {len(parts[-1])} grids in {time.perf_counter() - t:.1f}s")
     vs = concat(parts)
     assign_split(vs)
+    if max_train_models is not None or max_val_models is not None or train_rotations:
+        vs = cap_models(vs, max_train_models, max_val_models, train_rotations)
     out = save_voxels(vs, cache_dir(cache) / CACHE_FILE)
     log(f"wrote {out} ({len(vs)} grids) in {time.perf_counter() - t0:.1f}s")
     for lab, c in vs.counts().items():
@@ -687,12 +850,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--cache", default=None, help="cache folder (default: $IMAGE2LEGO_CACHE)")
     b.add_argument("--no-meshes", action="store_true", help="ModelNet sets only (seconds)")
     b.add_argument("--mesh-limit", type=int, default=None, help="first N meshes (for testing)")
+    b.add_argument(
+        "--sets", nargs="+", choices=SETS, default=None,
+        help=f"data sets to include (default: {' '.join(DEFAULT_SETS)})",
+    )  # fmt: skip
+    b.add_argument("--max-train-models", type=int, default=None,
+                   help="at most N training models per source and class")  # fmt: skip
+    b.add_argument("--max-val-models", type=int, default=None,
+                   help="at most N validation models per source and class")  # fmt: skip
+    b.add_argument("--train-rotations", type=int, nargs="+", default=None,
+                   help="rotations (1..12) kept of the rotated training chairs")  # fmt: skip
     r = sub.add_parser("render", help="render views128.npz for every cache row")
     r.add_argument("--cache", default=None, help="cache folder (default: $IMAGE2LEGO_CACHE)")
     r.add_argument("--views", type=int, default=3, help="views per row (view 0 = set pose)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--limit", type=int, default=None, help="first N rows (for testing)")
     r.add_argument("--fresh", action="store_true", help="ignore an existing views128.npz")
+    r.add_argument("--style", choices=("jitter", "photo"), default="jitter",
+                   help="views 1..: small jitter (the shipped weights) or photo-like")  # fmt: skip
     r.add_argument(
         "--reuse-older", action="store_true", help="reuse views of older renderer versions too"
     )
@@ -707,10 +882,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             limit=args.limit,
             fresh=args.fresh,
             reuse_older=args.reuse_older,
+            style=args.style,
         )
     elif args.cmd == "build":
         build_voxel_cache(
-            args.data, args.cache, meshes=not args.no_meshes, mesh_limit=args.mesh_limit
+            args.data,
+            args.cache,
+            meshes=not args.no_meshes,
+            mesh_limit=args.mesh_limit,
+            sets=args.sets,
+            max_train_models=args.max_train_models,
+            max_val_models=args.max_val_models,
+            train_rotations=args.train_rotations,
         )
     return 0
 

@@ -73,6 +73,59 @@ def jitter_view(rng: np.random.Generator | int | None = None, base: View = SET_P
     )
 
 
+def photo_view(rng: np.random.Generator | int | None = None, base: View = SET_POSE) -> View:
+    """A view like a user's photo (issue #16): elevation anywhere in 0..50 degrees, azimuth
+    +-30 around the set pose (the output grid stays in the object's frame, so the azimuth
+    range is limited to what one class-agnostic network can undo), focal length 20..55
+    degrees with the distance that keeps the object in frame, light from anywhere above,
+    dark to bright albedo, and a background of any grey with texture up to clutter strength.
+    :func:`photo_frame` adds mask errors like those GrabCut makes."""
+    rng = np.random.default_rng(rng)
+    yfov = rng.uniform(20, 55)
+    # the bounding sphere stays inside the frame: distance >= 1.1 / sin(yfov / 2)
+    near = 1.1 / math.sin(math.radians(yfov) / 2)
+    return replace(
+        base,
+        azimuth=base.azimuth + rng.uniform(-30, 30),
+        elevation=rng.uniform(0, 50),
+        distance=near * rng.uniform(1.0, 1.5),
+        yfov=yfov,
+        light_azimuth=rng.uniform(-180, 180),
+        light_elevation=rng.uniform(10, 85),
+        light_intensity=base.light_intensity * rng.uniform(0.5, 1.5),
+        ambient=rng.uniform(0.1, 0.5),
+        albedo=rng.uniform(0.15, 0.9),
+        background=rng.uniform(0, 255),
+        noise=rng.uniform(0, 30),
+        noise_seed=int(rng.integers(0, 2**24)),
+    )
+
+
+def photo_frame(gray: np.ndarray, mask: np.ndarray, view: View, size: int = SIZE) -> np.ndarray:
+    """Frame a raw render like a photo whose background was removed imperfectly: the mask is
+    eroded or dilated by up to 3 render pixels (a rim of another grey, the "scene" around
+    the object, comes along when dilated), chosen from ``view.noise_seed`` so the picture is
+    reproducible from its view parameters; then the same :func:`frame_object` as photos."""
+    r = np.random.default_rng([view.noise_seed, 7])
+    k = int(r.integers(-3, 4))
+    g = np.asarray(gray, dtype=np.float32).copy()
+    m = np.asarray(mask, dtype=bool)
+    if k > 0:
+        grown = ndimage.binary_dilation(m, iterations=k)
+        g[grown & ~m] = r.uniform(0, 255)
+        m = grown
+    elif k < 0:
+        shrunk = ndimage.binary_erosion(m, iterations=-k)
+        m = shrunk if shrunk.any() else m
+    bg: float | np.ndarray = view.background
+    if view.noise > 0:
+        tex = ndimage.gaussian_filter(r.normal(0, 1, (size, size)), r.uniform(1.0, 4.0))
+        tex *= view.noise / max(tex.std(), 1e-6)
+        bg = np.clip(view.background + tex, 0, 255)
+    image, _, _ = frame_object(g, m, size, MARGIN, bg)
+    return image
+
+
 # --------------------------------------------------------------------------- renderer
 
 
@@ -264,6 +317,7 @@ def render_cache(
     limit: int | None = None,
     fresh: bool = False,
     reuse_older: bool = False,
+    style: str = "jitter",
     log=print,
 ) -> Path:
     """Render ``n_views`` views of every row of ``voxels32.npz`` into ``views128.npz``.
@@ -279,7 +333,14 @@ def render_cache(
     ``views128.npz`` (same source/model_id/rotation, seed and :data:`RENDER_VERSION`) are
     reused, so rebuilding after rows were appended to the voxel cache renders only the new
     rows; ``fresh`` ignores the old file, ``reuse_older`` also reuses older render versions.
+    ``style``: views 1.. by :func:`jitter_view` ("jitter", the shipped weights' views) or by
+    :func:`photo_view` + :func:`photo_frame` ("photo"); views of another style are never
+    reused.
     """
+    if style not in ("jitter", "photo"):
+        raise ValueError(f"style must be 'jitter' or 'photo', got {style!r}")
+    jitter = jitter_view if style == "jitter" else photo_view
+    framer = None if style == "jitter" else photo_frame
     import time
 
     from tqdm import tqdm
@@ -301,7 +362,8 @@ def render_cache(
     old_imgs = old_params = old_versions = None
     if out.is_file() and not fresh:
         with np.load(out) as d:
-            if "seed" in d.files and int(d["seed"]) == seed:
+            old_style = str(d["style"]) if "style" in d.files else "jitter"
+            if "seed" in d.files and int(d["seed"]) == seed and old_style == style:
                 old_imgs, old_params = d["images"], d["views"]
                 old_versions = (
                     d["view_version"]
@@ -323,6 +385,7 @@ def render_cache(
             model_id=vs.model_id[:n],
             rotation=vs.rotation[:n],
             seed=np.int64(seed),
+            style=np.array(style),
         )
 
     t0, c0 = time.perf_counter(), time.process_time()
@@ -340,7 +403,7 @@ def render_cache(
                     images[i, v], params[i, v] = old_imgs[j, v], old_params[j, v]
                     versions[i, v] = old_versions[j, v]
                     continue
-                view = SET_POSE if v == 0 else jitter_view(np.random.default_rng([seed, i, v]))
+                view = SET_POSE if v == 0 else jitter(np.random.default_rng([seed, i, v]))
                 try:
                     if vs.mesh_path[i]:
                         verts, faces = _mesh_arrays(root / vs.mesh_path[i], vs.mesh_transform[i])
@@ -348,7 +411,11 @@ def render_cache(
                     else:
                         verts, faces = voxel_surface(vs.voxels[i])
                         smooth = True
-                    images[i, v] = r.frame(*r.raw(verts, faces, view, smooth=smooth), view)
+                    raw = r.raw(verts, faces, view, smooth=smooth)
+                    if v > 0 and framer is not None:
+                        images[i, v] = framer(*raw, view)
+                    else:
+                        images[i, v] = r.frame(*raw, view)
                     params[i, v] = view.as_array()
                     versions[i, v] = RENDER_VERSION
                     rendered += 1

@@ -1,0 +1,181 @@
+"""Issue #16's training sets in the one canonical frame: ShapeNetVox32 (13 classes, Y up),
+ModelNet10 and ModelNet40 airplanes; whole-model splits, per-class caps, class balancing.
+
+The frame is proved on the data itself (needs ../shared/data, skips without it): the up axis
+by occupancy (height and bottom-heavy profiles), the front by classes whose front is known
+from their shape (a chair's backrest is behind the sitter; an airplane's tail fin is aft)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from image2lego.training import data as D
+from image2lego.training.train import class_weights, epoch_order
+
+
+class _OneRank:
+    world, rank = 1, 0
+
+
+def _extent(v: np.ndarray, axis: int) -> np.ndarray:
+    occ = v.any(axis=tuple(a for a in (1, 2, 3) if a != axis + 1))
+    lo = occ.argmax(axis=1)
+    hi = occ.shape[1] - occ[:, ::-1].argmax(axis=1)
+    return hi - lo
+
+
+def _top_offset(v: np.ndarray, top: float = 0.7) -> np.ndarray:
+    """Per grid: (x, y) centre of the cells above ``top`` of its height minus the whole's."""
+    out = []
+    for g in v:
+        nz = np.nonzero(g)
+        z = nz[2]
+        up = z >= z.min() + top * (z.max() - z.min())
+        out.append([nz[0][up].mean() - nz[0].mean(), nz[1][up].mean() - nz[1].mean()])
+    return np.array(out)
+
+
+@pytest.fixture(scope="module")
+def shapenet(shared_data):
+    return D.load_shapenet(shared_data, limit=60)
+
+
+@pytest.mark.data
+def test_shapenet_classes_grounded_and_upright(shapenet):
+    assert sorted(set(shapenet.label)) == sorted(D.SHAPENET_CLASSES)
+    assert shapenet.voxels.shape[1:] == (32, 32, 32)
+    z_lo = np.array([np.nonzero(g.any(axis=(0, 1)))[0][0] for g in shapenet.voxels])
+    assert (z_lo == 0).all(), "every grid rests on z = 0"
+    by = {c: shapenet.voxels[shapenet.label == c] for c in ("chair", "car", "airplane", "lamp")}
+    # Z is up: chairs and lamps are tall, cars and airplanes are flat, whatever their size
+    assert np.median(_extent(by["chair"], 2)) >= 28
+    assert np.median(_extent(by["lamp"], 2)) >= 24
+    for c in ("car", "airplane"):
+        h = np.median(_extent(by[c], 2))
+        assert h <= 16, (c, h)
+        assert np.median(np.maximum(_extent(by[c], 0), _extent(by[c], 1))) >= 28
+
+
+@pytest.mark.data
+def test_shapenet_front_is_minus_y(shapenet):
+    chairs = shapenet.voxels[shapenet.label == "chair"]
+    off = _top_offset(chairs)
+    # the backrest (top of a chair) is behind the sitter: +Y when the chair faces -Y
+    assert np.median(off[:, 1]) > 2.5 and abs(np.median(off[:, 0])) < 1.0
+    assert (off[:, 1] > 0).mean() > 0.8
+    planes = shapenet.voxels[shapenet.label == "airplane"]
+    # fuselage along Y, nose -Y: the tail fin (top 15 %) sits aft, at +Y
+    assert np.median(_extent(planes, 1)) >= np.median(_extent(planes, 0)) - 2
+    assert (_top_offset(planes, 0.85)[:, 1] > 0).mean() > 0.75
+
+
+@pytest.mark.data
+def test_modelnet40_airplanes_share_the_shapenet_frame(shared_data, shapenet):
+    mn = D.load_airplanes40(shared_data, limit=120)
+    assert set(mn.label) == {"airplane"} and mn.voxels.shape[1:] == (32, 32, 32)
+    assert np.median(_extent(mn.voxels, 2)) <= 12, "flat: Z is up"
+    # the wing slab: the x-profile of an airplane whose fuselage runs along Y peaks sharply
+    for vs in (mn.voxels, shapenet.voxels[shapenet.label == "airplane"]):
+        px = vs.sum(axis=(2, 3)).mean(0)
+        py = vs.sum(axis=(1, 3)).mean(0)
+        assert px.max() / px.mean() > py.max() / py.mean(), "fuselage along Y"
+    assert (_top_offset(mn.voxels, 0.85)[:, 1] > 0).mean() > 0.6, "tail fin aft (+Y)"
+
+
+@pytest.mark.data
+def test_modelnet10_leaves_out_duplicates_and_faces_minus_y(shared_data):
+    mn = D.load_modelnet10(shared_data, limit=40)
+    labs = set(mn.label)
+    assert not labs & set(D.MODELNET10_DUPLICATES), "chairs/monitors/beds come from their files"
+    assert labs == {"bathtub", "desk", "dresser", "night_stand", "sofa", "table", "toilet"}
+    assert mn.voxels.any(axis=(1, 2, 3)).all(), "empty grids dropped"
+    assert len(set(mn.model_id)) == len(mn), "one id per model"
+    sofas = mn.voxels[mn.label == "sofa"]
+    toilets = mn.voxels[mn.label == "toilet"]
+    # a sofa's back and a toilet's tank are behind: +Y; sofas are wide along X
+    assert np.median(_top_offset(sofas, 0.6)[:, 1]) > 0.5
+    assert np.median(_top_offset(toilets, 0.6)[:, 1]) > 1.0
+    assert np.median(_extent(sofas, 0)) > np.median(_extent(sofas, 1))
+
+
+@pytest.mark.data
+def test_build_caps_whole_models_and_keeps_the_chair_split(shared_data, tmp_path):
+    """Capping happens after the split: the validation chairs stay the model card's 89 x 12,
+    a capped class keeps whole models, and no model is in both splits."""
+    out = D.build_voxel_cache(
+        shared_data,
+        tmp_path,
+        sets=("chairs", "airplanes40"),
+        max_train_models=30,
+        max_val_models=None,
+        train_rotations=(1, 4),
+        log=lambda *a: None,
+    )
+    vs = D.load_voxels(out)
+    ch = vs.subset(vs.label == "chair")
+    assert (ch.split == "val").sum() == 12 * 89
+    tr = ch.subset(ch.split == "train")
+    assert len(set(tr.model_id)) == 30 and set(tr.rotation.tolist()) == {1, 4}
+    pl = vs.subset(vs.label == "airplane")
+    assert len(set(pl.model_id[pl.split == "train"])) == 30
+    assert (pl.split == "val").sum() == int(np.ceil(0.1 * 626)) - 0  # no airplane is empty
+    for sub in (ch, pl):
+        assert not set(sub.model_id[sub.split == "train"]) & set(sub.model_id[sub.split == "val"])
+    # the same split as an uncapped build: capping only removes rows
+    full = D.concat([D.load_chairs(shared_data)])
+    D.assign_split(full)
+    val_full = set(full.model_id[full.split == "val"])
+    assert set(ch.model_id[ch.split == "val"]) == val_full
+    with pytest.raises(ValueError, match="unknown data sets"):
+        D.build_voxel_cache(shared_data, tmp_path, sets=("chairs", "cats"))
+
+
+def _matrix(fn) -> np.ndarray:
+    """The 3x3 matrix of an index map: where a step along each source axis goes."""
+
+    def where(idx):
+        g = np.zeros((32, 32, 32), bool)
+        g[idx] = True
+        return np.argwhere(fn(g))[0]
+
+    c = where((16, 16, 16))
+    m = np.zeros((3, 3))
+    for i in range(3):
+        idx = [16, 16, 16]
+        idx[i] += 3
+        m[:, i] = (where(tuple(idx)) - c) / 3
+    return m
+
+
+def test_canonical_maps_are_proper_rotations():
+    """Each frame change is a rotation (det +1), never a mirror, and maps axes as documented:
+    ShapeNet new x = -old z, new y = -old x, new z = old y; ModelNet40 airplanes new x =
+    -old x, new y = old z, new z = old y."""
+    sn = _matrix(D.shapenet_to_canonical)
+    assert np.array_equal(sn, [[0, 0, -1], [-1, 0, 0], [0, 1, 0]])
+    mn = _matrix(D.airplane40_to_canonical)
+    assert np.array_equal(mn, [[-1, 0, 0], [0, 0, 1], [0, 1, 0]])
+    for m in (sn, mn):
+        assert np.isclose(np.linalg.det(m), 1.0)
+
+
+def test_class_weights_balance_classes():
+    labels = np.array(["chair"] * 900 + ["car"] * 90 + ["mug"] * 10)
+    share = lambda w, c: w[labels == c].sum()  # noqa: E731
+    eq = class_weights(labels, 0.0)
+    assert np.isclose(eq.sum(), 1) and all(
+        np.isclose(share(eq, c), 1 / 3) for c in ("chair", "car", "mug")
+    )
+    none = class_weights(labels, 1.0)
+    assert np.allclose(none, 1 / len(labels))
+    root = class_weights(labels, 0.5)
+    assert share(root, "chair") == pytest.approx(30 / (30 + np.sqrt(90) + np.sqrt(10)))
+    with pytest.raises(ValueError, match="power"):
+        class_weights(labels, 1.5)
+    order = epoch_order(len(labels), 3, 7, _OneRank(), eq)
+    assert len(order) == len(labels)
+    got = {c: (labels[order] == c).mean() for c in ("chair", "car", "mug")}
+    assert all(abs(v - 1 / 3) < 0.06 for v in got.values()), got
+    assert np.array_equal(order, epoch_order(len(labels), 3, 7, _OneRank(), eq)), "resumable"
+    assert not np.array_equal(order, epoch_order(len(labels), 4, 7, _OneRank(), eq))
