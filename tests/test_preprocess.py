@@ -310,3 +310,64 @@ def test_rendered_view_through_grabcut_comes_back_nearly_identical(rendered):
     obj = view < BACKGROUND - 3
     iou = (obj & res.mask).sum() / (obj | res.mask).sum()
     assert iou > 0.85, iou
+
+
+def _iou(a, b):
+    return (a & b).sum() / max(1, (a | b).sum())
+
+
+def test_crop_rectangle_rescues_a_cluttered_photo():
+    """A bright 'window' and a dark 'shelf' touching the object's surroundings: the user's
+    rectangle around the object keeps the clutter out of the mask."""
+    img, inside = _photo(w=240, h=200, box=(90, 70, 160, 150))
+    img[10:190, 5:60] = (250, 250, 250)  # window
+    img[20:60, 170:235] = (30, 25, 20)  # shelf
+    rect = (80, 60, 170, 160)
+    res = preprocess_image(Image.fromarray(img), rect=rect)
+    assert res.mask_source == "grabcut+rect"
+    left, top, right, bottom = res.bbox
+    assert left >= rect[0] and top >= rect[1] and right <= rect[2] and bottom <= rect[3]
+    full = P.grabcut_mask(img, rect=rect)
+    assert _iou(full, inside) > 0.85
+    assert not full[:, :60].any() and not full[:, 170:].any(), "clutter outside the rectangle"
+
+
+@pytest.mark.parametrize(
+    "rect, msg",
+    [
+        ((0, 0, 500, 10), "not inside"),
+        ((10, 10, 14, 90), "smaller than 8x8"),
+        ((1, 2, 3), "4 numbers"),
+    ],
+)
+def test_bad_crop_rectangle_is_a_clear_error(rect, msg):
+    img, _ = _photo()
+    with pytest.raises(ImageError, match=msg):
+        preprocess_image(Image.fromarray(img), rect=rect)
+
+
+def test_empty_grabcut_retries_from_the_centre(monkeypatch):
+    img, inside = _photo()
+    real = P.grabcut_mask
+    calls = []
+
+    def first_empty(rgb, iterations=P.GRABCUT_ITERATIONS, rect=None):
+        calls.append(rect)
+        if rect is None:
+            return np.zeros(rgb.shape[:2], bool)
+        return real(rgb, iterations, rect=rect)
+
+    monkeypatch.setattr(P, "grabcut_mask", first_empty)
+    res = preprocess_image(Image.fromarray(img))
+    assert res.mask_source == "grabcut+centre"
+    assert calls[0] is None and calls[1] == (20, 16, 180, 144)
+    assert res.mask.sum() > 0.2 * res.mask.size
+
+
+def test_crop_rectangle_cuts_an_alpha_mask():
+    rgba = np.zeros((100, 100, 4), np.uint8)
+    rgba[..., :3] = 90
+    rgba[10:40, 10:40, 3] = 255  # object
+    rgba[60:90, 60:90, 3] = 255  # a second thing the user crops away
+    res = preprocess_image(Image.fromarray(rgba, "RGBA"), rect=(0, 0, 50, 50))
+    assert res.mask_source == "alpha" and res.bbox == (10, 10, 40, 40)
