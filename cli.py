@@ -99,12 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-instructions", action="store_true", help="skip instructions (needs bpy)")
     p.add_argument("--no-blend", action="store_true", help="skip model.blend (needs bpy)")
     p.add_argument("--weights", type=Path, default=None, help="folder with the model weights")
+    p.add_argument(
+        "--mask", type=Path, default=None,
+        help="photo: object mask image (white/opaque = object) instead of background removal",
+    )  # fmt: skip
+    p.add_argument(
+        "--crop", default=None, metavar="L,T,R,B",
+        help="photo: rectangle around the object in pixels (left,top,right,bottom); "
+        "background removal starts from it",
+    )  # fmt: skip
     p.add_argument("-q", "--quiet", action="store_true")
     return p
 
 
 def _options(args):
     from .core.pipeline import PipelineOptions
+    from .core.preprocess import parse_rect
     from .lego.convert import ConvertOptions
 
     palette = None
@@ -134,6 +144,8 @@ def _options(args):
         repair=not args.no_repair,
         reinforce=not args.no_reinforce,
         drop_fragments=0.0 if args.keep_fragments else PipelineOptions.drop_fragments,
+        mask=args.mask,
+        crop=parse_rect(args.crop) if args.crop else None,
     )
 
 

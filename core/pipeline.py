@@ -39,6 +39,11 @@ class PipelineOptions:
     reinforce: bool = True  # let repair add visible props where re-tiling is not enough
     # predictions only: drop floating pieces under this fraction of the cells (0: keep all)
     drop_fragments: float = FRAGMENT_FRACTION
+    # photos only: the user's help for background removal (core.preprocess): an object mask
+    # (bool array or mask image file, the photo's size) and/or a crop rectangle
+    # (left, top, right, bottom) around the object
+    mask: np.ndarray | str | Path | None = None
+    crop: tuple[int, int, int, int] | None = None
 
     def validate(self) -> None:
         if self.resolution not in RESOLUTIONS + (64,):
@@ -128,7 +133,12 @@ def image_to_lego_steps(image, options: PipelineOptions | None = None) -> Steps:
     yield Progress(0.0, "Preprocessing the image")
     from .preprocess import preprocess_image
 
-    pre = preprocess_image(image)
+    mask = options.mask
+    if mask is not None and not isinstance(mask, np.ndarray):
+        from .preprocess import load_mask
+
+        mask = load_mask(mask)
+    pre = preprocess_image(image, mask=mask, rect=options.crop)
     yield Progress(0.2, "Loading the model")
     from .inference import Predictor
 

@@ -311,6 +311,32 @@ def grabcut_mask(
     return fg
 
 
+def load_mask(src) -> np.ndarray:
+    """A user's object mask (path, bytes or PIL image): white / opaque = object. An image with
+    an alpha channel uses the alpha, any other is converted to grey and thresholded at 50 %.
+    Returns bool (H, W) after EXIF orientation, to be passed as ``mask=``."""
+    img = _open(src)
+    gray, alpha = _to_gray_alpha(img)
+    m = alpha > 0.5 if alpha is not None else gray > 127.5
+    if not m.any():
+        raise ImageError("the mask file marks no object (it is all black / transparent)")
+    return m
+
+
+def parse_rect(text: str) -> tuple[int, int, int, int]:
+    """``"left,top,right,bottom"`` (pixels) -> a tuple; a clear error otherwise."""
+    parts = [t.strip() for t in str(text).split(",")]
+    try:
+        vals = tuple(int(round(float(t))) for t in parts)
+    except ValueError:
+        vals = ()
+    if len(vals) != 4:
+        raise ImageError(
+            f"crop must be left,top,right,bottom in pixels, e.g. 40,30,600,420, not {text!r}"
+        )
+    return vals  # type: ignore[return-value]
+
+
 # --------------------------------------------------------------------------- entry point
 
 

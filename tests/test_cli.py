@@ -256,3 +256,47 @@ def test_floating_specks_of_a_prediction_are_dropped(tmp_path, monkeypatch, flag
     assert report["fragments_dropped_cells"] == dropped
     assert report["voxels"] == int(body.sum()) + 1 - dropped
     assert report["connected"] is (dropped == 1)
+
+
+def test_mask_and_crop_reach_preprocessing(tmp_path, monkeypatch, capsys):
+    """--mask FILE and --crop L,T,R,B: the user helps background removal; a bad value is a
+    one-line error and writes nothing."""
+    from PIL import Image
+
+    from image2lego.core import inference, preprocess
+
+    body = np.zeros((32, 32, 32), bool)
+    body[8:24, 8:24, 0:10] = True
+    seen = {}
+
+    class FakePredictor:
+        def predict(self, image, resolutions=(32,)):
+            return {r: body for r in resolutions}
+
+    real = preprocess.preprocess_image
+
+    def spy(image, *a, **kw):
+        seen.update(kw)
+        return real(image, *a, **kw)
+
+    monkeypatch.setattr(
+        inference.Predictor, "load", classmethod(lambda cls, *a, **k: FakePredictor())
+    )
+    monkeypatch.setattr(preprocess, "preprocess_image", spy)
+    src = tmp_path / "photo.png"
+    photo = np.full((90, 120, 3), 210, np.uint8)
+    photo[25:65, 40:80] = (40, 60, 90)  # the object
+    Image.fromarray(photo).save(src)
+    mask = np.zeros((90, 120), np.uint8)
+    mask[20:70, 30:90] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    args = [str(src), "--formats", "ldr", "--no-repair", *FAST]
+    assert main([*args, "-o", str(tmp_path / "a"), "--mask", str(tmp_path / "mask.png")]) == 0
+    assert seen["mask"].shape == (90, 120) and seen["mask"].sum() == 50 * 60
+    assert main([*args, "-o", str(tmp_path / "b"), "--crop", "10,5,110,85"]) == 0
+    assert seen["rect"] == (10, 5, 110, 85)
+    capsys.readouterr()
+    assert main([*args, "-o", str(tmp_path / "c"), "--crop", "10,5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "crop must be left,top,right,bottom" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
