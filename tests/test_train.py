@@ -18,6 +18,7 @@ from image2lego.core.model import (
 )
 from image2lego.training import train as T
 
+from .conftest import REPO
 from .tiny_model import TINY
 
 
@@ -313,3 +314,20 @@ def test_recalibration_keeps_a_frozen_encoders_statistics():
     assert all(torch.equal(before[k], after[k]) for k in before)
     T.recalibrate_bn(ae, x)
     assert not all(torch.equal(before[k], ae.encoder.state_dict()[k]) for k in before)
+
+
+def test_train_classes_round_keeps_the_latents_of_its_image_encoder():
+    """tools/train_classes.sh trains the decoder and the image encoder at the same time; that
+    is only valid while the autoencoder round freezes the encoder (--freeze-below) and the
+    image round regresses the latents of the encoder it started from."""
+    import re
+    import subprocess
+
+    script = REPO / "tools/train_classes.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    text = script.read_text()
+    ae = re.search(r'"\$\{T\[@\]\}" ae (.*?)&\n', text, re.S).group(1)
+    image = re.search(r'"\$\{T\[@\]\}" image (.*?)\n\S', text, re.S).group(1)
+    assert "--freeze-below 2" in ae and '--init "$RUNS/v6/ae_final.pt"' in ae
+    assert '--ae "$RUNS/v6/ae_final.pt"' in image
+    assert "--balance" in ae and "--balance" in image
