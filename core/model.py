@@ -62,6 +62,10 @@ class ModelConfig:
     conv3_extra: tuple[int, ...] = ()
     img_channels: tuple[int, ...] = (96, 256, 384, 256)
     img_hidden: int = 1024
+    #: what a 3³ convolution of the sparse decoder (core/sparse.py) reads at an in-grid cell
+    #: that is not live: "dense" = what this dense emulation holds there (weights trained
+    #: here), "zero" = plain sparse-tensor semantics (weights trained with MinkowskiEngine)
+    absent_neighbours: str = "dense"
 
     @property
     def resolutions(self) -> tuple[int, ...]:
@@ -77,6 +81,12 @@ class ModelConfig:
             if isinstance(v, list):
                 known[k] = tuple(v)
         return cls(**known)
+
+
+def head_resolutions(cfg: ModelConfig) -> tuple[int, ...]:
+    """Resolutions at which a decoder of ``cfg`` emits logits: every level from 4³ up
+    (4, 8, 16, 32 for the shipped five-level decoder; a sixth level adds 64)."""
+    return tuple(r for r in cfg.resolutions if r >= OUTPUT_RESOLUTIONS[0])
 
 
 def octree_targets(grid: torch.Tensor, resolutions: Sequence[int] = OUTPUT_RESOLUTIONS):
@@ -149,7 +159,7 @@ class OctreeDecoder(nn.Module):
                     bottleneck=cfg.bottleneck if res <= cfg.bottleneck_max_res else 0,
                 )
             )
-            if res in OUTPUT_RESOLUTIONS:
+            if res in head_resolutions(cfg):
                 self.heads[str(res)] = nn.Conv3d(chans[i + 1], 1, 1)
 
     def forward(
