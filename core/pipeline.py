@@ -4,7 +4,7 @@ Long work is a generator that yields :class:`Progress` and returns a :class:`Pip
 so a Blender modal operator can drive it one step per timer tick (and cancel between steps),
 while the CLI and the tests simply run it to the end with :func:`run`.
 
-Nothing here imports bpy; torch is imported only when an image has to go through the model.
+Nothing here imports bpy or torch: images go through the numpy runtime (core.npnet).
 """
 
 from __future__ import annotations
@@ -140,9 +140,9 @@ def image_to_lego_steps(image, options: PipelineOptions | None = None) -> Steps:
         mask = load_mask(mask)
     pre = preprocess_image(image, mask=mask, rect=options.crop)
     yield Progress(0.2, "Loading the model")
-    from .inference import Predictor
+    from .npnet import load_predictor  # numpy runtime: no torch needed (IMAGE2LEGO_BACKEND)
 
-    predictor = Predictor.load(options.weights_dir)
+    predictor = load_predictor(options.weights_dir)
     yield Progress(0.35, f"Predicting voxels at {options.resolution}³")
     grids = predictor.predict(pre.image, resolutions=(options.resolution,))
     grid = grids[options.resolution]

@@ -235,7 +235,7 @@ def test_missing_weights_is_a_clear_error(tmp_path, capsys):
 def test_floating_specks_of_a_prediction_are_dropped(tmp_path, monkeypatch, flags, dropped):
     """A predicted speck touching nothing could never be attached: photos drop it by default
     (report.json says how many cells), ``--keep-fragments`` keeps it."""
-    from image2lego.core import inference
+    from image2lego.core import npnet
 
     body = np.zeros((32, 32, 32), bool)
     body[8:24, 8:24, 0:10] = True
@@ -246,9 +246,7 @@ def test_floating_specks_of_a_prediction_are_dropped(tmp_path, monkeypatch, flag
         def predict(self, image, resolutions=(32,)):
             return {r: body | speck for r in resolutions}
 
-    monkeypatch.setattr(
-        inference.Predictor, "load", classmethod(lambda cls, *a, **k: FakePredictor())
-    )
+    monkeypatch.setattr(npnet, "load_predictor", lambda *a, **k: FakePredictor())
     src = REPO / "examples" / "chair.png"
     out = tmp_path / "out"
     assert main([str(src), "-o", str(out), "--formats", "ldr", "--no-repair", *FAST, *flags]) == 0
@@ -263,7 +261,7 @@ def test_mask_and_crop_reach_preprocessing(tmp_path, monkeypatch, capsys):
     one-line error and writes nothing."""
     from PIL import Image
 
-    from image2lego.core import inference, preprocess
+    from image2lego.core import npnet, preprocess
 
     body = np.zeros((32, 32, 32), bool)
     body[8:24, 8:24, 0:10] = True
@@ -279,9 +277,7 @@ def test_mask_and_crop_reach_preprocessing(tmp_path, monkeypatch, capsys):
         seen.update(kw)
         return real(image, *a, **kw)
 
-    monkeypatch.setattr(
-        inference.Predictor, "load", classmethod(lambda cls, *a, **k: FakePredictor())
-    )
+    monkeypatch.setattr(npnet, "load_predictor", lambda *a, **k: FakePredictor())
     monkeypatch.setattr(preprocess, "preprocess_image", spy)
     src = tmp_path / "photo.png"
     photo = np.full((90, 120, 3), 210, np.uint8)
