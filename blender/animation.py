@@ -61,15 +61,22 @@ def step_at_frame(
     return s if n_steps is None else min(s, int(n_steps) - 1)
 
 
-def _channelbag(ob):
+def _fcurves(ob):
+    """The F-curves of ``ob``'s action: its slot's channel bag (layered actions, Blender 4.4+;
+    ``Action.fcurves`` is gone in 5.0) or the legacy ``Action.fcurves`` (4.2, 4.3)."""
     from bpy_extras import anim_utils
 
     ad = ob.animation_data
-    return anim_utils.action_get_channelbag_for_slot(ad.action, ad.action_slot)
+    get_bag = getattr(anim_utils, "action_get_channelbag_for_slot", None)
+    if get_bag is not None and getattr(ad, "action_slot", None) is not None:
+        bag = get_bag(ad.action, ad.action_slot)
+        if bag is not None:
+            return bag.fcurves
+    return ad.action.fcurves
 
 
 def _set_interpolation(ob, data_path: str, interpolation: str, easing: str = "AUTO") -> None:
-    for fc in _channelbag(ob).fcurves:
+    for fc in _fcurves(ob):
         if fc.data_path == data_path:
             for kp in fc.keyframe_points:
                 kp.interpolation = interpolation
@@ -128,47 +135,52 @@ def animate_build(
         "frame_end": scene.frame_end,
         "camera": scene.camera.name if scene.camera is not None else None,
     }
-    step_frames = []
-    for p in parents:
-        s = int(p[lego_scene.STEP_KEY])
-        loc, scale = _rest(p)
-        p[REST_KEY] = json.dumps({"location": list(loc), "scale": list(scale)})
-        first = frame_start + s * fps
-        land = first + drop_frames
-        step_frames.append((first, land))
+    collection[SAVED_KEY] = json.dumps(saved)  # so a failure below can be undone
+    try:
+        step_frames = []
+        for p in parents:
+            s = int(p[lego_scene.STEP_KEY])
+            loc, scale = _rest(p)
+            p[REST_KEY] = json.dumps({"location": list(loc), "scale": list(scale)})
+            first = frame_start + s * fps
+            land = first + drop_frames
+            step_frames.append((first, land))
 
-        p.location = loc
-        p.location.z = loc[2] + drop_height
-        p.keyframe_insert("location", index=2, frame=first)
-        p.location.z = loc[2]
-        p.keyframe_insert("location", index=2, frame=land)
-        p.scale = (0.0, 0.0, 0.0)
-        p.keyframe_insert("scale", frame=first - 1)
-        p.scale = scale
-        p.keyframe_insert("scale", frame=first)
-        act = p.animation_data.action
-        act[ACTION_KEY] = True
-        act.name = f"{p.name} build"
-        _set_interpolation(p, "location", "CUBIC", "EASE_OUT")
-        _set_interpolation(p, "scale", "CONSTANT")
+            p.location = loc
+            p.location.z = loc[2] + drop_height
+            p.keyframe_insert("location", index=2, frame=first)
+            p.location.z = loc[2]
+            p.keyframe_insert("location", index=2, frame=land)
+            p.scale = (0.0, 0.0, 0.0)
+            p.keyframe_insert("scale", frame=first - 1)
+            p.scale = scale
+            p.keyframe_insert("scale", frame=first)
+            act = p.animation_data.action
+            act[ACTION_KEY] = True
+            act.name = f"{p.name} build"
+            _set_interpolation(p, "location", "CUBIC", "EASE_OUT")
+            _set_interpolation(p, "scale", "CONSTANT")
 
-    n = len(parents)
-    end = frame_start + (n - 1) * fps + drop_frames + hold
-    scene.frame_start = frame_start
-    scene.frame_end = end
+        n = len(parents)
+        end = frame_start + (n - 1) * fps + drop_frames + hold
+        scene.frame_start = frame_start
+        scene.frame_end = end
 
-    cam_ob = None
-    if camera:
-        cam = bpy.data.cameras.new(f"{collection.name} Camera")
-        cam_ob = bpy.data.objects.new(f"{collection.name} Camera", cam)
-        cam_ob[CAMERA_KEY] = True
-        cam[CAMERA_KEY] = True
-        lego_scene.mark_owned(cam_ob)
-        collection.objects.link(cam_ob)
-        r = scene.render
-        aspect = (r.resolution_x * r.pixel_aspect_x) / max(1, r.resolution_y * r.pixel_aspect_y)
-        place_camera(cam_ob, bmin, bmax, aspect)
-        scene.camera = cam_ob
+        cam_ob = None
+        if camera:
+            cam = bpy.data.cameras.new(f"{collection.name} Camera")
+            cam_ob = bpy.data.objects.new(f"{collection.name} Camera", cam)
+            cam_ob[CAMERA_KEY] = True
+            cam[CAMERA_KEY] = True
+            lego_scene.mark_owned(cam_ob)
+            collection.objects.link(cam_ob)
+            r = scene.render
+            aspect = (r.resolution_x * r.pixel_aspect_x) / max(1, r.resolution_y * r.pixel_aspect_y)
+            place_camera(cam_ob, bmin, bmax, aspect)
+            scene.camera = cam_ob
+    except BaseException:  # never leave half-written keys: back to the state before
+        clear_animation(collection, scene)
+        raise
     collection[SAVED_KEY] = json.dumps(saved)
     scene.frame_set(end)
     return BuildAnimation(

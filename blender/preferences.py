@@ -218,14 +218,16 @@ classes = (IMAGE2LEGO_OT_install_torch, Image2LegoPreferences)
 
 
 def register() -> None:
+    from .registry import register_classes
+
     _add_site_packages()
-    for cls in classes:
-        bpy.utils.register_class(cls)
+    register_classes(classes)
 
 
 def unregister() -> None:
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+    from .registry import unregister_classes
+
+    unregister_classes(classes)
     while _added_paths:
         p = _added_paths.pop()
         if p in sys.path:

@@ -41,12 +41,19 @@ _COLOR_ITEMS = _color_items()
 _DEFAULT_COLOR = "71" if any(i[0] == "71" for i in _COLOR_ITEMS) else _COLOR_ITEMS[0][0]
 
 
+#: ``PATH_SUPPORTS_BLEND_RELATIVE`` exists from Blender 4.5; 4.2 LTS rejects the option, so
+#: older versions get none (paths there are still resolved with ``bpy.path.abspath``).
+_BLEND_RELATIVE = (
+    {"options": {"PATH_SUPPORTS_BLEND_RELATIVE"}} if bpy.app.version >= (4, 5, 0) else {}
+)
+
+
 class Image2LegoSettings(bpy.types.PropertyGroup):
     image_path: StringProperty(
         name="Image",
         description="Photo of one object to turn into LEGO",
         subtype="FILE_PATH",
-        options={"PATH_SUPPORTS_BLEND_RELATIVE"},
+        **_BLEND_RELATIVE,
     )
     model_name: StringProperty(
         name="Name",
@@ -146,7 +153,7 @@ class Image2LegoSettings(bpy.types.PropertyGroup):
         name="Output Folder",
         description="Where Image → LEGO writes the LDraw file and the parts list (empty: nowhere)",
         subtype="DIR_PATH",
-        options={"PATH_SUPPORTS_BLEND_RELATIVE"},
+        **_BLEND_RELATIVE,
     )
     method: EnumProperty(
         name="Instancing",
@@ -228,14 +235,26 @@ classes = (Image2LegoSettings,)
 
 
 def register() -> None:
-    for cls in classes:
-        bpy.utils.register_class(cls)
-    bpy.types.Scene.image2lego = PointerProperty(type=Image2LegoSettings)
-    bpy.types.Collection.image2lego = PointerProperty(type=Image2LegoSettings)
+    from .registry import register_classes, unregister_classes
+
+    register_classes(classes)
+    try:
+        bpy.types.Scene.image2lego = PointerProperty(type=Image2LegoSettings)
+        bpy.types.Collection.image2lego = PointerProperty(type=Image2LegoSettings)
+    except Exception:
+        _del_pointers()
+        unregister_classes(classes)
+        raise
+
+
+def _del_pointers() -> None:
+    for owner in (bpy.types.Collection, bpy.types.Scene):
+        if hasattr(owner, "image2lego"):
+            del owner.image2lego
 
 
 def unregister() -> None:
-    del bpy.types.Collection.image2lego
-    del bpy.types.Scene.image2lego
-    for cls in reversed(classes):
-        bpy.utils.unregister_class(cls)
+    from .registry import unregister_classes
+
+    _del_pointers()
+    unregister_classes(classes)

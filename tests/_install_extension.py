@@ -61,4 +61,30 @@ for _ in range(20):
     off = registered()
     cycles.append((on["n_classes"], len(on["operators"]), off["n_classes"], off["scene_prop"]))
 out["cycles"] = cycles
+
+# All-or-nothing: make the 5th of our classes fail to register; enabling must fail and leave
+# nothing registered, and a later enable (the failure gone) must work.
+real = bpy.utils.register_class
+calls = {"n": 0}
+
+
+def failing(cls):
+    if ours(cls):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise ValueError("injected failure")
+    return real(cls)
+
+
+bpy.utils.register_class = failing
+try:
+    bpy.ops.preferences.addon_enable(module=MODULE)
+except Exception as exc:  # Blender may raise or just report
+    out["failed_enable_error"] = str(exc)
+finally:
+    bpy.utils.register_class = real
+out["after_failed_enable"] = registered()
+bpy.ops.preferences.addon_enable(module=MODULE)
+out["after_reenable"] = registered()
+bpy.ops.preferences.addon_disable(module=MODULE)
 print("RESULT " + json.dumps(out))

@@ -84,3 +84,9 @@ def test_install_enable_disable_cycles(built_zip, tmp_path):
     for n_on, n_ops, n_off, prop_off in res["cycles"]:
         assert (n_on, n_ops) == (on["n_classes"], len(on["operators"]))
         assert n_off == 0 and not prop_off
+    # a failure while registering leaves nothing behind, and the next enable works
+    failed = res["after_failed_enable"]
+    assert failed["n_classes"] == 0 and not failed["scene_prop"], failed
+    assert not failed["enabled"]
+    again = res["after_reenable"]
+    assert (again["n_classes"], again["operators"]) == (on["n_classes"], on["operators"])
