@@ -23,15 +23,15 @@ class JobError(ValueError):
 # --------------------------------------------------------------------------- checks
 
 
-def torch_missing_message() -> str | None:
+def dependencies_missing_message() -> str | None:
     """A plain sentence naming the missing dependencies, or ``None`` when all are there."""
     from .preferences import missing_dependencies
 
     missing = [pin.split("==")[0] for pin in missing_dependencies()]
     if missing:
         return (
-            f"Not installed in Blender's Python: {', '.join(missing)}. Open Edit → Preferences "
-            "→ Add-ons → Image2LEGO and press 'Install Dependencies'"
+            f"Missing in Blender's Python: {', '.join(missing)}. Install the Image2LEGO zip "
+            "built for this platform (it bundles them)"
         )
     return None
 
@@ -126,6 +126,8 @@ def finish(context, result, name: str | None = None, out_dir: Path | None = None
     if "fragments_dropped_cells" in (result.reports or {}):  # a photo's floating specks
         stats["fragments_dropped"] = int(result.reports["fragments_dropped_cells"])
     coll = lego_scene.build_model(context, model, name=name, method=method, stats=stats)
+    lego_scene.setup_scene(context.scene)
+    coll["i2l_warnings"] = model_warnings(stats, result.reports)
     if s is not None:
         s.display_mode = "colors"
     return coll
@@ -136,7 +138,7 @@ def image_steps(context):
     from . import properties
 
     s = settings_of(context)
-    msg = torch_missing_message()
+    msg = dependencies_missing_message()
     if msg:
         raise JobError(msg)
     path = check_image(properties.image_path(s))
@@ -165,7 +167,11 @@ def import_ldraw(context, path: str | os.PathLike):
     model = parse_ldr(p)
     s = settings_of(context)
     method = s.method if s is not None else lego_scene.DEFAULT_METHOD
-    return lego_scene.build_model(context, model, name=p.stem, method=method)
+    # never replaces a model already in the scene: a second import gets "stem.001"
+    name = lego_scene.unique_model_name(context, p.stem)
+    coll = lego_scene.build_model(context, model, name=name, method=method, replace=False)
+    lego_scene.setup_scene(context.scene)
+    return coll
 
 
 def current_model(context):
@@ -205,6 +211,28 @@ def export_parts(context, path, fmt: str = "csv", skip_unknown: bool = False) ->
         return partslist.write_parts(model, p, fmt, skip_unknown=skip_unknown)
     except OSError as exc:
         raise JobError(f"cannot write {p}: {exc.strerror or exc}") from exc
+
+
+# --------------------------------------------------------------------------- warnings
+
+
+def model_warnings(stats: dict, reports: dict | None = None) -> list[str]:
+    """Plain sentences for what the user must know about a built model (empty: all good)."""
+    out = []
+    if stats.get("connected") is False:
+        out.append("the model falls apart into separate pieces (not connected)")
+    if stats.get("stable") is False:
+        out.append(
+            f"the model is not stable (max stress {stats.get('max_stress', float('nan')):.2f}; "
+            "Highlight Stress shows where)"
+        )
+    if stats.get("unsupported"):
+        out.append(f"{stats['unsupported']} brick(s) rest on nothing")
+    rep = (reports or {}).get("stability")
+    unfixed = getattr(rep, "unrepairable", None)
+    if unfixed:
+        out.append(f"repair could not fix {len(unfixed)} brick(s)")
+    return out
 
 
 # --------------------------------------------------------------------------- stress display

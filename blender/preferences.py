@@ -1,30 +1,25 @@
-"""Add-on preferences: where the weights are, and getting the dependencies into Blender.
+"""Add-on preferences: where the weights are, and whether the bundled dependencies loaded.
 
-Blender's bundled Python has numpy but not torch, scipy, scikit-learn, scikit-image, Pillow,
-OpenCV or safetensors. The "Install Dependencies" button pip-installs the pinned versions (the
-same as ``requirements.lock``; a test keeps them equal) into the extension's own user folder
-(``extension_path_user(…, "site-packages")``), which :func:`register` puts on ``sys.path``.
-It only runs when Blender allows online access
-(Preferences → System → Network); the manifest declares the network permission.
+Blender's bundled Python has numpy but not scipy, scikit-learn, scikit-image, Pillow, OpenCV
+or safetensors. The extension zip bundles them as per-platform wheels (the manifest's
+``wheels``; ``tools/build_extension.py``), which Blender installs with the extension: nothing is
+downloaded, and torch is not needed (the network runs on numpy, :mod:`..core.npnet`). A zip
+built for another platform, or a build without wheels, shows here which modules are missing.
 """
 
 from __future__ import annotations
 
-import importlib
+import functools
 import importlib.util
-import subprocess
 import sys
 from pathlib import Path
 
 import bpy
 from bpy.props import StringProperty
 
-TORCH_PIN = "torch==2.13.0"
-#: CPU-only wheels: the default PyPI wheel for Linux pulls gigabytes of CUDA libraries.
-TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
-#: import name -> pinned requirement, for everything Blender's Python lacks.
+#: import name -> pinned requirement (the same as ``requirements.lock``; a test keeps them
+#: equal) of everything Image → LEGO needs that Blender's Python lacks.
 DEPENDENCIES = {
-    "torch": TORCH_PIN,
     "scipy": "scipy==1.17.1",
     "sklearn": "scikit-learn==1.9.1",
     "skimage": "scikit-image==0.26.0",
@@ -32,8 +27,6 @@ DEPENDENCIES = {
     "cv2": "opencv-python-headless==4.11.0.86",
     "safetensors": "safetensors==0.8.0",
 }
-#: Installed beside them so pip resolves against the numpy Blender ships, never numpy 2.
-NUMPY_PIN = "numpy==1.26.4"
 
 
 def _root_package() -> str:
@@ -47,10 +40,6 @@ ADDON_ID = _root_package()
 
 def shipped_weights_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "weights"
-
-
-def torch_available() -> bool:
-    return importlib.util.find_spec("torch") is not None
 
 
 def site_packages_dir(create: bool = False) -> Path | None:
@@ -80,92 +69,15 @@ def has_weights(path: Path | None = None) -> bool:
     return p.is_dir() and any(p.glob("*.safetensors"))
 
 
+@functools.cache
+def _missing() -> tuple[str, ...]:
+    return tuple(pin for mod, pin in DEPENDENCIES.items() if importlib.util.find_spec(mod) is None)
+
+
 def missing_dependencies() -> list[str]:
-    """Pinned requirements whose module cannot be imported here."""
-    return [pin for mod, pin in DEPENDENCIES.items() if importlib.util.find_spec(mod) is None]
-
-
-def install_commands(target: Path, pins: list[str] | None = None) -> list[list[str]]:
-    """pip commands installing ``pins`` (default: the missing ones) into ``target``."""
-    pins = missing_dependencies() if pins is None else pins
-    base = [sys.executable, "-m", "pip", "install", "--upgrade", "--target", str(target)]
-    cmds = []
-    if TORCH_PIN in pins:
-        index = ["--index-url", TORCH_CPU_INDEX] if sys.platform.startswith("linux") else []
-        cmds.append([*base, *index, TORCH_PIN, NUMPY_PIN])
-    rest = [p for p in pins if p != TORCH_PIN]
-    if rest:
-        cmds.append([*base, *rest, NUMPY_PIN])
-    return cmds
-
-
-def install_command(target: Path) -> list[str]:
-    """One process running every pip command of :func:`install_commands` in turn."""
-    import json
-
-    runner = (
-        "import json, subprocess, sys\nfor c in json.loads(sys.argv[1]): subprocess.check_call(c)"
-    )
-    return [sys.executable, "-c", runner, json.dumps(install_commands(target))]
-
-
-class IMAGE2LEGO_OT_install_torch(bpy.types.Operator):
-    """Install PyTorch and the other missing dependencies into this extension's own folder
-    (needs online access)"""
-
-    bl_idname = "image2lego.install_torch"
-    bl_label = "Install Dependencies"
-    bl_options = {"REGISTER"}
-
-    _proc = None
-    _timer = None
-
-    def execute(self, context):
-        if not bpy.app.online_access:
-            self.report(
-                {"ERROR"},
-                "Online access is disabled: enable Preferences → System → Network → "
-                "Allow Online Access, then press Install Dependencies again",
-            )
-            return {"CANCELLED"}
-        target = site_packages_dir(create=True)
-        if target is None:
-            self.report(
-                {"ERROR"},
-                "Image2LEGO is not installed as an extension, so it has no private folder; "
-                f"install {' '.join(missing_dependencies())} into Blender's Python yourself",
-            )
-            return {"CANCELLED"}
-        cmd = install_command(target)
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        wm = context.window_manager
-        if context.window is None:  # headless: just wait
-            out, _ = self._proc.communicate()
-            return self._finish(out)
-        self._timer = wm.event_timer_add(0.5, window=context.window)
-        wm.modal_handler_add(self)
-        self.report({"INFO"}, f"Installing {' '.join(missing_dependencies())} into {target} …")
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context, event):
-        if event.type != "TIMER" or self._proc.poll() is None:
-            return {"PASS_THROUGH"}
-        context.window_manager.event_timer_remove(self._timer)
-        out = self._proc.stdout.read() if self._proc.stdout else b""
-        return self._finish(out)
-
-    def _finish(self, out: bytes):
-        if self._proc.returncode != 0:
-            tail = out.decode("utf-8", "replace").strip().splitlines()[-3:]
-            self.report({"ERROR"}, "Installing the dependencies failed: " + " | ".join(tail))
-            return {"CANCELLED"}
-        _add_site_packages()
-        importlib.invalidate_caches()
-        left = missing_dependencies()
-        self.report(
-            {"INFO"}, "Dependencies installed" + (f"; restart Blender for {left}" if left else "")
-        )
-        return {"FINISHED"}
+    """Pinned requirements whose module cannot be imported here (looked up once per session:
+    the panel asks on every redraw)."""
+    return list(_missing())
 
 
 class Image2LegoPreferences(bpy.types.AddonPreferences):
@@ -190,18 +102,10 @@ class Image2LegoPreferences(bpy.types.AddonPreferences):
         box = layout.box()
         missing = missing_dependencies()
         if not missing:
-            box.label(
-                text="All dependencies are installed: Image → LEGO can run.", icon="CHECKMARK"
-            )
+            box.label(text="All dependencies are bundled and loaded.", icon="CHECKMARK")
         else:
             box.label(text="Missing: " + ", ".join(p.split("==")[0] for p in missing), icon="ERROR")
-            if TORCH_PIN not in missing:
-                box.label(text="PyTorch is installed; the LEGO conversion needs the others.")
-            else:
-                box.label(text="Image → LEGO needs PyTorch; LEGO conversion needs the others.")
-            if not bpy.app.online_access:
-                box.label(text="Enable Preferences → System → Network → Allow Online Access first.")
-            box.operator(IMAGE2LEGO_OT_install_torch.bl_idname, icon="IMPORT")
+            box.label(text="Install the Image2LEGO zip built for this platform.")
 
 
 _added_paths: list[str] = []
@@ -214,7 +118,7 @@ def _add_site_packages() -> None:
         _added_paths.append(str(p))
 
 
-classes = (IMAGE2LEGO_OT_install_torch, Image2LegoPreferences)
+classes = (Image2LegoPreferences,)
 
 
 def register() -> None:

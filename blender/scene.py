@@ -352,7 +352,8 @@ def build_model(
     scene = context.scene
     reuse = None
     if replace:
-        olds = [c for c in bpy.data.collections if c.get(MARK_KEY) == name]
+        # only this scene's models: a same-named model in another scene is not ours to delete
+        olds = [c for c in model_collections(context) if c.get(MARK_KEY) == name]
         if (
             method == "objects"
             and olds
@@ -390,6 +391,60 @@ def build_model(
     else:
         _build_geonodes(coll, model, n_steps, pos, rot, part_ids)
     return coll
+
+
+def unique_model_name(context, name: str) -> str:
+    """``name``, or ``name.001``, ``name.002`` … when the scene already has a model so named."""
+    taken = {c.get(MARK_KEY) for c in model_collections(context)}
+    if name not in taken:
+        return name
+    k = 1
+    while f"{name}.{k:03d}" in taken:
+        k += 1
+    return f"{name}.{k:03d}"
+
+
+LIGHT_KEY = "i2l_light"
+
+
+def setup_scene(scene) -> list[str]:
+    """Make an F12 render of a fresh scene look right; change only what is still default.
+
+    A world (soft grey) when the scene has none, a key and a fill light when it has no light
+    at all, and millimetres as the display unit while it is still metres (a model is ~10 cm).
+    Returns what it changed."""
+    changed = []
+    if scene.world is None:
+        world = bpy.data.worlds.new("LEGO World")
+        world.color = (0.05, 0.05, 0.055)
+        if hasattr(world, "use_nodes") and bpy.app.version < (5, 0, 0):
+            world.use_nodes = True
+        tree = getattr(world, "node_tree", None)
+        bg = tree.nodes.get("Background") if tree is not None else None
+        if bg is not None:
+            bg.inputs["Color"].default_value = (0.6, 0.62, 0.65, 1.0)
+            bg.inputs["Strength"].default_value = 0.6
+        scene.world = world
+        changed.append("world")
+    if not any(o.type == "LIGHT" for o in scene.objects):
+        for name, kind, energy, loc, rot in (
+            ("LEGO Key Light", "SUN", 3.0, (0.3, -0.3, 0.4), (0.8, 0.0, 0.7)),
+            ("LEGO Fill Light", "AREA", 20.0, (-0.3, -0.2, 0.25), (1.1, 0.0, -0.9)),
+        ):
+            light = bpy.data.lights.new(name, kind)
+            light.energy = energy
+            if kind == "AREA":
+                light.size = 0.3
+            ob = bpy.data.objects.new(name, light)
+            ob.location, ob.rotation_euler = loc, rot
+            ob[LIGHT_KEY] = True
+            scene.collection.objects.link(ob)
+        changed.append("lights")
+    us = scene.unit_settings
+    if us.system == "METRIC" and us.length_unit == "METERS" and abs(us.scale_length - 1) < 1e-9:
+        us.length_unit = "MILLIMETERS"
+        changed.append("millimetres")
+    return changed
 
 
 def _new_step_parent(s: int):

@@ -1,5 +1,5 @@
-"""Build operators: Image → LEGO (modal, cancellable), Voxels → LEGO, input preview and the
-stress highlight toggle. The work lives in :mod:`..blender.jobs`."""
+"""Build operators: Image → LEGO and Voxels → LEGO (worker thread + modal timer, cancellable),
+input preview and the stress highlight toggle. The work lives in :mod:`..blender.jobs`."""
 
 from __future__ import annotations
 
@@ -9,10 +9,21 @@ from bpy_extras.io_utils import ImportHelper
 
 from ..blender import jobs
 from ..blender import scene as lego_scene
+from ..blender.background import StepJob
+
+
+def _built(op, context, coll) -> None:
+    """Report the built model, with a WARNING for everything the user must know."""
+    n = len(lego_scene.model_from_collection(coll))
+    warnings = list(coll.get("i2l_warnings", []))
+    if warnings:
+        op.report({"WARNING"}, f"{coll.name}: {n} bricks, but " + "; ".join(warnings))
+    else:
+        op.report({"INFO"}, f"{coll.name}: {n} bricks")
 
 
 def _run_steps(op, context, steps, out_dir, name=None):
-    """Drive a step generator to the end synchronously, with status-bar progress."""
+    """Drive a step generator to the end synchronously (headless: no window, no timers)."""
     wm = context.window_manager
     wm.progress_begin(0, 100)
     try:
@@ -29,7 +40,7 @@ def _run_steps(op, context, steps, out_dir, name=None):
         return {"CANCELLED"}
     finally:
         wm.progress_end()
-    op.report({"INFO"}, f"{coll.name}: {len(lego_scene.model_from_collection(coll))} bricks")
+    _built(op, context, coll)
     return {"FINISHED"}
 
 
@@ -39,47 +50,34 @@ def _message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class IMAGE2LEGO_OT_image_to_lego(bpy.types.Operator):
-    """Turn the input image into a LEGO model (ESC cancels)"""
+class _BackgroundJob:
+    """Mixin: run a step generator on a worker thread (:mod:`..blender.background`) while a
+    modal timer shows its progress; ESC cancels at once and the scene stays as it was."""
 
-    bl_idname = "image2lego.image_to_lego"
-    bl_label = "Image → LEGO"
-    bl_options = {"REGISTER", "UNDO"}
-
+    _label = "Image2LEGO"
+    _job = None
     _timer = None
-    _steps = None
     _out_dir = None
+    _name = None
 
-    @classmethod
-    def poll(cls, context):
-        s = getattr(context.scene, "image2lego", None)
-        return s is not None and bool(s.image_path)
+    #: set by ``invoke`` (the UI); ``execute`` alone (scripts, ``bpy.ops…()``) runs synchronously
+    _interactive = False
 
-    def _start(self, context):
-        try:
-            return jobs.image_steps(context)
-        except Exception as exc:  # noqa: BLE001
-            self.report({"ERROR"}, _message(exc))
-            return None
-
-    def execute(self, context):
-        started = self._start(context)
-        if started is None:
-            return {"CANCELLED"}
-        return _run_steps(self, context, *started)
-
-    def invoke(self, context, event):
-        if context.window is None:
-            return self.execute(context)
-        started = self._start(context)
-        if started is None:
-            return {"CANCELLED"}
-        self._steps, self._out_dir = started
+    def _launch(self, context, steps, out_dir, name=None):
+        if not self._interactive or context.window is None or bpy.app.background:
+            return _run_steps(self, context, steps, out_dir, name)
+        self._out_dir, self._name = out_dir, name
+        self._job = StepJob(steps).start()
         wm = context.window_manager
         wm.progress_begin(0, 100)
-        self._timer = wm.event_timer_add(0.05, window=context.window)
+        self._timer = wm.event_timer_add(0.1, window=context.window)
         wm.modal_handler_add(self)
+        self._status(context, f"{self._label}: starting (ESC cancels)")
         return {"RUNNING_MODAL"}
+
+    def _status(self, context, text) -> None:
+        if context.workspace is not None:
+            context.workspace.status_text_set(text)
 
     def _stop(self, context):
         wm = context.window_manager
@@ -87,45 +85,68 @@ class IMAGE2LEGO_OT_image_to_lego(bpy.types.Operator):
             wm.event_timer_remove(self._timer)
             self._timer = None
         wm.progress_end()
-        if context.workspace is not None:
-            context.workspace.status_text_set(None)
+        self._status(context, None)
 
     def modal(self, context, event):
-        if event.type == "ESC":
-            self._steps.close()
+        if event.type == "ESC" and event.value == "PRESS":
+            self._job.cancel()
             self._stop(context)
-            self.report({"WARNING"}, "Image → LEGO cancelled; nothing changed")
+            self.report({"WARNING"}, f"{self._label} cancelled; nothing changed")
             return {"CANCELLED"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        try:
-            p = next(self._steps)
-        except StopIteration as stop:
-            try:
-                coll = jobs.finish(context, stop.value, out_dir=self._out_dir)
-            except Exception as exc:  # noqa: BLE001
-                self._stop(context)
-                self.report({"ERROR"}, _message(exc))
-                return {"CANCELLED"}
-            self._stop(context)
-            self.report({"INFO"}, f"{coll.name}: built")
-            return {"FINISHED"}
+        state, value = self._job.poll()
+        if state == "running":
+            if value is not None:
+                context.window_manager.progress_update(int(value.fraction * 100))
+                self._status(context, f"{self._label}: {value.message} (ESC cancels)")
+            return {"PASS_THROUGH"}
+        self._stop(context)
+        if state == "error":
+            self.report({"ERROR"}, _message(value))
+            return {"CANCELLED"}
+        try:  # the scene is built on the main thread, from the finished result only
+            coll = jobs.finish(context, value, name=self._name, out_dir=self._out_dir)
         except Exception as exc:  # noqa: BLE001
-            self._stop(context)
             self.report({"ERROR"}, _message(exc))
             return {"CANCELLED"}
-        context.window_manager.progress_update(int(p.fraction * 100))
-        if context.workspace is not None:
-            context.workspace.status_text_set(f"Image → LEGO: {p.message} (ESC cancels)")
-        return {"RUNNING_MODAL"}
+        _built(self, context, coll)
+        return {"FINISHED"}
 
 
-class IMAGE2LEGO_OT_voxels_to_lego(bpy.types.Operator, ImportHelper):
+class IMAGE2LEGO_OT_image_to_lego(_BackgroundJob, bpy.types.Operator):
+    """Turn the input image into a LEGO model (runs in the background; ESC cancels)"""
+
+    bl_idname = "image2lego.image_to_lego"
+    bl_label = "Image → LEGO"
+    bl_options = {"REGISTER", "UNDO"}
+    _label = "Image → LEGO"
+
+    @classmethod
+    def poll(cls, context):
+        s = getattr(context.scene, "image2lego", None)
+        return s is not None and bool(s.image_path)
+
+    def execute(self, context):
+        try:
+            steps, out_dir = jobs.image_steps(context)
+        except Exception as exc:  # noqa: BLE001
+            self.report({"ERROR"}, _message(exc))
+            return {"CANCELLED"}
+        return self._launch(context, steps, out_dir)
+
+    def invoke(self, context, event):
+        self._interactive = True
+        return self.execute(context)
+
+
+class IMAGE2LEGO_OT_voxels_to_lego(_BackgroundJob, bpy.types.Operator, ImportHelper):
     """Build a LEGO model from a voxel grid (.npy/.npz bool array [x, y, z], Z up)"""
 
     bl_idname = "image2lego.voxels_to_lego"
     bl_label = "Voxels → LEGO"
     bl_options = {"REGISTER", "UNDO"}
+    _label = "Voxels → LEGO"
 
     filename_ext = ".npy"
     filter_glob: StringProperty(default="*.npy;*.npz", options={"HIDDEN"})
@@ -136,7 +157,11 @@ class IMAGE2LEGO_OT_voxels_to_lego(bpy.types.Operator, ImportHelper):
         except Exception as exc:  # noqa: BLE001
             self.report({"ERROR"}, _message(exc))
             return {"CANCELLED"}
-        return _run_steps(self, context, steps, out_dir)
+        return self._launch(context, steps, out_dir)
+
+    def invoke(self, context, event):
+        self._interactive = True
+        return ImportHelper.invoke(self, context, event)
 
 
 class IMAGE2LEGO_OT_preview_input(bpy.types.Operator):

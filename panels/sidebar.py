@@ -27,7 +27,7 @@ class IMAGE2LEGO_PT_main(_Base, bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         s = context.scene.image2lego
-        msg = jobs.torch_missing_message()
+        msg = jobs.dependencies_missing_message()
         if msg:
             box = layout.box()
             box.label(text=msg.split(". ")[0] + ".", icon="ERROR")

@@ -13,8 +13,8 @@ bpy = pytest.importorskip("bpy")
 pytestmark = pytest.mark.bpy
 
 import image2lego  # noqa: E402
+from image2lego.blender import jobs, preferences  # noqa: E402
 from image2lego.blender import materials as mats  # noqa: E402
-from image2lego.blender import preferences  # noqa: E402
 from image2lego.blender import scene as lego_scene  # noqa: E402
 from image2lego.core.pipeline import PipelineOptions, run, voxels_to_lego_steps  # noqa: E402
 from image2lego.lego import ldraw, partslist  # noqa: E402
@@ -253,11 +253,11 @@ def test_highlight_stress_toggles(scene, voxel_file):
     assert scene.display_mode == "colors"
 
 
-def test_install_torch_needs_online_access(scene):
-    if bpy.app.online_access:
-        pytest.skip("online access is enabled here; the install would really run")
-    with pytest.raises(RuntimeError, match="Online access is disabled"):
-        bpy.ops.image2lego.install_torch()
+def test_no_pip_install_and_no_torch_needed(scene):
+    """Dependencies come bundled: there is no install operator, and torch is not one of them."""
+    assert "install_torch" not in dir(bpy.ops.image2lego)
+    assert "torch" not in preferences.DEPENDENCIES
+    assert jobs.dependencies_missing_message() is None  # the test venv has them all
 
 
 def test_preferences_id_is_the_root_package():
@@ -310,3 +310,50 @@ def test_repair_settings_reach_the_pipeline(scene):
     assert scene.drop_fragments and properties.pipeline_options(scene).drop_fragments == 0.05
     scene.drop_fragments = False
     assert properties.pipeline_options(scene).drop_fragments == 0.0
+
+
+def test_models_are_scoped_to_their_scene(scene, voxel_file):
+    """Building "LEGO Model" in Scene 2 leaves Scene 1's "LEGO Model" alone."""
+    assert bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file)) == {"FINISHED"}
+    first = lego_scene.find_model_collection(bpy.context)
+    n_first = len(first.all_objects)
+    s2 = bpy.data.scenes.new("Scene 2")
+    with bpy.context.temp_override(scene=s2):
+        s2.image2lego.model_name = first[lego_scene.MARK_KEY]
+        assert bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file)) == {"FINISHED"}
+        second = lego_scene.find_model_collection(bpy.context)
+    assert second != first and first.name in bpy.data.collections
+    assert len(first.all_objects) == n_first
+
+
+def test_import_ldraw_twice_keeps_both(scene, voxel_file, tmp_path):
+    bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
+    built = lego_scene.find_model_collection(bpy.context)[lego_scene.MARK_KEY]
+    out = tmp_path / "twice.ldr"
+    bpy.ops.image2lego.export_ldraw(filepath=str(out))
+    bpy.ops.image2lego.import_ldraw(filepath=str(out))
+    bpy.ops.image2lego.import_ldraw(filepath=str(out))
+    names = sorted(c[lego_scene.MARK_KEY] for c in lego_scene.model_collections(bpy.context))
+    assert names == sorted([built, "twice", "twice.001"])
+
+
+def test_build_sets_up_world_lights_and_millimetres(scene, voxel_file):
+    sc = bpy.context.scene
+    assert sc.world is None and not [o for o in sc.objects if o.type == "LIGHT"]
+    bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
+    assert sc.world is not None
+    assert len([o for o in sc.objects if o.type == "LIGHT"]) == 2
+    assert sc.unit_settings.length_unit == "MILLIMETERS"
+    sc.unit_settings.length_unit = "CENTIMETERS"  # the user's choice is kept on a rebuild
+    bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
+    assert sc.unit_settings.length_unit == "CENTIMETERS"
+    assert len([o for o in sc.objects if o.type == "LIGHT"]) == 2
+
+
+def test_warnings_are_reported(scene):
+    from image2lego.blender import jobs
+
+    stats = {"connected": False, "stable": False, "max_stress": 3.5, "unsupported": 2}
+    w = jobs.model_warnings(stats)
+    assert len(w) == 3 and "not connected" in w[0] and "3.50" in w[1]
+    assert jobs.model_warnings({"connected": True, "stable": True, "unsupported": 0}) == []

@@ -1,4 +1,4 @@
-"""The add-on's "Install Dependencies" pins are the versions the project is tested with."""
+"""The add-on's dependency pins are the versions the project is tested with and bundles."""
 
 from __future__ import annotations
 
@@ -18,15 +18,21 @@ def _lock() -> dict[str, str]:
     return out
 
 
-def test_install_pins_match_the_lock(tmp_path):
+def test_dependency_pins_match_the_lock_and_the_bundled_wheels():
+    import importlib.util
+
     from image2lego.blender import preferences as prefs
 
+    spec = importlib.util.spec_from_file_location(
+        "build_ext", REPO / "tools" / "build_extension.py"
+    )
+    build_ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build_ext)
     lock = _lock()
-    for pin in [*prefs.DEPENDENCIES.values(), prefs.NUMPY_PIN]:
+    bundled = {p.lower() for p in build_ext.pins()}
+    for pin in prefs.DEPENDENCIES.values():
         name, ver = pin.split("==")
         assert lock.get(name.lower()) == ver, f"{pin} differs from requirements.lock"
-    cmds = prefs.install_commands(tmp_path, list(prefs.DEPENDENCIES.values()))
-    flat = [a for c in cmds for a in c]
-    assert all(pin in flat for pin in prefs.DEPENDENCIES.values())
-    assert all(c[c.index("--target") + 1] == str(tmp_path) for c in cmds)
+        assert pin.lower() in bundled, f"{pin} is not bundled as a wheel"
+    assert not any(p.startswith(("numpy", "torch")) for p in bundled)
     assert prefs.missing_dependencies() == []  # the test venv has everything
