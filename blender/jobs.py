@@ -158,6 +158,47 @@ def voxel_steps(context, path: str | os.PathLike):
     return voxels_to_lego_steps(grid, pipeline_options(context)), out_dir
 
 
+def brickify_steps(context):
+    """Selected mesh objects → (step generator, out_dir, model name): voxelized at the chosen
+    resolution with colours from their textures / vertex colours / materials, then through the
+    same lego/ pipeline as a prediction. Mesh data is read here, on the main thread; the
+    generator touches no bpy data (it runs on the worker)."""
+    from ..core.pipeline import Progress, voxels_to_lego_steps
+    from ..lego.meshvox import voxelize
+    from . import properties
+    from .meshcolors import mesh_triangles
+
+    obs = [
+        o
+        for o in getattr(context, "selected_objects", [])
+        if o.type == "MESH"
+        and not any(lego_scene.is_model_collection(c) for c in o.users_collection)
+    ]
+    if not obs:
+        raise JobError(
+            "select one or more mesh objects to brickify (LEGO models themselves are skipped)"
+        )
+    s = settings_of(context)
+    out_dir = check_output_dir(properties.output_dir(s)) if s is not None else None
+    tris, sampler = mesh_triangles(obs, context.evaluated_depsgraph_get())
+    opts = pipeline_options(context)
+    if sampler is not None and opts.convert.color_mode == "single":
+        opts.convert.color_mode = "photo"  # the mesh has colours: use them
+    res = opts.resolution
+    name = lego_scene.unique_model_name(context, f"{obs[0].name} LEGO")
+
+    def steps():
+        yield Progress(0.05, f"Voxelizing {len(tris)} triangles at {res}³")
+        grid, colors = voxelize(tris, res, sample_colors=sampler)
+        if not grid.any():
+            raise JobError("the selected mesh gave no voxels")
+        if colors is None:
+            opts.convert.color_mode = "single"
+        return (yield from voxels_to_lego_steps(grid, opts, colors=colors))
+
+    return steps(), out_dir, name
+
+
 def import_ldraw(context, path: str | os.PathLike):
     from ..lego.ldraw import parse_ldr
 

@@ -25,7 +25,6 @@ RESOLUTION_ITEMS = [
     ("8", "8³", "8 × 8 × 8 voxels"),
     ("16", "16³", "16 × 16 × 16 voxels"),
     ("32", "32³", "32 × 32 × 32 voxels"),
-    ("64", "64³", "64 × 64 × 64 voxels (only when the installed weights include it)"),
 ]
 
 

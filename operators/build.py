@@ -164,6 +164,32 @@ class IMAGE2LEGO_OT_voxels_to_lego(_BackgroundJob, bpy.types.Operator, ImportHel
         return ImportHelper.invoke(self, context, event)
 
 
+class IMAGE2LEGO_OT_brickify_selected(_BackgroundJob, bpy.types.Operator):
+    """Turn the selected mesh objects into a LEGO model, coloured from their textures, vertex
+    colours or materials (runs in the background; ESC cancels)"""
+
+    bl_idname = "image2lego.brickify_selected"
+    bl_label = "Brickify Selected"
+    bl_options = {"REGISTER", "UNDO"}
+    _label = "Brickify"
+
+    @classmethod
+    def poll(cls, context):
+        return any(o.type == "MESH" for o in getattr(context, "selected_objects", []))
+
+    def execute(self, context):
+        try:
+            steps, out_dir, name = jobs.brickify_steps(context)
+        except Exception as exc:  # noqa: BLE001
+            self.report({"ERROR"}, _message(exc))
+            return {"CANCELLED"}
+        return self._launch(context, steps, out_dir, name)
+
+    def invoke(self, context, event):
+        self._interactive = True
+        return self.execute(context)
+
+
 class IMAGE2LEGO_OT_preview_input(bpy.types.Operator):
     """Show the grayscale image and the mask the network will see"""
 
@@ -209,6 +235,7 @@ class IMAGE2LEGO_OT_highlight_stress(bpy.types.Operator):
 classes = (
     IMAGE2LEGO_OT_image_to_lego,
     IMAGE2LEGO_OT_voxels_to_lego,
+    IMAGE2LEGO_OT_brickify_selected,
     IMAGE2LEGO_OT_preview_input,
     IMAGE2LEGO_OT_highlight_stress,
 )
