@@ -30,6 +30,11 @@ class IMAGE2LEGO_OT_import_ldraw(bpy.types.Operator, ImportHelper):
     filename_ext = ".ldr"
     filter_glob: StringProperty(default="*.ldr;*.mpd", options={"HIDDEN"})
 
+    def invoke(self, context, event):
+        if self.filepath:  # dropped on the 3D Viewport (file handler): no file browser
+            return self.execute(context)
+        return ImportHelper.invoke(self, context, event)
+
     def execute(self, context):
         try:
             coll = jobs.import_ldraw(context, self.filepath)

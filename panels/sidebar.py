@@ -31,11 +31,13 @@ class IMAGE2LEGO_PT_main(_Base, bpy.types.Panel):
         if msg:
             box = layout.box()
             box.label(text=msg.split(". ")[0] + ".", icon="ERROR")
-            box.label(text="Edit → Preferences → Add-ons → Image2LEGO → Install Dependencies.")
+            box.label(text="Install the Image2LEGO zip built for this platform.")
         layout.prop(s, "model_name")
         row = layout.row(align=True)
         row.scale_y = 1.4
         row.operator("image2lego.image_to_lego", icon="IMAGE_DATA")
+        row = layout.row(align=True)
+        row.operator("image2lego.brickify_selected", icon="MESH_CUBE")
         row = layout.row(align=True)
         row.operator("image2lego.voxels_to_lego", icon="MESH_GRID")
         row.operator("image2lego.import_ldraw", icon="IMPORT")
@@ -132,6 +134,40 @@ def _yes_no(v) -> str:
     return "unknown" if v is None else ("yes" if v else "no")
 
 
+class IMAGE2LEGO_PT_this_model(_Base, bpy.types.Panel):
+    """The active model: the settings it was built with (editable), Update and Remove, and
+    what to do with it next (instructions, build animation)."""
+
+    bl_idname = "IMAGE2LEGO_PT_this_model"
+    bl_label = "Active Model"
+    bl_parent_id = "IMAGE2LEGO_PT_main"
+
+    def draw(self, context):
+        layout = self.layout
+        coll = lego_scene.find_model_collection(context)
+        if coll is None:
+            layout.label(text="No LEGO model in the scene yet.")
+            return
+        layout.label(text=coll.name, icon="OUTLINER_COLLECTION")
+        for w in coll.get("i2l_warnings", []):
+            layout.label(text=w[:1].upper() + w[1:], icon="ERROR")
+        ms = getattr(coll, "image2lego", None)
+        if ms is not None:
+            col = layout.column(align=True)
+            col.label(text="Built with:")
+            for key in ("image_path", "resolution", "hollow", "brick_types", "color_mode"):
+                if hasattr(ms, key):
+                    col.prop(ms, key)
+        row = layout.row(align=True)
+        row.operator("image2lego.update_model", icon="FILE_REFRESH")
+        row.operator("image2lego.remove_model", icon="TRASH")
+        col = layout.column(align=True)
+        col.operator("image2lego.render_instructions", icon="RENDER_STILL")
+        row = col.row(align=True)
+        row.operator("image2lego.animate_build", icon="RENDER_ANIMATION")
+        row.operator("image2lego.clear_animation", icon="X")
+
+
 class IMAGE2LEGO_PT_stats(_Base, bpy.types.Panel):
     bl_idname = "IMAGE2LEGO_PT_stats"
     bl_label = "Stats"
@@ -180,6 +216,7 @@ classes = (
     IMAGE2LEGO_PT_colors,
     IMAGE2LEGO_PT_bricks,
     IMAGE2LEGO_PT_output,
+    IMAGE2LEGO_PT_this_model,
     IMAGE2LEGO_PT_stats,
 )
 

@@ -357,3 +357,35 @@ def test_warnings_are_reported(scene):
     w = jobs.model_warnings(stats)
     assert len(w) == 3 and "not connected" in w[0] and "3.50" in w[1]
     assert jobs.model_warnings({"connected": True, "stable": True, "unsupported": 0}) == []
+
+
+def _datablocks():
+    return {
+        k: len(getattr(bpy.data, k))
+        for k in ("objects", "meshes", "collections", "node_groups", "materials")
+    }
+
+
+@pytest.mark.parametrize("method", ["objects", "geonodes"])
+def test_remove_model_leaves_no_orphans(scene, voxel_file, method):
+    scene.method = method
+    before = _datablocks()
+    bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
+    lights = [o for o in bpy.context.scene.objects if o.type == "LIGHT"]  # scene setup stays
+    assert _datablocks() != before
+    assert bpy.ops.image2lego.remove_model("EXEC_DEFAULT") == {"FINISHED"}
+    after = _datablocks()
+    after["objects"] -= len(lights)
+    assert after == before, (before, after)
+    assert lego_scene.find_model_collection(bpy.context) is None
+
+
+def test_menus_and_file_handlers_are_registered(scene):
+    import image2lego.operators.model as model_ops
+
+    for menu, fn in model_ops._MENUS:
+        assert fn in getattr(bpy.types, menu)._dyn_ui_initialize(), menu
+    fhs = {c.bl_idname for c in bpy.types.FileHandler.__subclasses__() if c.is_registered}
+    assert {"IMAGE2LEGO_FH_ldraw", "IMAGE2LEGO_FH_image"} <= fhs
+    for op in ("remove_model", "update_model", "open_image", "brickify_selected"):
+        assert op in dir(bpy.ops.image2lego)
