@@ -34,7 +34,9 @@ RUNTIME_PACKAGES = (
     "scipy",
     "scikit-learn",
     "joblib",
+    "cloudpickle",
     "threadpoolctl",
+    "narwhals",
     "scikit-image",
     "networkx",
     "ImageIO",
@@ -45,8 +47,8 @@ RUNTIME_PACKAGES = (
     "opencv-python-headless",
     "safetensors",
 )
-#: Blender's platform names → pip platform tags accepted (oldest OS first; macOS ≤ 12 so the
-#: zip runs on every macOS that Blender 4.2-5.2 supports from 12 on).
+#: Blender's platform names → pip platform tags accepted (oldest OS first). macOS: up to 13.0,
+#: because the pinned OpenCV has no older macOS wheel; the zips need macOS 13+.
 PLATFORMS = {
     "linux-x64": [
         "manylinux2014_x86_64",
@@ -56,7 +58,7 @@ PLATFORMS = {
         "manylinux_2_28_x86_64",
     ],
     "windows-x64": ["win_amd64"],
-    "macos-arm64": ["macosx_11_0_arm64", "macosx_12_0_arm64"],
+    "macos-arm64": ["macosx_11_0_arm64", "macosx_12_0_arm64", "macosx_13_0_arm64"],
     "macos-x64": [
         "macosx_10_9_x86_64",
         "macosx_10_13_x86_64",
@@ -64,6 +66,7 @@ PLATFORMS = {
         "macosx_10_15_x86_64",
         "macosx_11_0_x86_64",
         "macosx_12_0_x86_64",
+        "macosx_13_0_x86_64",
     ],
 }
 PYTHONS = ("3.11", "3.13")  # Blender 4.2-5.0, Blender 5.1+

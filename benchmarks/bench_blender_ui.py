@@ -1,0 +1,95 @@
+"""How long Image → LEGO blocks Blender's main thread (the UI freezes for that long).
+
+Before (the old modal operator): every pipeline step ran on the main thread inside one timer
+tick, so the longest step is the longest freeze. After: the steps run on a worker thread
+(``blender/background.py``); the main thread only polls every 10 ms (the operator's timer is
+0.1 s) and builds the scene at the end. Reports the longest and the median main-thread block
+of each, for the same photo and settings, in bpy (background mode).
+
+    python benchmarks/bench_blender_ui.py [--image examples/chair.png] [--repeat 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--image", type=Path, default=REPO / "examples" / "chair.png")
+    args = ap.parse_args(argv)
+
+    import bpy
+
+    import image2lego
+    from image2lego.blender import jobs
+    from image2lego.blender.background import StepJob
+
+    image2lego.register()
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    s = bpy.context.scene.image2lego
+    s.image_path = str(args.image)
+
+    # before: one step per timer tick on the main thread
+    steps, out_dir = jobs.image_steps(bpy.context)
+    before, label = [], "start"
+    while True:
+        t = time.perf_counter()
+        try:
+            p = next(steps)
+        except StopIteration as stop:
+            result = stop.value
+            before.append((label, time.perf_counter() - t))
+            break
+        before.append((label, time.perf_counter() - t))
+        label = p.message
+    t = time.perf_counter()
+    jobs.finish(bpy.context, result)
+    build_before = time.perf_counter() - t
+
+    # after: worker thread, main thread polls
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.scene.image2lego.image_path = str(args.image)
+    steps, out_dir = jobs.image_steps(bpy.context)
+    job = StepJob(steps).start()
+    polls = []
+    t0 = time.perf_counter()
+    while True:
+        t = time.perf_counter()
+        state, value = job.poll()
+        polls.append(time.perf_counter() - t)
+        if state != "running":
+            break
+        time.sleep(0.01)
+    total = time.perf_counter() - t0
+    if state != "done":
+        print(f"job ended with {state}: {value}", file=sys.stderr)
+        return 1
+    t = time.perf_counter()
+    jobs.finish(bpy.context, value)
+    build_after = time.perf_counter() - t
+
+    print("before (one step per tick on the main thread):")
+    for lab, dt in before:
+        print(f"  {dt * 1000:9.1f} ms  {lab}")
+    print(f"  {build_before * 1000:9.1f} ms  building the scene")
+    worst_before = max([dt for _, dt in before] + [build_before])
+    print(f"after: {len(polls)} polls over {total:.1f} s of work on the worker thread")
+    print(f"  poll median {statistics.median(polls) * 1e6:.1f} µs, max {max(polls) * 1000:.2f} ms")
+    print(f"  {build_after * 1000:9.1f} ms  building the scene (main thread)")
+    worst_after = max(max(polls), build_after)
+    print(
+        f"longest main-thread block: {worst_before * 1000:.0f} ms → {worst_after * 1000:.0f} ms "
+        f"({worst_before / worst_after:.0f}× shorter)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
