@@ -47,7 +47,8 @@ def _setup_plastic(mat: bpy.types.Material, rgb_srgb) -> None:
     lin = tuple(srgb_to_linear(c) for c in rgb_srgb)
     mat.diffuse_color = (*lin, 1.0)
     mat.roughness = 0.3
-    mat.use_nodes = True
+    if mat.node_tree is None or bpy.app.version < (5, 1, 0):  # use_nodes: deprecated in 5.1
+        mat.use_nodes = True
     bsdf = next((n for n in mat.node_tree.nodes if n.type == "BSDF_PRINCIPLED"), None)
     if bsdf is None:  # pragma: no cover - default material always has one
         bsdf = mat.node_tree.nodes.new("ShaderNodeBsdfPrincipled")

@@ -95,6 +95,11 @@ class IMAGE2LEGO_OT_export_parts(bpy.types.Operator, ExportHelper):
     def poll(cls, context):
         return _has_model(context)
 
+    def check(self, context):
+        # the file browser's extension follows the format (BrickLink writes .xml)
+        self.filename_ext = jobs.PARTS_EXT[self.format]
+        return ExportHelper.check(self, context)
+
     def execute(self, context):
         try:
             path = jobs.export_parts(context, self.filepath, self.format, self.skip_unknown)
