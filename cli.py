@@ -10,10 +10,17 @@ booklet) and ``model.blend``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+from .lego.errors import Image2LegoError, get_logger
+
+log = get_logger()
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 VOXEL_SUFFIXES = {".npy", ".npz"}
@@ -108,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="photo: rectangle around the object in pixels (left,top,right,bottom); "
         "background removal starts from it",
     )  # fmt: skip
-    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors and warnings only")
+    p.add_argument("-v", "--verbose", action="store_true", help="print debugging messages too")
     return p
 
 
@@ -149,23 +157,46 @@ def _options(args):
     )
 
 
+def log_level(args: argparse.Namespace) -> int:
+    """``-q`` → warnings and errors only, ``-v`` → debug messages too, else info."""
+    if args.quiet:
+        return logging.WARNING
+    return logging.DEBUG if args.verbose else logging.INFO
+
+
+@contextlib.contextmanager
+def logging_to_stdout(level: int) -> Iterator[logging.Logger]:
+    """Send the ``image2lego`` logger's records to the current ``sys.stdout`` as plain lines
+    for the duration of one command, then detach (so repeated ``main()`` calls, as in the
+    tests, neither duplicate lines nor write into a closed stream)."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    old_level, old_propagate = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(level)
+    log.propagate = False
+    try:
+        yield log
+    finally:
+        handler.flush()
+        log.removeHandler(handler)
+        log.setLevel(old_level)
+        log.propagate = old_propagate
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
-    try:
-        return _run(args, log)
-    except (ValueError, TypeError, OSError, KeyError) as exc:
-        print(f"image2lego: error: {exc}", file=sys.stderr)
-        return 2
-    except RuntimeError as exc:
-        # WeightsError (missing/corrupt weights) is a RuntimeError; anything else is a bug
-        if type(exc).__name__ != "WeightsError":
-            raise
-        print(f"image2lego: error: {exc}", file=sys.stderr)
-        return 2
+    with logging_to_stdout(log_level(args)):
+        try:
+            return _run(args)
+        except (Image2LegoError, ValueError, TypeError, OSError, KeyError) as exc:
+            # Image2LegoError: every error the user can cause (bad image, voxel or LDraw file,
+            # missing/corrupt weights, …); the built-in ones: argument checks and the disk
+            print(f"image2lego: error: {exc}", file=sys.stderr)
+            return 2
 
 
-def _run(args, log) -> int:
+def _run(args: argparse.Namespace) -> int:
     from . import outputs
     from .core import pipeline
 
@@ -189,7 +220,7 @@ def _run(args, log) -> int:
             f"{src.name}: unsupported input type {suffix!r}; give an image "
             f"({', '.join(sorted(IMAGE_SUFFIXES))}) or a voxel grid (.npy, .npz)"
         )
-    result = pipeline.run(steps, lambda p: log(f"[{p.fraction:4.0%}] {p.message}"))
+    result = pipeline.run(steps, lambda p: log.info(f"[{p.fraction:4.0%}] {p.message}"))
     written = outputs.write_all(
         result,
         args.out,
@@ -198,16 +229,15 @@ def _run(args, log) -> int:
         instructions=not args.no_instructions,
         blend=not args.no_blend,
         source=src,
-        log=log,
     )
     summary = outputs.summary(result)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
-    log(json.dumps(summary, indent=2))
+    log.info(json.dumps(summary, indent=2))
     stability = result.reports.get("stability")
     if stability is not None:
-        log(stability.summary())
+        log.info(stability.summary())
     for kind, path in written.items():
-        log(f"  {kind:>13}: {path}")
+        log.info(f"  {kind:>13}: {path}")
     return 0
 
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from .core.pipeline import PipelineResult
+from .lego.errors import get_logger
 from .lego.fileio import atomic_write_bytes, atomic_write_text, check_output_dir
+
+log = get_logger()
 
 PARTS_FILES = {"csv": "parts.csv", "bricklink": "bricklink.xml", "rebrickable": "rebrickable.csv"}
 
@@ -87,7 +89,6 @@ def write_all(
     instructions: bool = True,
     blend: bool = True,
     source: Path | None = None,
-    log: Callable[..., None] = print,
 ) -> dict[str, Path]:
     """Write every requested product; return ``{kind: path}``."""
     from .lego import ldraw, partslist
@@ -117,7 +118,7 @@ def write_all(
         report["stability_summary"] = stab.summary()
     written["report"] = atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     if (render or instructions or blend) and not has_bpy():
-        log(
+        log.info(
             "bpy (Blender as a Python module) is not installed: skipping render, "
             "instructions and .blend"
         )
@@ -133,7 +134,6 @@ def write_all(
                 render=render,
                 instructions=instructions,
                 blend=blend,
-                log=log,
             )
         )
     return written

@@ -10,17 +10,18 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import bpy
 
 from ..lego.bricks import BrickModel
+from ..lego.errors import get_logger
 from . import animation
 from . import instructions as instr
 from . import scene as lego_scene
 
 RENDER_SIZE = (1200, 900)
+log = get_logger()
 
 
 def _fresh_scene() -> None:
@@ -35,7 +36,6 @@ def blender_outputs(
     render: bool = True,
     instructions: bool = True,
     blend: bool = True,
-    log: Callable[..., None] = print,
 ) -> dict[str, Path]:
     """Write ``render.png``, ``instructions.{html,pdf}`` (+ images) and ``model.blend``."""
     out = Path(out)
@@ -44,15 +44,15 @@ def blender_outputs(
     coll = lego_scene.build_model(context, model, name="LEGO Model")
     written: dict[str, Path] = {}
     if render:
-        log("Rendering render.png")
+        log.info("Rendering render.png")
         written["render"] = render_image(context, coll, out / "render.png", RENDER_SIZE)
     if instructions:
-        log(f"Rendering instructions ({model.n_steps()} steps)")
+        log.info(f"Rendering instructions ({model.n_steps()} steps)")
         res = instr.run(instr.render_instructions(context, coll, out, title=title))
         written["instructions_html"] = res.html
         written["instructions_pdf"] = res.pdf
     if blend:
-        log("Keying the build animation and saving model.blend")
+        log.info("Keying the build animation and saving model.blend")
         animation.animate_build(context, coll)
         written["blend"] = save_blend(out / "model.blend")
     return written

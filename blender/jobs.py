@@ -13,10 +13,11 @@ import bpy
 import numpy as np
 
 from ..lego.bricks import BrickModel
+from ..lego.errors import Image2LegoError
 from . import scene as lego_scene
 
 
-class JobError(ValueError):
+class JobError(Image2LegoError, ValueError):
     """A problem with the user's input, reported as is."""
 
 

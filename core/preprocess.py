@@ -29,6 +29,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, ImageSequence
 
+from ..lego.errors import Image2LegoError
+
 SIZE = 128
 MARGIN = 0.08  # fraction of the object's longer side left free on each side
 BACKGROUND = 255  # training background (white)
@@ -38,7 +40,7 @@ GRABCUT_ITERATIONS = 4
 MIN_MASK_FRACTION = 0.002  # a mask smaller than this share of the image counts as empty
 
 
-class ImageError(ValueError):
+class ImageError(Image2LegoError, ValueError):
     """The input cannot be turned into a model input; the message says why."""
 
 

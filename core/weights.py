@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..lego.errors import Image2LegoError
 from .model import OUTPUT_RESOLUTIONS, ImageEncoder, ModelConfig, OctreeAutoencoder
 
 FORMAT_VERSION = 1
@@ -33,7 +34,7 @@ AE_FILE = "tl_octree_ae.safetensors"
 IMAGE_FILE = "tl_octree_image.safetensors"
 
 
-class WeightsError(RuntimeError):
+class WeightsError(Image2LegoError, RuntimeError):
     """A weight file is missing, corrupt or does not match the model."""
 
 

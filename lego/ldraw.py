@@ -42,6 +42,7 @@ import numpy as np
 from .bricks import Brick, BrickModel
 from .catalogue import CATALOGUE
 from .colors import LDRAW_COLORS
+from .errors import Image2LegoError
 from .fileio import atomic_write_bytes
 from .units import PLATE_LDU, STUD_LDU
 
@@ -57,7 +58,7 @@ ROT_Y90 = ((0, 0, 1), (0, 1, 0), (-1, 0, 0))
 LATTICE_TO_LDRAW = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]])
 
 
-class LDrawError(ValueError):
+class LDrawError(Image2LegoError, ValueError):
     """A line of an LDraw file that is not a valid Image2LEGO model line."""
 
 

@@ -19,6 +19,7 @@ from xml.sax.saxutils import escape
 from .bricks import BrickModel
 from .catalogue import CATALOGUE
 from .colors import LDRAW_COLORS, get
+from .errors import Image2LegoError
 from .fileio import atomic_write_bytes
 
 #: Our LDraw part number → BrickLink item number. For these basic bricks and plates the
@@ -31,7 +32,7 @@ REBRICKABLE_PART: dict[str, str] = {pid: pid for pid in CATALOGUE}
 FORMATS = {"csv": "parts_csv", "bricklink": "bricklink_xml", "rebrickable": "rebrickable_csv"}
 
 
-class UnmappedColorError(ValueError):
+class UnmappedColorError(Image2LegoError, ValueError):
     """Some colours of the model have no id on the target service."""
 
 

@@ -296,3 +296,58 @@ def test_mask_and_crop_reach_preprocessing(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert "crop must be left,top,right,bottom" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
+
+
+def test_every_user_error_derives_from_the_one_base():
+    from image2lego.core.preprocess import ImageError
+    from image2lego.core.weights import WeightsError
+    from image2lego.lego.errors import Image2LegoError
+    from image2lego.lego.ldraw import LDrawError
+    from image2lego.lego.partslist import UnmappedColorError
+
+    for cls, builtin in (
+        (ImageError, ValueError),
+        (WeightsError, RuntimeError),
+        (LDrawError, ValueError),
+        (UnmappedColorError, ValueError),
+    ):
+        assert issubclass(cls, Image2LegoError) and issubclass(cls, builtin), cls
+
+
+def test_a_user_error_from_deep_inside_is_one_line(tmp_path, capsys, monkeypatch):
+    """Any Image2LegoError becomes ``image2lego: error: …`` and exit 2; a plain bug is raised."""
+    from image2lego.core import pipeline
+    from image2lego.lego.errors import Image2LegoError
+
+    src = tmp_path / "g.npy"
+    np.save(src, _grid())
+
+    def boom(*a, **k):
+        raise Image2LegoError("the thing is broken")
+
+    monkeypatch.setattr(pipeline, "voxels_to_lego_steps", boom)
+    assert main([str(src), "-o", str(tmp_path / "out"), *FAST]) == 2
+    assert capsys.readouterr().err.strip() == "image2lego: error: the thing is broken"
+
+    def bug(*a, **k):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(pipeline, "voxels_to_lego_steps", bug)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main([str(src), "-o", str(tmp_path / "out2"), *FAST])
+
+
+def test_quiet_and_verbose_map_to_log_levels(tmp_path, capsys):
+    src = tmp_path / "g.npy"
+    np.save(src, _grid())
+    base = [str(src), "--no-render", "--no-instructions", "--no-blend", "--formats", "ldr"]
+    assert main([*base, "-o", str(tmp_path / "a")]) == 0
+    normal = capsys.readouterr().out
+    assert "[100%] Done" in normal and '"bricks"' in normal and "model.ldr" in normal
+    assert main([*base, "-o", str(tmp_path / "b"), "-q"]) == 0
+    assert capsys.readouterr().out == ""
+    assert main([*base, "-o", str(tmp_path / "c"), "-v"]) == 0
+    assert "[100%] Done" in capsys.readouterr().out
+    import logging
+
+    assert not logging.getLogger("image2lego").handlers  # detached after each command
