@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from ..lego.errors import Image2LegoError
+
 PRUNED_LOGIT = -20.0  # same as core.model.PRUNED_LOGIT (a test keeps them equal)
 OUTPUT_RESOLUTIONS = (4, 8, 16, 32)
 IMAGE_SIZE = 128
@@ -33,7 +35,7 @@ FORMAT_VERSION = 1
 META_FILE = "tl_octree.json"
 
 
-class WeightsError(RuntimeError):
+class WeightsError(Image2LegoError, RuntimeError):
     """A weight file is missing, corrupt or does not match the network (numpy runtime; the
     CLI reports it like ``core.weights.WeightsError``)."""
 

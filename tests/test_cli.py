@@ -299,6 +299,7 @@ def test_mask_and_crop_reach_preprocessing(tmp_path, monkeypatch, capsys):
 
 
 def test_every_user_error_derives_from_the_one_base():
+    from image2lego.core.npnet import WeightsError as NumpyWeightsError
     from image2lego.core.preprocess import ImageError
     from image2lego.core.weights import WeightsError
     from image2lego.lego.errors import Image2LegoError
@@ -308,6 +309,7 @@ def test_every_user_error_derives_from_the_one_base():
     for cls, builtin in (
         (ImageError, ValueError),
         (WeightsError, RuntimeError),
+        (NumpyWeightsError, RuntimeError),
         (LDrawError, ValueError),
         (UnmappedColorError, ValueError),
     ):
