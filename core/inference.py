@@ -24,22 +24,13 @@ import torch
 
 from .model import OUTPUT_RESOLUTIONS, PRUNED_LOGIT
 from .weights import LoadedWeights, load_weights
+from .weightsmeta import check_resolutions as _check_resolutions
 
 IMAGE_SIZE = 128
 
 
 def _default_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
-
-
-def _check_resolutions(resolutions: Iterable[int]) -> tuple[int, ...]:
-    res = tuple(int(r) for r in resolutions)
-    if not res:
-        raise ValueError("resolutions is empty")
-    bad = [r for r in res if r not in OUTPUT_RESOLUTIONS]
-    if bad:
-        raise ValueError(f"unsupported resolution(s) {bad}; choose from {OUTPUT_RESOLUTIONS}")
-    return res
 
 
 class Predictor:
@@ -123,7 +114,7 @@ class Predictor:
     def predict_batch(
         self, images: list[Any], resolutions: Iterable[int] = (32,)
     ) -> list[dict[int, np.ndarray]]:
-        res = _check_resolutions(resolutions)
+        res = _check_resolutions(resolutions, OUTPUT_RESOLUTIONS)
         z = self.predict_latent(images)
         return self._run(lambda: self._decode(z, res, self.image_thresholds))
 
@@ -131,7 +122,7 @@ class Predictor:
         self, grid: np.ndarray, resolutions: Iterable[int] = OUTPUT_RESOLUTIONS
     ) -> dict[int, np.ndarray]:
         """A 32³ occupancy grid → the autoencoder's reconstruction at ``resolutions``."""
-        res = _check_resolutions(resolutions)
+        res = _check_resolutions(resolutions, OUTPUT_RESOLUTIONS)
         g = np.asarray(grid)
         if g.shape != (32, 32, 32):
             raise ValueError(f"reconstruct expects a (32, 32, 32) grid, got shape {g.shape}")

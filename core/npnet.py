@@ -16,7 +16,6 @@ This module never imports torch.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,42 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from ..lego.errors import Image2LegoError
+from .weightsmeta import META_FILE, WeightsError, default_weights_dir, read_meta
+from .weightsmeta import check_resolutions as _check_resolutions
 
 PRUNED_LOGIT = -20.0  # same as core.model.PRUNED_LOGIT (a test keeps them equal)
 OUTPUT_RESOLUTIONS = (4, 8, 16, 32)
 IMAGE_SIZE = 128
 BN_EPS = 1e-5
-FORMAT_VERSION = 1
-META_FILE = "tl_octree.json"
-
-
-class WeightsError(Image2LegoError, RuntimeError):
-    """A weight file is missing, corrupt or does not match the network (numpy runtime; the
-    CLI reports it like ``core.weights.WeightsError``)."""
-
-
-def default_weights_dir() -> Path:
-    return Path(__file__).resolve().parents[1] / "weights"
 
 
 # --------------------------------------------------------------------------- weights
-
-
-def _read_meta(d: Path) -> dict:
-    path = d / META_FILE
-    if not path.is_file():
-        raise WeightsError(f"{path}: weight metadata file is missing")
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise WeightsError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(doc, dict) or doc.get("format_version") != FORMAT_VERSION:
-        raise WeightsError(f"{path}: not a format-{FORMAT_VERSION} weights description")
-    for key in ("config", "thresholds", "files"):
-        if key not in doc:
-            raise WeightsError(f"{path}: missing key {key!r}")
-    return doc
 
 
 def _read_tensors(path: Path, sha: str | None) -> dict[str, np.ndarray]:
@@ -279,7 +252,7 @@ def load_net(
     weights_dir: str | Path | None = None, parts: tuple[str, ...] = ("autoencoder", "image_encoder")
 ) -> NumpyNet:
     d = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-    doc = _read_meta(d)
+    doc = read_meta(d)
     try:
         thr = {int(r): float(t) for r, t in doc["thresholds"].items()}
         ithr = thr | {int(r): float(t) for r, t in (doc.get("image_thresholds") or {}).items()}
@@ -301,16 +274,6 @@ def load_net(
 
 
 # --------------------------------------------------------------------------- predictor
-
-
-def _check_resolutions(resolutions: Iterable[int], available: tuple[int, ...]) -> tuple[int, ...]:
-    res = tuple(int(r) for r in resolutions)
-    if not res:
-        raise ValueError("resolutions is empty")
-    bad = [r for r in res if r not in available]
-    if bad:
-        raise ValueError(f"unsupported resolution(s) {bad}; these weights have {available}")
-    return res
 
 
 def prepare_image(image: Any) -> np.ndarray:

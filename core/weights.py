@@ -25,22 +25,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..lego.errors import Image2LegoError
 from .model import OUTPUT_RESOLUTIONS, ImageEncoder, ModelConfig, OctreeAutoencoder
-
-FORMAT_VERSION = 1
-META_FILE = "tl_octree.json"
-AE_FILE = "tl_octree_ae.safetensors"
-IMAGE_FILE = "tl_octree_image.safetensors"
-
-
-class WeightsError(Image2LegoError, RuntimeError):
-    """A weight file is missing, corrupt or does not match the model."""
-
-
-def default_weights_dir() -> Path:
-    """``weights/`` beside the package's modules (the repository root when run from a clone)."""
-    return Path(__file__).resolve().parents[1] / "weights"
+from .weightsmeta import (  # noqa: F401  (re-exported: the weights' public names)
+    AE_FILE,
+    FORMAT_VERSION,
+    IMAGE_FILE,
+    META_FILE,
+    WeightsError,
+    default_weights_dir,
+    read_meta,
+)
 
 
 @dataclass
@@ -123,28 +117,6 @@ def save_weights(
     _atomic_write_bytes(meta_path, (json.dumps(doc, indent=2) + "\n").encode())
     files["meta"] = meta_path
     return files
-
-
-def read_meta(weights_dir: str | Path | None = None) -> dict:
-    d = Path(weights_dir) if weights_dir is not None else default_weights_dir()
-    path = d / META_FILE
-    if not path.is_file():
-        raise WeightsError(f"{path}: weight metadata file is missing")
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise WeightsError(f"{path}: not valid JSON ({e})") from None
-    if not isinstance(doc, dict):
-        raise WeightsError(f"{path}: expected a JSON object")
-    ver = doc.get("format_version")
-    if ver != FORMAT_VERSION:
-        raise WeightsError(
-            f"{path}: format_version {ver!r} is not supported (this code reads {FORMAT_VERSION})"
-        )
-    for key in ("config", "thresholds", "files"):
-        if key not in doc:
-            raise WeightsError(f"{path}: missing key {key!r}")
-    return doc
 
 
 def _load_into(module: nn.Module, path: Path, expected_sha: str | None) -> None:

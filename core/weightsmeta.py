@@ -1,0 +1,60 @@
+"""What both runtimes (torch: :mod:`.weights`, numpy: :mod:`.npnet`) share about the shipped
+weights, without torch: file names, the format version, the one :class:`WeightsError`, the
+checked metadata reader and the resolution check."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..lego.errors import Image2LegoError
+
+FORMAT_VERSION = 1
+META_FILE = "tl_octree.json"
+AE_FILE = "tl_octree_ae.safetensors"
+IMAGE_FILE = "tl_octree_image.safetensors"
+
+
+class WeightsError(Image2LegoError, RuntimeError):
+    """A weight file is missing, corrupt or does not match the model."""
+
+
+def default_weights_dir() -> Path:
+    """``weights/`` beside the package's modules (the repository root when run from a clone)."""
+    return Path(__file__).resolve().parents[1] / "weights"
+
+
+def read_meta(weights_dir: str | Path | None = None) -> dict:
+    """``tl_octree.json`` of ``weights_dir`` (default :func:`default_weights_dir`), checked:
+    a JSON object of this :data:`FORMAT_VERSION` with ``config``, ``thresholds``, ``files``."""
+    d = Path(weights_dir) if weights_dir is not None else default_weights_dir()
+    path = d / META_FILE
+    if not path.is_file():
+        raise WeightsError(f"{path}: weight metadata file is missing")
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise WeightsError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise WeightsError(f"{path}: expected a JSON object")
+    ver = doc.get("format_version")
+    if ver != FORMAT_VERSION:
+        raise WeightsError(
+            f"{path}: format_version {ver!r} is not supported (this code reads {FORMAT_VERSION})"
+        )
+    for key in ("config", "thresholds", "files"):
+        if key not in doc:
+            raise WeightsError(f"{path}: missing key {key!r}")
+    return doc
+
+
+def check_resolutions(resolutions: Iterable[int], available: tuple[int, ...]) -> tuple[int, ...]:
+    """``resolutions`` as ints, each one of ``available`` (what the loaded weights have)."""
+    res = tuple(int(r) for r in resolutions)
+    if not res:
+        raise ValueError("resolutions is empty")
+    bad = [r for r in res if r not in available]
+    if bad:
+        raise ValueError(f"unsupported resolution(s) {bad}; these weights have {available}")
+    return res
