@@ -89,6 +89,16 @@ def head_resolutions(cfg: ModelConfig) -> tuple[int, ...]:
     return tuple(r for r in cfg.resolutions if r >= OUTPUT_RESOLUTIONS[0])
 
 
+def block_options(cfg: ModelConfig, res: int) -> dict:
+    """Which convolutions the decoder block that makes level ``res`` has (every backend of
+    the decoder builds its blocks from this, so their weights line up)."""
+    return {
+        "conv3": res <= cfg.conv3_max_res or res in cfg.conv3_extra,
+        "conv1": res <= cfg.conv1_max_res,
+        "bottleneck": cfg.bottleneck if res <= cfg.bottleneck_max_res else 0,
+    }
+
+
 def octree_targets(grid: torch.Tensor, resolutions: Sequence[int] = OUTPUT_RESOLUTIONS):
     """Ground truth at every resolution: ``{r: float tensor (B, 1, r, r, r)}``.
 
@@ -150,15 +160,7 @@ class OctreeDecoder(nn.Module):
         self.blocks = nn.ModuleList()
         self.heads = nn.ModuleDict()
         for i, res in enumerate(cfg.resolutions):
-            self.blocks.append(
-                _DecBlock(
-                    chans[i],
-                    chans[i + 1],
-                    conv3=res <= cfg.conv3_max_res or res in cfg.conv3_extra,
-                    conv1=res <= cfg.conv1_max_res,
-                    bottleneck=cfg.bottleneck if res <= cfg.bottleneck_max_res else 0,
-                )
-            )
+            self.blocks.append(_DecBlock(chans[i], chans[i + 1], **block_options(cfg, res)))
             if res in head_resolutions(cfg):
                 self.heads[str(res)] = nn.Conv3d(chans[i + 1], 1, 1)
 

@@ -36,7 +36,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from ..core.model import PRUNED_LOGIT, ModelConfig, head_resolutions
+from ..core.model import PRUNED_LOGIT, ModelConfig, block_options, head_resolutions
 from ..core.sparse import SparseLevel
 
 try:  # optional: the training backend only
@@ -106,15 +106,7 @@ class MEOctreeDecoder(nn.Module):
         self.blocks = nn.ModuleList()
         self.heads = nn.ModuleDict()
         for i, res in enumerate(cfg.resolutions):
-            self.blocks.append(
-                _MEBlock(
-                    chans[i],
-                    chans[i + 1],
-                    conv3=res <= cfg.conv3_max_res or res in cfg.conv3_extra,
-                    conv1=res <= cfg.conv1_max_res,
-                    bottleneck=cfg.bottleneck if res <= cfg.bottleneck_max_res else 0,
-                )
-            )
+            self.blocks.append(_MEBlock(chans[i], chans[i + 1], **block_options(cfg, res)))
             if res in heads:
                 self.heads[str(res)] = ME.MinkowskiLinear(chans[i + 1], 1, bias=True)
 
