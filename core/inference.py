@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .model import OUTPUT_RESOLUTIONS, PRUNED_LOGIT
+from .model import OUTPUT_RESOLUTIONS, PRUNED_LOGIT, head_resolutions
 from .weights import LoadedWeights, load_weights
 from .weightsmeta import check_resolutions as _check_resolutions
 
@@ -61,10 +61,21 @@ class Predictor:
         finally:
             torch.set_num_threads(old)
 
+    @property
+    def resolutions(self) -> tuple[int, ...]:
+        """The resolutions these weights can decode (4, 8, 16, 32, and 64 with a 64³ level)."""
+        return head_resolutions(self.config)
+
     def _decode(
         self, z: torch.Tensor, resolutions: tuple[int, ...], thresholds: dict[int, float]
     ) -> list[dict[int, np.ndarray]]:
         dec = self.weights.autoencoder.decoder
+        if max(resolutions) > 32 or self.config.absent_neighbours != "dense":
+            # above 32³ (or for weights trained with sparse semantics) only live cells are
+            # computed: the dense path's memory grows with res³ (benchmarks/bench_sparse.py)
+            from .sparse import decode_grids
+
+            return decode_grids(dec, z, resolutions, thresholds)
         logits = dec(z, mode="pred", thresholds=thresholds, max_res=max(resolutions))
         return [
             {
@@ -114,7 +125,7 @@ class Predictor:
     def predict_batch(
         self, images: list[Any], resolutions: Iterable[int] = (32,)
     ) -> list[dict[int, np.ndarray]]:
-        res = _check_resolutions(resolutions, OUTPUT_RESOLUTIONS)
+        res = _check_resolutions(resolutions, self.resolutions)
         z = self.predict_latent(images)
         return self._run(lambda: self._decode(z, res, self.image_thresholds))
 
@@ -122,7 +133,7 @@ class Predictor:
         self, grid: np.ndarray, resolutions: Iterable[int] = OUTPUT_RESOLUTIONS
     ) -> dict[int, np.ndarray]:
         """A 32³ occupancy grid → the autoencoder's reconstruction at ``resolutions``."""
-        res = _check_resolutions(resolutions, OUTPUT_RESOLUTIONS)
+        res = _check_resolutions(resolutions, self.resolutions)
         g = np.asarray(grid)
         if g.shape != (32, 32, 32):
             raise ValueError(f"reconstruct expects a (32, 32, 32) grid, got shape {g.shape}")

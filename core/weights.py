@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .model import OUTPUT_RESOLUTIONS, ImageEncoder, ModelConfig, OctreeAutoencoder
+from .model import ImageEncoder, ModelConfig, OctreeAutoencoder, head_resolutions
 from .weightsmeta import (  # noqa: F401  (re-exported: the weights' public names)
     AE_FILE,
     FORMAT_VERSION,
@@ -104,7 +104,7 @@ def save_weights(
         "format_version": FORMAT_VERSION,
         "model": "TL-Octree (octree autoencoder + image encoder), image2lego",
         "config": autoencoder.cfg.to_dict(),
-        "resolutions": list(OUTPUT_RESOLUTIONS),
+        "resolutions": list(head_resolutions(autoencoder.cfg)),
         "thresholds": {str(r): float(t) for r, t in thresholds.items()},
         "dtype": "float16" if fp16 else "float32",
         "files": {

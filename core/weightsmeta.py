@@ -56,5 +56,10 @@ def check_resolutions(resolutions: Iterable[int], available: tuple[int, ...]) ->
         raise ValueError("resolutions is empty")
     bad = [r for r in res if r not in available]
     if bad:
-        raise ValueError(f"unsupported resolution(s) {bad}; these weights have {available}")
+        extra = (
+            " (64³ needs weights with a 64³ level, see training/level64.py)"
+            if any(r > max(available, default=0) for r in bad)
+            else ""
+        )
+        raise ValueError(f"unsupported resolution(s) {bad}; these weights have {available}{extra}")
     return res

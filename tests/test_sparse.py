@@ -178,3 +178,31 @@ def test_shipped_weights_give_the_same_voxels_sparse_and_dense():
             want = ((d[r][i, 0] > w.thresholds[r]) & (d[r][i, 0] > PRUNED_LOGIT)).numpy()
             np.testing.assert_array_equal(grids[i][r], want)
         assert grids[i][32].sum() > 50  # a real shape, not an empty grid
+
+
+def test_predictor_offers_64_only_with_weights_that_have_it(tmp_path):
+    from image2lego.core.inference import Predictor
+    from image2lego.core.weights import load_weights, save_weights
+    from image2lego.training.level64 import grown_autoencoder
+
+    from .tiny_model import TINY
+
+    torch.manual_seed(0)
+    base = OctreeAutoencoder(TINY).eval()
+    save_weights(tmp_path / "w32", base, None, {r: 0.0 for r in (4, 8, 16, 32)})
+    p32 = Predictor(load_weights(tmp_path / "w32", parts=("autoencoder",)))
+    grid = synthetic_shapes(1, seed=0)[0]
+    assert p32.resolutions == (4, 8, 16, 32)
+    with pytest.raises(ValueError, match="64³ needs weights with a 64³ level"):
+        p32.reconstruct(grid, (64,))
+    grown = grown_autoencoder(base, channels=4).eval()
+    save_weights(tmp_path / "w64", grown, None, {r: 0.0 for r in (4, 8, 16, 32, 64)})
+    p64 = Predictor(load_weights(tmp_path / "w64", parts=("autoencoder",)))
+    assert p64.resolutions == (4, 8, 16, 32, 64)
+    a, b = p32.reconstruct(grid, (16, 32)), p64.reconstruct(grid, (16, 32, 64))
+    for r in (16, 32):  # the lower levels are the base model's, exactly
+        np.testing.assert_array_equal(a[r], b[r])
+    assert b[64].shape == (64, 64, 64) and b[64].dtype == bool
+    # a 64³ cell can only be occupied where its 32³ parent is
+    parent = b[32].repeat(2, 0).repeat(2, 1).repeat(2, 2)
+    assert not (b[64] & ~parent).any()

@@ -7,6 +7,13 @@ bash tools/bootstrap.sh
 echo "== ruff format --check"; .venv/bin/ruff format --check .
 echo "== ruff check";          .venv/bin/ruff check .
 echo "== pytest"
+# MinkowskiEngine parity test (training backend): only with a wheel that needs no compiling
+# (CI's budget has no room for its 15-85 min build); tests/test_minkowski.py skips otherwise.
+ME_SITE="${IMAGE2LEGO_CACHE:-$HOME/.cache/image2lego}/wheels/me-site"
+if bash tools/build_minkowski.sh --cached-only --install "$ME_SITE" >/dev/null 2>&1; then
+    export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$ME_SITE"
+    echo "(MinkowskiEngine found: the ME parity test runs)"
+fi
 set +e
 .venv/bin/python -m pytest -p no:cacheprovider "$@"
 rc=$?
