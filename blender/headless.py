@@ -16,6 +16,7 @@ import bpy
 
 from ..lego.bricks import BrickModel
 from ..lego.errors import get_logger
+from ..lego.fileio import atomic_path
 from . import animation
 from . import instructions as instr
 from . import scene as lego_scene
@@ -76,11 +77,6 @@ def render_image(context, collection, path: Path, resolution=RENDER_SIZE) -> Pat
 def save_blend(path: Path) -> Path:
     """Save a copy of the current file atomically (temporary name, then rename)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".blend", dir=path.parent)
-    os.close(fd)
-    try:
-        bpy.ops.wm.save_as_mainfile(filepath=tmp, copy=True, compress=True)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(path, suffix=".blend") as tmp:
+        bpy.ops.wm.save_as_mainfile(filepath=str(tmp), copy=True, compress=True)
     return path

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..lego.fileio import atomic_write_bytes
 from .model import ImageEncoder, ModelConfig, OctreeAutoencoder, head_resolutions
 from .weightsmeta import (  # noqa: F401  (re-exported: the weights' public names)
     AE_FILE,
@@ -58,19 +57,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _to_storage(state: dict[str, torch.Tensor], fp16: bool) -> dict[str, torch.Tensor]:
     out = {}
     for k, v in state.items():
@@ -99,7 +85,7 @@ def save_weights(
         files["image_encoder"] = out / IMAGE_FILE
         blobs["image_encoder"] = save(_to_storage(image_encoder.state_dict(), fp16))
     for k, path in files.items():
-        _atomic_write_bytes(path, blobs[k])
+        atomic_write_bytes(path, blobs[k], mkdir=True)
     doc = {
         "format_version": FORMAT_VERSION,
         "model": "TL-Octree (octree autoencoder + image encoder), image2lego",
@@ -114,7 +100,7 @@ def save_weights(
         **(meta or {}),
     }
     meta_path = out / META_FILE
-    _atomic_write_bytes(meta_path, (json.dumps(doc, indent=2) + "\n").encode())
+    atomic_write_bytes(meta_path, (json.dumps(doc, indent=2) + "\n").encode(), mkdir=True)
     files["meta"] = meta_path
     return files
 

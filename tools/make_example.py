@@ -10,12 +10,12 @@ background removal). Needs the dataset cache (``python -m image2lego.training.da
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from image2lego.lego.fileio import atomic_path
 from image2lego.training.data import load_voxels
 from image2lego.training.render import SET_POSE, Renderer, voxel_surface
 
@@ -37,10 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     g = np.clip(gray, 0, 255)[..., None] / 255.0
     rgb = np.clip(255 * g * np.array([1.0, 0.78, 0.55]) + 20, 0, 255).astype(np.uint8)
     rgba = np.dstack([rgb, (mask * 255).astype(np.uint8)])
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp.png")
-    Image.fromarray(rgba, "RGBA").save(tmp, optimize=True)
-    os.replace(tmp, args.out)
+    with atomic_path(args.out, suffix=".tmp.png", mkdir=True) as tmp:
+        Image.fromarray(rgba, "RGBA").save(tmp, optimize=True)
     print(f"{args.out}  (validation chair {vs.model_id[row]}, rotation 4)")
     return 0
 

@@ -98,6 +98,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..core.paths import cache_dir, data_dir
+from ..lego.fileio import atomic_path
 
 RES = 32
 CACHE_FILE = "voxels32.npz"
@@ -698,16 +699,8 @@ def load_mesh_set(
 
 
 def _atomic_savez(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp.npz", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".tmp.npz", mkdir=True) as tmp:
         np.savez_compressed(tmp, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_voxels(vs: VoxelSet, path: str | Path) -> Path:

@@ -44,6 +44,7 @@ from ..core.model import (
     octree_loss,
     octree_targets,
 )
+from ..lego.fileio import atomic_path
 
 SEED = 1234
 
@@ -243,10 +244,8 @@ def load_views(cache: str | None) -> np.ndarray:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path, mkdir=True) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: Path) -> dict:
