@@ -36,41 +36,19 @@ def ensure_out_dir(out: Path) -> Path:
 
 
 def summary(result: PipelineResult) -> dict:
-    from .lego.connectivity import analyze
+    """report.json's facts: :func:`lego.summary.model_summary` (the same keys Blender's Stats
+    panel shows) plus the voxel grid, dropped fragments and the model's warnings."""
+    from .lego.summary import model_summary
 
     model = result.model
-    conn = analyze(model)
-    out = {
-        "voxels": int(result.voxels.sum()),
-        "grid": list(result.voxels.shape),
-        "bricks": len(model),
-        "distinct_parts": len({b.part_id for b in model.bricks}),
-        "colors": len({b.color for b in model.bricks}),
-        "layers": len({b.z for b in model.bricks}),
-        "steps": model.n_steps(),
-        "components": conn.n_components,
-        "connected": bool(conn.connected),
-        "ungrounded_bricks": len(conn.ungrounded),
-    }
-    stab = result.reports.get("stability")  # a lego.repair.RepairReport
-    if stab is not None:
-        out["max_stress"] = _finite(stab.after.max_stress)
-        out["stable"] = bool(stab.after.stable)
-        out["unsupported_bricks"] = len(stab.after.unsupported)
-        out["repair"] = stab.to_dict()  # before/after, props added, what could not be fixed
+    out = {"voxels": int(result.voxels.sum()), "grid": list(result.voxels.shape)}
+    out.update(model_summary(model, result.reports.get("stability")))
     if "fragments_dropped_cells" in result.reports:  # a photo: floating specks removed
         out["fragments_dropped_cells"] = int(result.reports["fragments_dropped_cells"])
     warnings = model.meta.get("warnings") or []
     if warnings:
         out["warnings"] = list(warnings)
     return out
-
-
-def _finite(v):
-    if v is None:
-        return None
-    v = float(v)
-    return v if np.isfinite(v) else "inf"
 
 
 def _png_bytes(array: np.ndarray) -> bytes:

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..lego.bricks import BrickModel
 from ..lego.errors import Image2LegoError
+from ..lego.summary import stability_summary
 from . import scene as lego_scene
 
 
@@ -125,7 +126,7 @@ def finish(context, result, name: str | None = None, out_dir: Path | None = None
     stability = (result.reports or {}).get("stability")
     stats = lego_scene.compute_stats(model, stability)
     if "fragments_dropped_cells" in (result.reports or {}):  # a photo's floating specks
-        stats["fragments_dropped"] = int(result.reports["fragments_dropped_cells"])
+        stats["fragments_dropped_cells"] = int(result.reports["fragments_dropped_cells"])
     coll = lego_scene.build_model(context, model, name=name, method=method, stats=stats)
     lego_scene.setup_scene(context.scene)
     coll["i2l_warnings"] = model_warnings(stats, result.reports)
@@ -265,11 +266,11 @@ def model_warnings(stats: dict, reports: dict | None = None) -> list[str]:
         out.append("the model falls apart into separate pieces (not connected)")
     if stats.get("stable") is False:
         out.append(
-            f"the model is not stable (max stress {stats.get('max_stress', float('nan')):.2f}; "
+            f"the model is not stable (max stress {float(stats.get('max_stress', 'nan')):.2f}; "
             "Highlight Stress shows where)"
         )
-    if stats.get("unsupported"):
-        out.append(f"{stats['unsupported']} brick(s) rest on nothing")
+    if stats.get("unsupported_bricks"):
+        out.append(f"{stats['unsupported_bricks']} brick(s) rest on nothing")
     rep = (reports or {}).get("stability")
     unfixed = getattr(rep, "unrepairable", None)
     if unfixed:
@@ -301,7 +302,7 @@ def toggle_stress(context, coll=None) -> str:
         scores, rep = stress_scores(model)
         lego_scene.set_display(coll, scores)
         stats = lego_scene.get_stats(coll)
-        stats.update(lego_scene.stability_summary(rep))
+        stats.update(stability_summary(rep))
         lego_scene.set_stats(coll, stats)
         mode = "stress"
     for s in (settings_of(context), getattr(coll, "image2lego", None)):

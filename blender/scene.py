@@ -41,6 +41,7 @@ import bpy
 import numpy as np
 
 from ..lego.bricks import Brick, BrickModel
+from ..lego.summary import model_summary
 from ..lego.units import PLATE_MM, STUD_MM
 from . import materials as mats
 from .parts_mesh import PART_KEY, get_part_mesh
@@ -109,51 +110,9 @@ def model_from_json(text: str) -> BrickModel:
 
 
 def compute_stats(model: BrickModel, stability=None) -> dict:
-    """Counts for the Stats panel; ``connected`` is ``None`` when it cannot be computed.
-
-    ``stability`` is an optional report from ``lego.stability`` / ``lego.repair`` (see
-    :func:`stability_summary`).
-    """
-    bricks = model.bricks
-    stats: dict = {
-        "bricks": len(bricks),
-        "parts": len({b.part_id for b in bricks}),
-        "colors": len({b.color for b in bricks}),
-        "layers": len({b.z for b in bricks}),
-        "steps": model.n_steps(),
-        "connected": None,
-    }
-    if bricks:
-        stats["connected"] = _connected(model)
-    if stability is not None:
-        stats.update(stability_summary(stability))
-    return stats
-
-
-def _connected(model: BrickModel):
-    from ..lego import connectivity
-
-    try:
-        return bool(connectivity.analyze(model, articulation=False).connected)
-    except Exception:  # noqa: BLE001 - stats are best effort, never block a build
-        return None
-
-
-def stability_summary(report) -> dict:
-    """Stats-panel fields from a ``lego.repair.RepairReport`` (connected, props added, and
-    its final analysis) or a ``lego.stability.StabilityReport`` (max stress, stable,
-    unsupported bricks)."""
-    from ..lego.repair import RepairReport
-
-    out: dict = {}
-    if isinstance(report, RepairReport):
-        out["connected"] = bool(report.connected)
-        out["props"] = int(report.reinforcement_bricks)
-        report = report.stability
-    out["max_stress"] = float(report.max_stress)
-    out["stable"] = bool(report.stable)
-    out["unsupported"] = len(report.unsupported)
-    return out
+    """The Stats panel's counts: :func:`lego.summary.model_summary`, the same keys as
+    report.json (``connected`` is ``None`` when it cannot be computed)."""
+    return model_summary(model, stability)
 
 
 def get_stats(collection: bpy.types.Collection) -> dict:

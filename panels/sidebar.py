@@ -192,14 +192,14 @@ class IMAGE2LEGO_PT_stats(_Base, bpy.types.Panel):
             col.label(text=f"{label}: {st.get(key, '?')}")
         col.label(text=f"Connected: {_yes_no(st.get('connected'))}")
         if "max_stress" in st:
-            ms = st["max_stress"]
+            ms = float(st["max_stress"] if st["max_stress"] is not None else "nan")
             col.label(text=f"Max stress: {ms:.2f}" if ms < 1e300 else "Max stress: ∞")
             col.label(text=f"Stable: {_yes_no(st.get('stable'))}")
-            col.label(text=f"Unsupported bricks: {st.get('unsupported', 0)}")
-            if st.get("props"):
-                col.label(text=f"Props added by repair: {st['props']}")
-        if st.get("fragments_dropped"):
-            col.label(text=f"Floating bits dropped: {st['fragments_dropped']} cells")
+            col.label(text=f"Unsupported bricks: {st.get('unsupported_bricks', 0)}")
+            if st.get("props_added"):
+                col.label(text=f"Props added by repair: {st['props_added']}")
+        if st.get("fragments_dropped_cells"):
+            col.label(text=f"Floating bits dropped: {st['fragments_dropped_cells']} cells")
         stress = coll.get(lego_scene.DISPLAY_KEY) == "stress"
         layout.operator(
             "image2lego.highlight_stress",

@@ -241,13 +241,13 @@ def test_highlight_stress_toggles(scene, voxel_file):
     coll = lego_scene.find_model_collection(bpy.context)
     # the build's repair report reached the Stats panel
     st = lego_scene.get_stats(coll)
-    assert st["stable"] is True and st["connected"] is True and st["props"] == 0
+    assert st["stable"] is True and st["connected"] is True and st["props_added"] == 0
     obs = lego_scene.brick_objects(coll)
     assert bpy.ops.image2lego.highlight_stress() == {"FINISHED"}
     assert all(o.material_slots[0].material.get(mats.STRESS_KEY) is not None for o in obs)
     assert scene.display_mode == "stress"
     st = lego_scene.get_stats(coll)
-    assert st["stable"] is True and st["max_stress"] <= 1 and st["unsupported"] == 0
+    assert st["stable"] is True and st["max_stress"] <= 1 and st["unsupported_bricks"] == 0
     bpy.ops.image2lego.highlight_stress()
     assert [o.material_slots[0].material[mats.COLOR_KEY] for o in obs] == [4] * len(obs)
     assert scene.display_mode == "colors"
@@ -293,7 +293,7 @@ def test_image_operator_on_example(scene, tmp_path):
     want = result.model
     # how many floating cells the pipeline dropped reaches the Stats panel
     stats = lego_scene.get_stats(coll)
-    assert stats["fragments_dropped"] == result.reports["fragments_dropped_cells"]
+    assert stats["fragments_dropped_cells"] == result.reports["fragments_dropped_cells"]
     assert got.bricks == want.bricks
 
 
@@ -353,10 +353,10 @@ def test_build_sets_up_world_lights_and_millimetres(scene, voxel_file):
 def test_warnings_are_reported(scene):
     from image2lego.blender import jobs
 
-    stats = {"connected": False, "stable": False, "max_stress": 3.5, "unsupported": 2}
+    stats = {"connected": False, "stable": False, "max_stress": 3.5, "unsupported_bricks": 2}
     w = jobs.model_warnings(stats)
     assert len(w) == 3 and "not connected" in w[0] and "3.50" in w[1]
-    assert jobs.model_warnings({"connected": True, "stable": True, "unsupported": 0}) == []
+    assert jobs.model_warnings({"connected": True, "stable": True, "unsupported_bricks": 0}) == []
 
 
 def _datablocks():
