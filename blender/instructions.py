@@ -1,16 +1,25 @@
 """Per-step instruction renders (Workbench) and the instruction booklet.
 
-One image per build step, from one fixed orthographic camera that frames the whole model
-(3/4 view from above, like printed LEGO instructions): bricks of earlier steps are shown faded,
-the new step's bricks in full colour with a highlight outline, later steps hidden. Each
-(part, colour) used is rendered once as a small thumbnail for the "parts needed" callout.
+One image per build step from an orthographic camera at one fixed angle (3/4 view from above,
+like printed LEGO instructions) that frames what the step builds: the new bricks and their
+neighbourhood (a few studs around, a few plates below), so an early layer fills the page
+instead of sitting small at the bottom of a frame sized for the finished model. Bricks of
+earlier steps keep their real colours (only slightly lightened), the new step's bricks get a
+highlight outline, later steps are hidden. Each (part, colour) used is rendered once as a
+thumbnail for the "parts needed" callout; the finished model is rendered from the front
+(``cover.png``) and from behind (``back.png``).
 
 How the highlight works: every step is rendered twice through Workbench — once in material
-colours, once as a flat object-colour ID pass (new bricks white, the rest black) — and the two
-are combined with numpy/Pillow. The ID pass only needs object visibility and object colour, so
-it works the same for both instancing methods of :mod:`.scene` (for geometry-nodes instances
-the object colour of the step's instancer object applies to all its instances; the step is
-the unit that is highlighted anyway).
+colours, once as a flat object-colour ID pass at half the size (new bricks white, the rest
+black) — and the two are combined with numpy/Pillow. The ID pass only needs object visibility
+and object colour, so it works the same for both instancing methods of :mod:`.scene` (for
+geometry-nodes instances the object colour of the step's instancer object applies to all its
+instances; the step is the unit that is highlighted anyway).
+
+Speed (software GL on CPU): Workbench's FXAA costs more than the rest of a render (0.37 of
+0.54 s at 800×600), so step renders skip it and :func:`soften_edges` smooths edges in numpy
+(~25 ms); Blender writes its temporary PNGs uncompressed. Only visibility and object colours
+change between steps — the scene is built once.
 
 The user's scene is never touched: rendering happens in a temporary scene that links the model
 collection; the only shared state changed (object ``hide_render`` and ``color``) is restored in
@@ -33,6 +42,7 @@ import numpy as np
 from mathutils import Matrix, Vector
 
 from ..lego.fileio import atomic_write_bytes
+from ..lego.units import PLATE_MM, STUD_HEIGHT_MM, STUD_MM
 from . import scene as lego_scene
 
 #: Elevation and azimuth of the instruction camera (degrees): a 3/4 view from the front-right
@@ -42,12 +52,20 @@ CAMERA_AZIMUTH = -55.0
 #: Empty border around the model, as a fraction of the framed size.
 CAMERA_MARGIN = 0.06
 
-#: How earlier steps are drawn: mixed this much towards white, after this much desaturation.
-FADE_TO_WHITE = 0.45
-FADE_DESATURATE = 0.35
+#: How earlier steps are drawn: mixed this much towards white (their colours stay readable).
+FADE_TO_WHITE = 0.15
+FADE_DESATURATE = 0.0
 #: Outline drawn around the new step's bricks (sRGB 0..255) and its width in pixels.
 HIGHLIGHT_RGB = (255, 140, 0)
 HIGHLIGHT_WIDTH = 2
+#: The ID pass (which pixels show the new bricks) is rendered at this fraction of the size.
+ID_SCALE = 0.5
+
+#: What a step's camera frames around the new bricks: this many studs on every side, this
+#: many plates below them (the layer it sits on), and at least this many studs across.
+NEIGHBOUR_STUDS = 3
+NEIGHBOUR_PLATES = 6
+MIN_VIEW_STUDS = 6
 
 THUMB_SIZE = 128
 IMAGES_DIRNAME = "instructions_images"
@@ -99,12 +117,15 @@ def frame_box(
     elevation_deg: float = CAMERA_ELEVATION,
     azimuth_deg: float = CAMERA_AZIMUTH,
     margin: float = CAMERA_MARGIN,
+    scene_box=None,
 ) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Orthographic framing of an axis-aligned box.
 
     Returns ``(location, rotation_matrix, ortho_scale, distance)``: the box's projection is
     centred in the frame and fills it up to ``margin`` on the tighter side. ``aspect`` is
-    width / height of the image. Pure math, no bpy.
+    width / height of the image. ``scene_box`` ``(lo, hi)``: everything that must lie in front
+    of the camera and inside its clipping range when only part of the model is framed
+    (default: the framed box). Pure math, no bpy.
     """
     bmin, bmax = np.asarray(bmin, float), np.asarray(bmax, float)
     if not (np.all(np.isfinite(bmin)) and np.all(np.isfinite(bmax)) and np.all(bmax >= bmin)):
@@ -128,6 +149,13 @@ def frame_box(
     scale *= 1 + 2 * margin
     radius = float(np.linalg.norm(bmax - bmin)) / 2 + 1e-3
     distance = 2 * radius + 0.05
+    if scene_box is not None:
+        slo, shi = np.asarray(scene_box[0], float), np.asarray(scene_box[1], float)
+        sc = (slo + shi) / 2
+        distance = max(
+            distance,
+            float(np.linalg.norm(shi - slo)) + float(np.linalg.norm(sc - target)) + 0.05,
+        )
     return target + rot[:, 2] * distance, rot, float(scale), distance
 
 
@@ -157,9 +185,13 @@ def model_bounds(collection, depsgraph=None) -> tuple[np.ndarray, np.ndarray]:
     return allp.min(axis=0), allp.max(axis=0)
 
 
-def place_camera(cam_ob, bmin, bmax, aspect: float) -> None:
+def place_camera(
+    cam_ob, bmin, bmax, aspect: float, *, azimuth_deg: float = CAMERA_AZIMUTH, scene_box=None
+) -> None:
     """Point an (orthographic) camera object at a box so that it fills the frame."""
-    loc, rot, scale, dist = frame_box(bmin, bmax, aspect)
+    loc, rot, scale, dist = frame_box(
+        bmin, bmax, aspect, azimuth_deg=azimuth_deg, scene_box=scene_box
+    )
     cam = cam_ob.data
     cam.type = "ORTHO"
     cam.ortho_scale = scale
@@ -167,6 +199,41 @@ def place_camera(cam_ob, bmin, bmax, aspect: float) -> None:
     cam.clip_start = max(1e-4, dist * 0.01)
     cam.clip_end = dist * 4
     cam_ob.matrix_world = Matrix.Translation(Vector(loc)) @ Matrix(rot.tolist()).to_4x4()
+
+
+def brick_boxes(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """World-space boxes ``(lo [n, 3], hi [n, 3], step [n])`` of the bricks, in metres, as
+    :mod:`.scene` places them (model centred on the origin in X/Y, studs included)."""
+    n = len(model.bricks)
+    lo, hi = np.zeros((n, 3)), np.zeros((n, 3))
+    steps = np.zeros(n, int)
+    s, p, m = STUD_MM * 1e-3, PLATE_MM * 1e-3, 1e-3
+    cx, cy = model.shape[0] * s / 2, model.shape[1] * s / 2
+    for i, b in enumerate(model.bricks):
+        nx, ny = b.size
+        lo[i] = (b.x * s - cx, b.y * s - cy, b.z * p)
+        hi[i] = ((b.x + nx) * s - cx, (b.y + ny) * s - cy, b.top * p + STUD_HEIGHT_MM * m)
+        steps[i] = b.step
+    return lo, hi, steps
+
+
+def step_view_box(lo, hi, steps, step: int) -> tuple[np.ndarray, np.ndarray]:
+    """The box a step's camera frames: the step's bricks, :data:`NEIGHBOUR_STUDS` around and
+    :data:`NEIGHBOUR_PLATES` below them (clipped to what is built so far), at least
+    :data:`MIN_VIEW_STUDS` across."""
+    new, sofar = steps == step, steps <= step
+    if not new.any():
+        raise ValueError(f"step {step} has no bricks")
+    nlo, nhi = lo[new].min(axis=0), hi[new].max(axis=0)
+    slo, shi = lo[sofar].min(axis=0), hi[sofar].max(axis=0)
+    s, p = STUD_MM * 1e-3, PLATE_MM * 1e-3
+    reach = np.array([NEIGHBOUR_STUDS * s, NEIGHBOUR_STUDS * s, NEIGHBOUR_PLATES * p])
+    blo = np.maximum(slo, nlo - reach)
+    bhi = np.minimum(shi, nhi + np.array([reach[0], reach[1], 0.0]))
+    bhi = np.maximum(bhi, nhi)
+    short = np.maximum(0.0, MIN_VIEW_STUDS * s - (bhi - blo))
+    short[2] = 0.0
+    return blo - short / 2, bhi + short / 2
 
 
 # --------------------------------------------------------------------------- model structure
@@ -197,7 +264,7 @@ def parts_by_step(collection) -> list[dict[tuple[str, int], int]]:
 # --------------------------------------------------------------------------- render setup
 
 
-def _setup_workbench(scene, resolution, *, id_pass: bool = False) -> None:
+def _setup_workbench(scene, resolution, *, id_pass: bool = False, fxaa: bool = True) -> None:
     r = scene.render
     r.engine = "BLENDER_WORKBENCH"
     r.resolution_x, r.resolution_y = int(resolution[0]), int(resolution[1])
@@ -209,6 +276,7 @@ def _setup_workbench(scene, resolution, *, id_pass: bool = False) -> None:
     r.image_settings.file_format = "PNG"
     r.image_settings.color_mode = "RGBA"
     r.image_settings.color_depth = "8"
+    r.image_settings.compression = 0  # temporary files: read back at once
     scene.view_settings.view_transform = "Standard"
     scene.view_settings.look = "None"
     sh = scene.display.shading
@@ -223,7 +291,7 @@ def _setup_workbench(scene, resolution, *, id_pass: bool = False) -> None:
     else:
         # FXAA: ~0.55 s CPU for 800×600 with software GL, vs 1.2 s for 8 samples, and
         # visually almost the same on brick edges.
-        scene.display.render_aa = "FXAA"
+        scene.display.render_aa = "FXAA" if fxaa else "OFF"
         sh.light = "STUDIO"
         sh.color_type = "MATERIAL"
         sh.show_cavity = True
@@ -261,20 +329,53 @@ def _save_png(arr: np.ndarray, path: Path) -> Path:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", optimize=False)
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=3)
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def soften_edges(rgba: np.ndarray, strength: float = 0.6) -> np.ndarray:
+    """Cheap anti-aliasing of an RGBA uint8 image: blend a 3×3 box blur in where the image
+    has edges (luminance or alpha steps), leave flat areas untouched.
+
+    Stands in for Workbench's FXAA, which costs ~0.37 s per 800×600 render on software GL;
+    this costs ~25 ms. Works on premultiplied colour, so silhouettes blend into transparency.
+    """
+    a = rgba[..., 3:4].astype(np.float32) / 255
+    pre = np.concatenate([rgba[..., :3].astype(np.float32) / 255 * a, a], axis=-1)
+    pad = np.pad(pre, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    h, w = pre.shape[:2]
+    blur = sum(pad[i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9
+    lum = pre[..., :3].mean(-1) + pre[..., 3]
+    blum = blur[..., :3].mean(-1) + blur[..., 3]
+    k = np.clip(np.abs(lum - blum) * 8, 0, 1)[..., None] * strength
+    out = pre * (1 - k) + blur * k
+    alpha = out[..., 3:4]
+    rgb = np.where(alpha > 1e-4, out[..., :3] / np.maximum(alpha, 1e-4), 0)
+    res = np.concatenate([np.clip(rgb, 0, 1), alpha], axis=-1)
+    return (res * 255 + 0.5).astype(np.uint8)
+
+
+def upscale_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A bool mask rendered at a smaller size, resized to ``shape`` (rows, cols) smoothly."""
+    from PIL import Image
+
+    if mask.shape == tuple(shape):
+        return mask
+    im = Image.fromarray((mask * 255).astype(np.uint8)).resize((shape[1], shape[0]), Image.BILINEAR)
+    return np.asarray(im) > 127
+
+
 def compose_step(full: np.ndarray, mask: np.ndarray, first: bool = False) -> np.ndarray:
-    """Fade everything outside ``mask`` and outline the masked (new) bricks.
+    """Lighten everything outside ``mask`` slightly and outline the masked (new) bricks.
 
     ``full``: RGBA uint8 render of steps ≤ s; ``mask``: bool, pixels showing step s.
+    Earlier bricks keep their colours (:data:`FADE_TO_WHITE`, :data:`FADE_DESATURATE`).
     """
     from PIL import Image, ImageFilter
 
     rgb = full[..., :3].astype(np.float32) / 255
     alpha = full[..., 3:4].astype(np.float32) / 255
-    if not first:
+    if not first and (FADE_TO_WHITE > 0 or FADE_DESATURATE > 0):
         grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
         faded = rgb * (1 - FADE_DESATURATE) + grey[..., None] * FADE_DESATURATE
         faded = faded * (1 - FADE_TO_WHITE) + FADE_TO_WHITE
@@ -346,13 +447,17 @@ def render_steps(
     thumbnails: bool = True,
     thumb_size: int = THUMB_SIZE,
     steps: bool = True,
+    back: bool | None = None,
+    timings: dict | None = None,
 ) -> Generator[Progress, None, list[Path]]:
     """Render one image per build step into ``out_dir`` (a step generator).
 
     Writes ``step_001.png`` …, and unless switched off ``cover.png`` (the finished model,
-    unfaded) and ``parts/<part>_<colour>.png`` thumbnails; ``steps=False`` renders only those
+    unfaded), ``back.png`` (the same from behind; default: with the cover when rendering
+    steps) and ``parts/<part>_<colour>.png`` thumbnails; ``steps=False`` renders only those
     (e.g. a single picture of the finished model). Yields :class:`Progress`; returns
     the step image paths in step order. Closing the generator early (ESC) restores the scene.
+    ``timings`` (a dict) receives the seconds spent per phase.
     """
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
@@ -360,12 +465,20 @@ def render_steps(
     res = (int(resolution[0]), int(resolution[1]))
     if min(res) < 16:
         raise ValueError(f"resolution {resolution} is too small (need at least 16×16)")
+    if back is None:
+        back = cover and steps
     all_groups = step_groups(collection)
     all_objects = [o for _, _, obs in all_groups for o in obs]
     groups = all_groups if steps else []
     n = len(groups)
-    total = n + (1 if cover else 0) + (1 if thumbnails else 0)
+    total = n + (1 if cover else 0) + (1 if back else 0) + (1 if thumbnails else 0)
+    aspect = res[0] / res[1]
+    id_res = (max(16, round(res[0] * ID_SCALE)), max(16, round(res[1] * ID_SCALE)))
+    tm = timings if timings is not None else {}
+    tm.setdefault("steps_s", 0.0)
 
+    model = lego_scene.model_from_collection(collection)
+    lo, hi, brick_step = brick_boxes(model)
     state = _SceneState(all_objects)
     sc = _temp_scene("Image2LEGO instructions", res)
     sc.collection.children.link(collection)
@@ -373,7 +486,7 @@ def render_steps(
     paths: list[Path] = []
     try:
         bmin, bmax = _evaluated_bounds(sc, collection)
-        place_camera(sc.camera, bmin, bmax, res[0] / res[1])
+        whole = (bmin, bmax)
         # Each step only touches its own objects (O(bricks) in all, not O(bricks × steps)):
         # everything starts hidden and black (the ID pass colour of "not new"); a step is
         # shown, white for its ID pass, then black again.
@@ -382,31 +495,48 @@ def render_steps(
             o.color = (0, 0, 0, 1)
         for k, (step, _parent, objects) in enumerate(groups):
             yield Progress(k / total, f"Rendering step {k + 1} of {n}")
+            t0 = time.perf_counter()
             for o in objects:
                 o.hide_render = False
-            _setup_workbench(sc, res)
-            full = _load_rgba(_render_to(sc, tmp / "full.png"))
+            if (brick_step == step).any():
+                vlo, vhi = step_view_box(lo, hi, brick_step, step)
+            else:  # a step parent without bricks in the model record: frame everything
+                vlo, vhi = whole
+            place_camera(sc.camera, vlo, vhi, aspect, scene_box=whole)
+            _setup_workbench(sc, res, fxaa=False)
+            full = soften_edges(_load_rgba(_render_to(sc, tmp / "full.png")))
             for o in objects:
                 o.color = (1, 1, 1, 1)
-            _setup_workbench(sc, res, id_pass=True)
+            _setup_workbench(sc, id_res, id_pass=True)
             ids = _load_rgba(_render_to(sc, tmp / "id.png"))
-            mask = (ids[..., 0] > 127) & (ids[..., 3] > 127)
+            mask = upscale_mask((ids[..., 0] > 127) & (ids[..., 3] > 127), full.shape[:2])
             for o in objects:
                 o.color = (0, 0, 0, 1)
             img = compose_step(full, mask, first=(k == 0))
             paths.append(_save_png(img, out_dir / f"step_{step + 1:03d}.png"))
-        if cover:
-            yield Progress(n / total, "Rendering the cover")
+            tm["steps_s"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if cover or back:
             for o in all_objects:
                 o.hide_render = False
             _setup_workbench(sc, res)
+        views = [("cover.png", CAMERA_AZIMUTH)] if cover else []
+        if back:
+            views.append(("back.png", CAMERA_AZIMUTH + 180.0))
+        for i, (name, azimuth) in enumerate(views):
+            what = "the cover" if name == "cover.png" else "the model from behind"
+            yield Progress((n + i) / total, f"Rendering {what}")
+            place_camera(sc.camera, bmin, bmax, aspect, azimuth_deg=azimuth)
             full = _load_rgba(_render_to(sc, tmp / "full.png"))
-            _save_png(full, out_dir / "cover.png")
+            _save_png(full, out_dir / name)
+        tm["views_s"] = time.perf_counter() - t0
         if thumbnails:
             yield Progress((total - 1) / total, "Rendering part thumbnails")
+            t0 = time.perf_counter()
             state.restore()
             pairs = sorted({key for d in parts_by_step(collection) for key in d})
             render_thumbnails(pairs, out_dir / "parts", thumb_size)
+            tm["thumbnails_s"] = time.perf_counter() - t0
         yield Progress(1.0, f"Rendered {n} steps")
     finally:
         state.restore()
@@ -509,7 +639,8 @@ def render_instructions(
         images = stage / IMAGES_DIRNAME
         images.mkdir()
         t0, c0 = time.perf_counter(), time.process_time()
-        gen = render_steps(context, collection, images, resolution)
+        phases: dict = {}
+        gen = render_steps(context, collection, images, resolution, timings=phases)
         try:
             while True:
                 p = next(gen)
@@ -530,6 +661,7 @@ def render_instructions(
             stage,
             title=title,
             cover=images / "cover.png",
+            back=images / "back.png",
             step_images=step_paths,
             step_parts=per_step,
             thumbnails=thumbs,
@@ -560,6 +692,9 @@ def render_instructions(
             timings={
                 "render_s": t_render,
                 "render_s_per_step": t_render / max(1, len(step_paths)),
+                "step_s_per_step": phases.get("steps_s", 0.0) / max(1, len(step_paths)),
+                "views_s": phases.get("views_s", 0.0),
+                "thumbnails_s": phases.get("thumbnails_s", 0.0),
                 "render_cpu_s": c_render,
                 "booklet_s": t_booklet,
                 "booklet_cpu_s": c_booklet,

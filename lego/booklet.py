@@ -5,10 +5,12 @@ Pure Python + Pillow (no bpy): the Blender side renders the images
 
 Layout follows printed LEGO instructions: a cover with the finished model, the title and the
 brick count; then one page per step with a big step number, a pale blue "parts needed in this
-step" callout (a picture of each part with ``2x`` under it) and the model picture; the last
-page(s) list every part with its picture, colour, name and count. Pages are A4 landscape. Text
-uses the font bundled with Pillow (``ImageFont.load_default(size=...)``), so nothing outside
-the package is needed.
+step" callout (a picture of each part with ``2x`` under it, its colour named under the count)
+and the model picture (each step's render frames that step, so it is shown as big as the page
+allows); a page with the finished model from the front and from behind; the last page(s) list
+every part with its picture, colour, name and count. Every page but the cover is numbered.
+Pages are A4 landscape. Text uses the font bundled with Pillow
+(``ImageFont.load_default(size=...)``), so nothing outside the package is needed.
 
 Every file goes through :mod:`.fileio` (temporary file + rename). The PDF is written one page
 at a time (Pillow's ``append=True``) into a temporary file, so memory stays at one page even
@@ -147,7 +149,8 @@ def _part_tile(
     ``rel`` (0..1] shrinks the picture so parts in one callout keep their relative sizes.
     """
     label_h = max(14, cell // 5) if count is not None else 0
-    tile = Image.new("RGBA", (cell, cell + label_h), (0, 0, 0, 0))
+    name_h = max(11, cell // 9) if count is not None else 0
+    tile = Image.new("RGBA", (cell, cell + label_h + name_h), (0, 0, 0, 0))
     src = thumbs.get(key)
     pic = (
         _crop_to_content(_open_rgba(src)) if src and Path(src).is_file() else _swatch(key[1], cell)
@@ -159,7 +162,19 @@ def _part_tile(
         d = ImageDraw.Draw(tile)
         f = _font(label_h)
         d.text((cell // 2, cell + label_h // 2), f"{count}x", font=f, fill=TEXT, anchor="mm")
+        name = _fit_text(d, color_name(key[1]), _font(name_h), cell)
+        d.text((cell // 2, cell + label_h + name_h // 2), name, font=_font(name_h), fill=MUTED,
+               anchor="mm")  # fmt: skip
     return tile
+
+
+def _fit_text(d: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
+    """``text`` shortened with an ellipsis until it fits ``width`` pixels."""
+    if d.textlength(text, font=font) <= width:
+        return text
+    while len(text) > 1 and d.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text.rstrip() + "…"
 
 
 def _callout(
@@ -174,12 +189,12 @@ def _callout(
     while cell > 40:
         cols = max(1, (max_w - 2 * pad + gap) // (cell + gap))
         rows = -(-n // cols)
-        if rows * (cell + cell // 5 + gap) - gap + 2 * pad <= max_h:
+        if rows * (cell + cell // 5 + max(11, cell // 9) + gap) - gap + 2 * pad <= max_h:
             break
         cell -= 6
     cols = max(1, min(n, (max_w - 2 * pad + gap) // (cell + gap)))
     rows = -(-n // cols)
-    label = max(14, cell // 5)
+    label = max(14, cell // 5) + max(11, cell // 9)
     w = cols * (cell + gap) - gap + 2 * pad
     h = rows * (cell + label + gap) - gap + 2 * pad
     box = Image.new("RGBA", (w, h), (0, 0, 0, 0))
@@ -303,6 +318,39 @@ def compose_cover(
     return page.convert("RGB")
 
 
+def compose_finished_page(
+    front,
+    back,
+    *,
+    title: str = "",
+    page_no: int | None = None,
+    n_pages: int | None = None,
+    size: tuple[int, int] = PAGE_SIZE,
+) -> Image.Image:
+    """The finished model from the front and from behind, side by side."""
+    W, H = size
+    page = Image.new("RGBA", size, (*BACKGROUND, 255))
+    d = ImageDraw.Draw(page)
+    margin, head = 40, 120
+    d.text((margin, 40), "Finished!", font=_font(54), fill=TEXT, anchor="la")
+    pics = [(p, lab) for p, lab in ((front, "front"), (back, "back")) if p is not None]
+    pics = [(p, lab) for p, lab in pics if Path(p).is_file()]
+    if pics:
+        box_w = (W - 2 * margin - (len(pics) - 1) * margin) // len(pics)
+        box_h = H - head - 110
+        for i, (p, lab) in enumerate(pics):
+            pic = _fit(_crop_to_content(_open_rgba(p), pad=10), box_w, box_h, max_scale=3.0)
+            x0 = margin + i * (box_w + margin)
+            page.alpha_composite(
+                pic, (x0 + (box_w - pic.width) // 2, head + (box_h - pic.height) // 2)
+            )
+            d.text((x0 + box_w // 2, head + box_h + 20), lab, font=_font(26), fill=MUTED,
+                   anchor="mm")  # fmt: skip
+    if page_no is not None:
+        _footer(page, title, page_no, n_pages or page_no)
+    return page.convert("RGB")
+
+
 _PARTS_CELL = (250, 220, 120)  # cell width, cell height, picture size (px)
 
 
@@ -423,6 +471,7 @@ def write_html(
     step_parts: Sequence[Mapping[PartKey, int]],
     thumbnails: Mapping[PartKey, os.PathLike],
     n_bricks: int,
+    back=None,
 ) -> Path:
     """A self-contained HTML page (images referenced relative to its folder)."""
     path = Path(path)
@@ -467,6 +516,7 @@ def write_html(
         "figcaption b{display:block;font-size:1.2em}",
         ".callout small{display:none}",
         ".model{display:block;margin:16px auto 0;max-width:100%}",
+        ".views{display:flex;gap:16px}.views figure{flex:1}",
         ".parts{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:12px}",
         ".parts figure{background:#ddecfa;border:2px solid #608cc8;border-radius:10px;",
         "padding:8px}",
@@ -490,6 +540,16 @@ def write_html(
             f'<div class="callout">{figs}</div></header>'
             f'<img class="model" src="{esc(_rel(img, base))}" alt="Step {i + 1}"></section>'
         )
+    views = [(p, lab) for p, lab in ((cover, "front"), (back, "back")) if p is not None]
+    views = [(p, lab) for p, lab in views if Path(p).is_file()]
+    if views:
+        imgs = "".join(
+            f'<figure><img class="model" src="{esc(_rel(p, base))}" alt="The finished model, '
+            f'{lab}"><figcaption>{lab}</figcaption></figure>'
+            for p, lab in views
+        )
+        out.append(f'<section class="finished"><h2>Finished!</h2><div class="views">{imgs}</div>'
+                   "</section>")  # fmt: skip
     figs = "".join(part_fig(k, n, "part") for k, n in _sorted_parts(total))
     out.append(
         f'<section class="partslist"><h2>Parts list</h2>'
@@ -510,12 +570,17 @@ def build_booklet(
     thumbnails: Mapping[PartKey, os.PathLike] | None = None,
     n_bricks: int | None = None,
     basename: str = "instructions",
+    back=None,
 ) -> tuple[Path, Path]:
     """Write ``<basename>.html`` and ``<basename>.pdf`` into ``out_dir``; return both paths.
 
     ``step_images[i]`` is the render of step ``i + 1``; ``step_parts[i]`` maps
     ``(part_id, colour)`` to how many of it step ``i + 1`` adds; ``thumbnails`` maps the same
-    keys to part pictures (missing ones are drawn as colour tiles).
+    keys to part pictures (missing ones are drawn as colour tiles). ``back``: a picture of
+    the finished model from behind for the "finished" page (beside ``cover``).
+
+    Each step page shows its own render trimmed to its content (the renders frame each step,
+    see :mod:`image2lego.blender.instructions`).
     """
     _validate(step_images, step_parts)
     out_dir = Path(out_dir)
@@ -530,20 +595,18 @@ def build_booklet(
             total[k] = total.get(k, 0) + v
     n_bricks = sum(total.values()) if n_bricks is None else int(n_bricks)
     n_steps = len(step_images)
-    n_pages = 1 + n_steps + n_parts_pages(len(total))
-
-    same_size = len({_image_size(p) for p in step_images}) == 1
-    crop = common_crop(step_images) if same_size else None
+    n_pages = 1 + n_steps + 1 + n_parts_pages(len(total))
 
     def pages():
         yield compose_cover(title, cover, n_bricks, n_steps, len(total))
         for i, (img, parts) in enumerate(zip(step_images, step_parts, strict=True)):
             yield compose_step_page(
                 i + 1, n_steps, img, parts, thumbs, title=title, page_no=i + 2,
-                n_pages=n_pages, crop=crop,
+                n_pages=n_pages,
             )  # fmt: skip
+        yield compose_finished_page(cover, back, title=title, page_no=n_steps + 2, n_pages=n_pages)
         yield from compose_parts_pages(
-            total, thumbs, title=title, first_page_no=n_steps + 2, n_pages=n_pages
+            total, thumbs, title=title, first_page_no=n_steps + 3, n_pages=n_pages
         )
 
     pdf_path = write_pdf(pages(), out_dir / f"{basename}.pdf", title=title)
@@ -555,6 +618,7 @@ def build_booklet(
         step_parts=step_parts,
         thumbnails=thumbs,
         n_bricks=n_bricks,
+        back=back,
     )
     return html_path, pdf_path
 

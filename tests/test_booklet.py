@@ -50,7 +50,7 @@ def test_booklet_html_and_pdf(tmp_path, inputs):
     assert "Test &lt;Model&gt;" in text  # escaped
     assert 'id="step-3"' in text and 'id="step-4"' not in text
     assert "8 bricks" in text  # 2+1+1+4, counted from the parts when n_bricks is not given
-    assert booklet.pdf_page_count(pdf) == len(steps) + 2
+    assert booklet.pdf_page_count(pdf) == len(steps) + 3  # cover, steps, finished, parts
     assert pdf.read_bytes().startswith(b"%PDF")
     # No temporary files left behind.
     assert sorted(p.name for p in out.iterdir()) == ["instructions.html", "instructions.pdf"]
