@@ -31,6 +31,7 @@ step's bricks at their absolute positions) followed by ``0 STEP``.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable
@@ -221,21 +222,63 @@ def write_mpd(model: BrickModel, path: str | os.PathLike, **kwargs) -> Path:
 
 _PARTS = {p.filename.lower(): p for p in CATALOGUE.values()}
 
+#: Limits that keep a hostile file from hanging or exhausting memory (see :func:`parse_ldr`).
+#: The largest model we write (256³ voxels of 1×1 plates) has 256 · 256 · 256 bricks of
+#: about 50 bytes a line; real models are far smaller.
+MAX_LDRAW_BYTES = 256 * 2**20
+MAX_BRICKS = 2_000_000
+MAX_DEPTH = 64
+#: Largest coordinate accepted (LDU): 256 studs are 5,120 LDU; this leaves room for offsets.
+MAX_COORD = 1e7
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?")
+_TOL = 1e-6
 
-def _read_source(path_or_text) -> tuple[str, str]:
+
+def _read_source(path_or_text, max_bytes: int) -> tuple[str, str]:
     if isinstance(path_or_text, os.PathLike):
-        p = Path(path_or_text)
-        return p.read_text(encoding="utf-8-sig"), str(p)
-    if isinstance(path_or_text, bytes):
-        return path_or_text.decode("utf-8-sig"), "<bytes>"
-    s = str(path_or_text)
-    if "\n" not in s and "\r" not in s:
+        return _read_file(Path(path_or_text), max_bytes), str(path_or_text)
+    if isinstance(path_or_text, (bytes, bytearray)):
+        if len(path_or_text) > max_bytes:
+            raise LDrawError(f"<bytes>: {len(path_or_text)} bytes, over the {max_bytes}-byte limit")
+        return _decode(bytes(path_or_text), "<bytes>"), "<bytes>"
+    if not isinstance(path_or_text, str):
+        raise TypeError(
+            f"parse_ldr takes a path or the file's text, not {type(path_or_text).__name__}"
+        )
+    s = path_or_text
+    if "\n" not in s and "\r" not in s and len(s) < 4096:
         p = Path(s)
         if p.is_file():
-            return p.read_text(encoding="utf-8-sig"), str(p)
+            return _read_file(p, max_bytes), str(p)
         if s.lower().endswith((".ldr", ".mpd")):
             raise FileNotFoundError(f"no such LDraw file: {s}")
+    if len(s) > max_bytes:
+        raise LDrawError(f"<text>: {len(s)} characters, over the {max_bytes}-byte limit")
     return s, "<text>"
+
+
+def _read_file(p: Path, max_bytes: int) -> str:
+    if not p.exists():
+        raise FileNotFoundError(f"no such LDraw file: {p}")
+    if not p.is_file():
+        raise LDrawError(f"{p}: not a regular file")
+    size = p.stat().st_size
+    if size > max_bytes:
+        raise LDrawError(f"{p}: {size} bytes, over the {max_bytes}-byte limit for LDraw files")
+    with open(p, "rb") as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise LDrawError(f"{p}: over the {max_bytes}-byte limit for LDraw files")
+    return _decode(data, str(p))
+
+
+def _decode(data: bytes, src: str) -> str:
+    if b"\0" in data:
+        raise LDrawError(f"{src}: binary data (NUL bytes), not an LDraw text file")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise LDrawError(f"{src}: not UTF-8 text (byte {exc.start})") from None
 
 
 def _split_files(text: str, src: str) -> tuple[str, dict[str, list[tuple[int, str]]]]:
@@ -246,20 +289,21 @@ def _split_files(text: str, src: str) -> tuple[str, dict[str, list[tuple[int, st
     plain: list[tuple[int, str]] = []
     for no, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
-        toks = line.split(maxsplit=2)
-        if len(toks) >= 2 and toks[0] == "0" and toks[1].upper() == "FILE":
-            name = toks[2].strip() if len(toks) > 2 else ""
-            if not name:
-                raise LDrawError(f"{src}:{no}: '0 FILE' without a file name")
-            key = name.lower()
-            if key in files:
-                raise LDrawError(f"{src}:{no}: submodel {name!r} is defined twice")
-            files[key] = current = []
-            main = main or key
-            continue
-        if len(toks) >= 2 and toks[0] == "0" and toks[1].upper() == "NOFILE":
-            current = None
-            continue
+        if line[:1] == "0":
+            toks = line.split(maxsplit=2)
+            if len(toks) >= 2 and toks[0] == "0" and toks[1].upper() == "FILE":
+                name = toks[2].strip() if len(toks) > 2 else ""
+                if not name:
+                    raise LDrawError(f"{src}:{no}: '0 FILE' without a file name")
+                key = name.lower()
+                if key in files:
+                    raise LDrawError(f"{src}:{no}: submodel {name!r} is defined twice")
+                files[key] = current = []
+                main = main or key
+                continue
+            if len(toks) >= 2 and toks[0] == "0" and toks[1].upper() == "NOFILE":
+                current = None
+                continue
         (current if current is not None else plain).append((no, line))
     if not files:
         return "", {"": plain}
@@ -270,44 +314,144 @@ def _split_files(text: str, src: str) -> tuple[str, dict[str, list[tuple[int, st
     return main, files
 
 
+def _number(tok: str) -> float:
+    # A plain decimal of bounded length: no 1e999999999 (whose exact value has a billion
+    # digits), no nan/inf, no hex or underscores.
+    if len(tok) > 40 or not _NUMBER.fullmatch(tok):
+        raise ValueError(tok)
+    v = float(tok)
+    if not abs(v) <= MAX_COORD:
+        raise ValueError(tok)
+    return v
+
+
 def _parse_type1(toks: list[str], where: str):
     try:
+        if len(toks[1]) > 12:
+            raise ValueError(toks[1])
         color = int(toks[1])
-        vals = [Fraction(t) for t in toks[2:14]]
-    except (ValueError, ZeroDivisionError):
-        raise LDrawError(f"{where}: malformed numbers in type-1 line") from None
-    pos = np.array(vals[:3], dtype=object)
-    mat = np.array(vals[3:12], dtype=object).reshape(3, 3)
+        vals = [_number(t) for t in toks[2:14]]
+    except ValueError as exc:
+        raise LDrawError(
+            f"{where}: malformed numbers in type-1 line ({str(exc)[:40]!r}: "
+            f"plain decimals up to {MAX_COORD:g} expected)"
+        ) from None
+    pos = (vals[0], vals[1], vals[2])
+    mat = (tuple(vals[3:6]), tuple(vals[6:9]), tuple(vals[9:12]))
     return color, pos, mat, " ".join(toks[14:])
 
 
-def _rotation_to_rotated(mat, where: str) -> bool:
-    m = np.array(mat, dtype=float)
-    if not np.allclose(m @ m.T, np.eye(3), atol=1e-6) or not np.isclose(np.linalg.det(m), 1.0):
+def _signed_permutation(mat, where: str, what: str):
+    """The rotation as an exact integer matrix; it must be a 90°-multiple proper rotation."""
+    try:
+        return _ROTATIONS[mat]
+    except KeyError:
+        pass
+    r = tuple(tuple(round(v) for v in row) for row in mat)
+    if any(abs(v - w) > _TOL for row, rrow in zip(mat, r) for v, w in zip(row, rrow)):
+        m = np.array(mat, dtype=float)
+        if not np.allclose(m @ m.T, np.eye(3), atol=_TOL) or not np.isclose(np.linalg.det(m), 1):
+            raise LDrawError(
+                f"{where}: rotation matrix is not a proper rotation (mirrored or scaled)"
+            )
+        raise LDrawError(f"{where}: {what} is tilted or not at a multiple of 90°")
+    m = np.array(r, dtype=np.int64)
+    if not (np.abs(m).sum(axis=0) == 1).all() or not (np.abs(m).sum(axis=1) == 1).all():
         raise LDrawError(f"{where}: rotation matrix is not a proper rotation (mirrored or scaled)")
-    if not np.allclose(m[:, 1], [0, 1, 0], atol=1e-6) or not np.allclose(
-        np.abs(np.round(m)), np.abs(m), atol=1e-6
-    ):
-        raise LDrawError(f"{where}: brick is tilted or not at a multiple of 90° about the Y axis")
-    # Parts are symmetric under a half turn: only "long side along X or along Z" matters.
-    return bool(abs(m[2, 0]) > 0.5)
+    if round(np.linalg.det(m)) != 1:
+        raise LDrawError(f"{where}: rotation matrix is not a proper rotation (mirrored or scaled)")
+    if len(_ROTATIONS) < 4096:
+        _ROTATIONS[mat] = r
+    return r
+
+
+_ROTATIONS: dict = {}
+
+
+@functools.lru_cache(maxsize=1024)
+def _matmul(a, b):
+    return tuple(
+        tuple(sum(a[i][k] * b[k][j] for k in range(3)) for j in range(3)) for i in range(3)
+    )
+
+
+def _apply(m, v):
+    return tuple(sum(m[i][k] * v[k] for k in range(3)) for i in range(3))
 
 
 def _brick_from_ldraw(color, pos, rotated, part_id, step, where) -> Brick:
     p = CATALOGUE[part_id]
     nx, ny = (p.width, p.length) if rotated else (p.length, p.width)
-    X, Y, Z = (Fraction(v) for v in pos)
-    x = X / STUD_LDU - Fraction(nx, 2)
-    y = Z / STUD_LDU - Fraction(ny, 2)
+    X, Y, Z = pos
+    x = X / STUD_LDU - nx / 2
+    y = Z / STUD_LDU - ny / 2
     z = -Y / PLATE_LDU - p.height
-    if any(v.denominator != 1 for v in (x, y, z)):
-        raise LDrawError(f"{where}: brick position {X} {Y} {Z} is not on the LEGO lattice")
-    if min(x, y, z) < 0:
+    ix, iy, iz = round(x), round(y), round(z)
+    if abs(x - ix) > _TOL or abs(y - iy) > _TOL or abs(z - iz) > _TOL:
+        raise LDrawError(f"{where}: brick position {X:g} {Y:g} {Z:g} is not on the LEGO lattice")
+    if min(ix, iy, iz) < 0:
         raise LDrawError(f"{where}: brick lies below or outside the lattice origin (x, y, z >= 0)")
-    return Brick(int(z), int(y), int(x), part_id, rotated, color, step)
+    return Brick(iz, iy, ix, part_id, rotated, color, step)
 
 
-def parse_ldr(path_or_text) -> BrickModel:
+def _classify(files, main: str, src: str):
+    """Per file: its lines pre-split, the submodels it references, and its own part count."""
+    refs: dict[str, list[str]] = {}
+    parts: dict[str, int] = {}
+    for name, lines in files.items():
+        rs: list[str] = []
+        n = 0
+        for _no, line in lines:
+            if line[:2] == "1 " or line[:2] == "1\t":
+                toks = line.split()
+                key = " ".join(toks[14:]).lower()
+                if key and key in files:
+                    rs.append(key)
+                else:
+                    n += 1
+        refs[name] = rs
+        parts[name] = n
+    return refs, parts
+
+
+def _expanded_count(main: str, refs, parts, src: str, max_bricks: int) -> int:
+    """Bricks the main model expands to, computed once per submodel (no expansion);
+    a reference cycle or a nesting deeper than MAX_DEPTH is an error."""
+    total: dict[str, int] = {}
+    state: dict[str, int] = {}  # 1: on the stack, 2: done
+
+    def visit(name: str, chain: list[str]) -> int:
+        if state.get(name) == 2:
+            return total[name]
+        if state.get(name) == 1:
+            loop = " → ".join(chain[chain.index(name) :] + [name])
+            raise LDrawError(f"{src}: submodel nesting loops back ({loop}): a reference cycle")
+        if len(chain) >= MAX_DEPTH:
+            raise LDrawError(f"{src}: submodel nesting deeper than {MAX_DEPTH}")
+        state[name] = 1
+        chain.append(name)
+        n = parts[name]
+        for r in refs[name]:
+            n += visit(r, chain)
+            if n > max_bricks:
+                break
+        chain.pop()
+        state[name] = 2
+        total[name] = n
+        return n
+
+    n = visit(main, [])
+    if n > max_bricks:
+        raise LDrawError(
+            f"{src}: the model expands to more than {max_bricks} bricks (submodels referenced "
+            "many times over); refusing to expand it"
+        )
+    return n
+
+
+def parse_ldr(
+    path_or_text, *, max_bricks: int = MAX_BRICKS, max_bytes: int = MAX_LDRAW_BYTES
+) -> BrickModel:
     """Parse an ``.ldr``/``.mpd`` written by this module back into a :class:`BrickModel`.
 
     Accepts a path (``str``/``Path``) or the file's text. Type-1 lines must reference
@@ -315,17 +459,23 @@ def parse_ldr(path_or_text) -> BrickModel:
     anything else (unknown parts, geometry lines, garbage) raises :class:`LDrawError`
     naming the line. ``0 STEP`` starts the next build step; steps of the main model apply
     to everything a submodel reference brings in.
+
+    Bounded for any input: files over ``max_bytes``, models expanding to more than
+    ``max_bricks`` bricks (counted per submodel before anything is expanded), reference
+    cycles, nesting deeper than :data:`MAX_DEPTH` and numbers that are not plain decimals up
+    to :data:`MAX_COORD` are refused with an :class:`LDrawError`; parsing is linear in the
+    file's size plus the bricks it expands to.
     """
-    text, src = _read_source(path_or_text)
+    text, src = _read_source(path_or_text, max_bytes)
     main, files = _split_files(text, src)
+    refs, parts = _classify(files, main, src)
+    _expanded_count(main, refs, parts, src, max_bricks)
     bricks: list[Brick] = []
     shape: tuple[int, int, int] | None = None
     title = ""
 
     def walk(name: str, base_pos, base_mat, step: int | None, inherited: int, depth: int):
         nonlocal shape, title
-        if depth > 16:
-            raise LDrawError(f"{src}: submodel nesting deeper than 16 (a reference cycle?)")
         cur = 0
         for no, line in files[name]:
             where = f"{src}:{no}"
@@ -343,8 +493,8 @@ def parse_ldr(path_or_text) -> BrickModel:
                         vals = tuple(int(v) for v in body[len(SHAPE_META) :].split())
                     except ValueError:
                         vals = ()
-                    if len(vals) != 3 or min(vals) < 0:
-                        raise LDrawError(f"{where}: malformed {SHAPE_META} line: {line!r}")
+                    if len(vals) != 3 or min(vals) < 0 or max(vals) > 1_000_000:
+                        raise LDrawError(f"{where}: malformed {SHAPE_META} line: {line[:80]!r}")
                     shape = vals  # type: ignore[assignment]
                 elif depth == 0 and not title and body and ":" not in body.split()[0]:
                     title = body
@@ -355,21 +505,22 @@ def parse_ldr(path_or_text) -> BrickModel:
                     "only parts and submodels are expected"
                 )
             if kind != "1" or len(toks) < 15:
-                raise LDrawError(f"{where}: cannot parse line: {line!r}")
+                raise LDrawError(f"{where}: cannot parse line: {line[:80]!r}")
             color, pos, mat, ref = _parse_type1(toks, where)
             if color == 16:
                 color = inherited
-            abs_mat = np.array(base_mat, dtype=object).dot(mat)
-            abs_pos = np.array(base_mat, dtype=object).dot(pos) + base_pos
             this_step = cur if step is None else step
             key = ref.lower()
             if key in files and key != "":
+                rot = _signed_permutation(mat, where, "submodel reference")
+                abs_mat = _matmul(base_mat, rot)
+                abs_pos = tuple(a + b for a, b in zip(_apply(base_mat, pos), base_pos))
                 walk(key, abs_pos, abs_mat, this_step, color, depth + 1)
                 continue
             pkey = key.replace("\\", "/").rsplit("/", 1)[-1]
             if pkey not in _PARTS:
                 raise LDrawError(
-                    f"{where}: unknown part {ref!r} (not in the Image2LEGO catalogue"
+                    f"{where}: unknown part {ref[:80]!r} (not in the Image2LEGO catalogue"
                     + (" nor a submodel of this file" if main else "")
                     + ")"
                 )
@@ -378,13 +529,20 @@ def parse_ldr(path_or_text) -> BrickModel:
                     f"{where}: colour {color} is not an LDraw solid colour "
                     "(16 'main colour' needs an enclosing coloured reference)"
                 )
-            rotated = _rotation_to_rotated(abs_mat, where)
+            rot = _signed_permutation(mat, where, "brick")
+            abs_mat = _matmul(base_mat, rot)
+            if abs_mat[0][1] or abs_mat[2][1] or abs_mat[1][1] != 1:
+                raise LDrawError(
+                    f"{where}: brick is tilted or not at a multiple of 90° about the Y axis"
+                )
+            # Parts are symmetric under a half turn: only "long side along X or along Z" matters.
+            rotated = abs_mat[2][0] != 0
+            abs_pos = tuple(a + b for a, b in zip(_apply(base_mat, pos), base_pos))
             pid = _PARTS[pkey].id
             bricks.append(_brick_from_ldraw(color, abs_pos, rotated, pid, this_step, where))
 
-    one = np.array([[Fraction(int(i == j)) for j in range(3)] for i in range(3)], dtype=object)
-    zero = np.array([Fraction(0)] * 3, dtype=object)
-    walk(main, zero, one, None, 16, 0)
+    ident = ((1, 0, 0), (0, 1, 0), (0, 0, 1))
+    walk(main, (0.0, 0.0, 0.0), ident, None, 16, 0)
 
     extent = [0, 0, 0]
     for b in bricks:
@@ -402,6 +560,8 @@ def parse_ldr(path_or_text) -> BrickModel:
 
 __all__ = [
     "IDENTITY",
+    "MAX_BRICKS",
+    "MAX_LDRAW_BYTES",
     "LATTICE_TO_LDRAW",
     "LDrawError",
     "ROT_Y90",
