@@ -27,8 +27,22 @@ VOXEL_SUFFIXES = {".npy", ".npz"}
 FORMATS = ("ldr", "mpd", "csv", "bricklink", "rebrickable")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (``image2lego: error: …``) instead of the usage text."""
+
+    def error(self, message: str):  # type: ignore[override]
+        first = " ".join(str(message).split())
+        self.exit(2, f"image2lego: error: {first} (see --help)\n")
+
+
+def _folder(s: str) -> Path:
+    if not s.strip() or s != s.strip() or any(c in s for c in "\n\r\0"):
+        raise argparse.ArgumentTypeError(f"-o/--out must name a folder, got {s!r}")
+    return Path(s)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="python -m image2lego",
         description="Turn a photo (or a voxel grid) into a buildable LEGO model: LDraw file, "
         "parts lists, renders, step-by-step instructions.",
@@ -39,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="photo (.png/.jpg/…) or voxel grid (.npy/.npz, bool [x, y, z], Z up)",
     )
     p.add_argument(
-        "-o", "--out", type=Path, default=Path("out"), help="output folder (default: out)"
+        "-o", "--out", type=_folder, default=Path("out"), help="output folder (default: out)"
     )
     p.add_argument(
         "-r",
@@ -188,12 +202,61 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with logging_to_stdout(log_level(args)):
         try:
+            _check_args(args)
             return _run(args)
+        except KeyboardInterrupt:
+            print(
+                "image2lego: interrupted; the output folder was left as it was", file=sys.stderr
+            )
+            return 130
+        except MemoryError:
+            print(
+                "image2lego: error: out of memory (try a smaller grid or --no-repair)",
+                file=sys.stderr,
+            )
+            return 2
         except (Image2LegoError, ValueError, TypeError, OSError, KeyError) as exc:
             # Image2LegoError: every error the user can cause (bad image, voxel or LDraw file,
             # missing/corrupt weights, …); the built-in ones: argument checks and the disk
-            print(f"image2lego: error: {exc}", file=sys.stderr)
+            print(f"image2lego: error: {_one_line(exc)}", file=sys.stderr)
             return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Option checks that need no work done: refuse before anything is read or written."""
+    if not str(args.out).strip() or str(args.out) != str(args.out).strip():
+        raise ValueError(f"-o/--out must name a folder, got {str(args.out)!r}")
+    if any(c in str(args.out) for c in "\n\r\0"):
+        raise ValueError(f"-o/--out must be a single-line path, got {str(args.out)!r}")
+    if any(c in str(args.input) for c in "\n\r\0"):
+        raise ValueError(f"input file name must be a single line, got {str(args.input)!r}")
+    from .lego.colors import LDRAW_COLORS
+
+    if args.color not in LDRAW_COLORS:
+        raise ValueError(f"--color {args.color} is not an LDraw solid colour code")
+    if args.palette:
+        for tok in args.palette.split(","):
+            tok = tok.strip()
+            if tok and not (tok.lstrip("-").isdigit() and int(tok) in LDRAW_COLORS):
+                raise ValueError(f"--palette entry {tok!r} is not an LDraw solid colour code")
+    formats = {f.strip() for f in args.formats.split(",") if f.strip()}
+    for service in ("bricklink", "rebrickable"):
+        code = args.color
+        if args.color_mode == "single" and service in formats:
+            if getattr(LDRAW_COLORS[code], f"{service}_id") is None:
+                raise ValueError(
+                    f"--color {code} ({LDRAW_COLORS[code].name}) has no {service} colour id; "
+                    f"pick another colour or leave {service} out of --formats"
+                )
+    if not 1 <= args.colors <= 64:
+        raise ValueError(f"-k/--colors must be in 1..64, got {args.colors}")
+    if not 1 <= args.wall <= 64:
+        raise ValueError(f"--wall must be in 1..64 studs, got {args.wall}")
 
 
 def _run(args: argparse.Namespace) -> int:

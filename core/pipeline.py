@@ -46,6 +46,10 @@ class PipelineOptions:
     crop: tuple[int, int, int, int] | None = None
 
     def validate(self) -> None:
+        if not isinstance(self.convert, ConvertOptions):
+            raise TypeError(
+                f"options.convert must be a ConvertOptions, got {type(self.convert).__name__}"
+            )
         if self.resolution not in RESOLUTIONS + (64,):
             raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {self.resolution!r}")
         if not 0.0 <= self.drop_fragments <= 1.0:
@@ -71,33 +75,9 @@ def load_voxel_file(path: str | os.PathLike) -> np.ndarray:
     Integer grids holding only 0 and 1 are accepted and converted; anything else is a
     clear ``ValueError``. An ``.npz`` must hold one array, or one named ``voxels``.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"voxel file not found: {path}")
-    suffix = path.suffix.lower()
-    if suffix not in (".npy", ".npz"):
-        raise ValueError(f"{path.name}: voxel files must be .npy or .npz, not {suffix!r}")
-    try:
-        if suffix == ".npy":
-            arrays = {"": np.load(path, allow_pickle=False)}
-        else:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.keys()}
-    except (OSError, EOFError, ValueError) as exc:  # truncated, pickled or not numpy at all
-        raise ValueError(f"{path.name}: not a readable numpy file ({exc})") from exc
-    if "voxels" in arrays:
-        grid = arrays["voxels"]
-    elif len(arrays) == 1:
-        grid = next(iter(arrays.values()))
-    else:
-        raise ValueError(
-            f"{path.name}: .npz holds {sorted(arrays)}; name the grid 'voxels' or store one array"
-        )
-    if grid.dtype != bool and np.issubdtype(grid.dtype, np.integer):
-        if grid.size and not np.isin(grid, (0, 1)).all():
-            raise ValueError(f"{path.name}: integer grid must hold only 0 and 1")
-        grid = grid.astype(bool)
-    return validate_grid(grid)
+    from .inputs import read_voxel_file
+
+    return read_voxel_file(path)
 
 
 def _finish(grid: np.ndarray, colors, options: PipelineOptions) -> Generator[Progress, None, dict]:
@@ -113,11 +93,20 @@ def _finish(grid: np.ndarray, colors, options: PipelineOptions) -> Generator[Pro
     return reports
 
 
+def _options(options) -> PipelineOptions:
+    if options is None:
+        return PipelineOptions()
+    if not isinstance(options, PipelineOptions):
+        raise TypeError(f"options must be a PipelineOptions, got {type(options).__name__}")
+    options.validate()
+    return options
+
+
 def voxels_to_lego_steps(
     grid: np.ndarray, options: PipelineOptions | None = None, colors=None
 ) -> Steps:
     """Voxel grid → bricks, as steps."""
-    options = options or PipelineOptions()
+    options = _options(options)
     yield Progress(0.0, "Checking voxels")
     grid = validate_grid(grid)
     out = yield from _finish(grid, colors, options)
@@ -128,8 +117,7 @@ def voxels_to_lego_steps(
 
 def image_to_lego_steps(image, options: PipelineOptions | None = None) -> Steps:
     """Photo (path or PIL image) → preprocessing → TL-Octree → bricks, as steps."""
-    options = options or PipelineOptions()
-    options.validate()
+    options = _options(options)
     yield Progress(0.0, "Preprocessing the image")
     from .preprocess import preprocess_image
 

@@ -1,0 +1,175 @@
+"""Hostile inputs end in a one-line error, not a traceback, hang or blow-up (issue #22)."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+
+from image2lego.cli import main
+from image2lego.core import pipeline, weights
+from image2lego.core.inputs import read_voxel_file
+
+from .conftest import REPO
+
+FAST = ["--no-render", "--no-instructions", "--no-blend", "-q"]
+
+
+def _grid():
+    g = np.zeros((6, 6, 4), bool)
+    g[1:5, 1:5, 0:3] = True
+    return g
+
+
+def _npy_header(shape, descr="|b1") -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": descr, "fortran_order": False, "shape": shape}
+    )
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p.write_bytes(_npy_header((10**5,) * 3)), "exceeds the limit"),
+        (lambda p: p.write_bytes(_npy_header((200, 200, 200))), "truncated"),
+        (lambda p: p.write_bytes(_npy_header((4, 4, 4), "|O")), "Python objects"),
+        (lambda p: p.write_bytes(_npy_header((4, 4, 4), "<f4") + bytes(256)), "dtype float32"),
+        (lambda p: p.write_bytes(_npy_header((16, 16)) + bytes(256)), "must be 3-D"),
+        (lambda p: p.write_bytes(b"\x93NUMPY\x01\x00garbage"), "not a readable numpy"),
+        (lambda p: p.write_bytes(b"hello"), "not a numpy"),
+        (lambda p: p.write_bytes(b""), "not a numpy"),
+        (lambda p: np.save(p, np.zeros((4, 4, 4), bool)), "empty"),
+        (lambda p: np.save(p, np.full((4, 4, 4), 2, np.int8)), "only 0 and 1"),
+        (lambda p: p.mkdir(), "not a regular file"),
+    ],
+)
+def test_bad_npy_is_a_clear_error(tmp_path, make, message):
+    p = tmp_path / "g.npy"
+    make(p)
+    with pytest.raises(ValueError, match=message):
+        read_voxel_file(p)
+
+
+def test_npz_renamed_npy_is_read_as_what_it_is(tmp_path):
+    p = tmp_path / "g.npz"
+    np.savez_compressed(p, voxels=_grid())
+    q = tmp_path / "g.npy"
+    shutil.copy(p, q)
+    assert (read_voxel_file(q) == _grid()).all()
+
+
+def test_npz_bombs_and_ambiguity(tmp_path):
+    p = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("voxels.npy", _npy_header((256, 256, 256), "<i8") + bytes(1000))
+    with pytest.raises(ValueError, match="truncated"):
+        read_voxel_file(p)
+    with zipfile.ZipFile(p, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("voxels.npy", _npy_header((300, 4, 4)))
+    with pytest.raises(ValueError, match="exceeds the limit"):
+        read_voxel_file(p)
+    np.savez(p, a=_grid(), b=_grid())
+    with pytest.raises(ValueError, match="name the grid 'voxels'"):
+        read_voxel_file(p)
+    p.write_bytes(b"PK\x03\x04broken")
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        read_voxel_file(p)
+
+
+def test_api_arguments_are_type_checked():
+    with pytest.raises(TypeError, match="PipelineOptions"):
+        pipeline.run(pipeline.voxels_to_lego_steps(_grid(), "x"))
+    with pytest.raises(TypeError, match="ConvertOptions"):
+        pipeline.run(pipeline.voxels_to_lego_steps(_grid(), pipeline.PipelineOptions(convert=3)))
+    with pytest.raises(TypeError, match="numpy.ndarray"):
+        pipeline.run(pipeline.voxels_to_lego_steps([[[1]]]))
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("latent_dim", 10**7, "latent_dim must be integers in"),
+        ("latent_dim", -5, "latent_dim must be integers in"),
+        ("latent_dim", True, "latent_dim"),
+        ("dec_channels", [16] * 40, "entries"),
+        ("dec_channels", 16, "list of integers"),
+        ("img_channels", [96, -1], "img_channels"),
+        ("img_hidden", 1.5, "img_hidden"),
+    ],
+)
+def test_hostile_weights_config_is_refused_before_building(tmp_path, key, value, message):
+    d = tmp_path / "w"
+    shutil.copytree(REPO / "weights", d)
+    doc = json.loads((d / weights.META_FILE).read_text())
+    doc["config"][key] = value
+    (d / weights.META_FILE).write_text(json.dumps(doc))
+    with pytest.raises(weights.WeightsError, match=message):
+        weights.load_weights(d)
+
+
+def test_weights_file_name_cannot_leave_the_folder(tmp_path):
+    d = tmp_path / "w"
+    shutil.copytree(REPO / "weights", d)
+    doc = json.loads((d / weights.META_FILE).read_text())
+    doc["files"]["autoencoder"]["name"] = "../../etc/passwd"
+    (d / weights.META_FILE).write_text(json.dumps(doc))
+    with pytest.raises(weights.WeightsError, match="plain file name"):
+        weights.load_weights(d)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--resolution", "7"], "invalid choice"),
+        (["--bogus"], "unrecognized arguments"),
+        (["-o", ""], "must name a folder"),
+        (["-o", " "], "must name a folder"),
+        (["--color", "99999"], "--color 99999 is not an LDraw"),
+        (["--palette", "99999"], "--palette entry '99999'"),
+        (["--palette", "4,x"], "--palette entry 'x'"),
+        (["--color", "219"], "no bricklink colour id"),
+        (["-k", "0"], "--colors must be in"),
+        (["--wall", "0"], "--wall must be in"),
+    ],
+)
+def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
+    src = tmp_path / "g.npy"
+    np.save(src, _grid())
+    out = tmp_path / "out"
+    argv = [str(src), *(["-o", str(out)] if "-o" not in argv else []), *argv, *FAST]
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1 and err.startswith("image2lego: error: ")
+    assert not out.exists()
+
+
+def test_newline_in_file_name_is_refused_before_work(tmp_path, capsys):
+    src = tmp_path / "a\nb.npy"
+    np.save(src, _grid())
+    assert main([str(src), "-o", str(tmp_path / "out"), *FAST]) == 2
+    assert "single line" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_is_one_line(tmp_path, capsys, monkeypatch):
+    src = tmp_path / "g.npy"
+    np.save(src, _grid())
+
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "voxels_to_lego_steps", interrupt)
+    assert main([str(src), "-o", str(tmp_path / "out"), *FAST]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted" in err
