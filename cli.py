@@ -100,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-repair", action="store_true", help="skip the stability repair")
     p.add_argument(
+        "--repair-max-bricks",
+        type=int,
+        default=None,
+        metavar="N",
+        help="check stability only for models up to N bricks (default 1500; 0: no limit)",
+    )
+    p.add_argument(
         "--no-reinforce",
         action="store_true",
         help="repair by re-tiling only: never add visible props (keeps the exact shape)",
@@ -168,6 +175,11 @@ def _options(args):
         drop_fragments=0.0 if args.keep_fragments else PipelineOptions.drop_fragments,
         mask=args.mask,
         crop=parse_rect(args.crop) if args.crop else None,
+        repair_max_bricks=(
+            PipelineOptions.repair_max_bricks
+            if args.repair_max_bricks is None
+            else args.repair_max_bricks
+        ),
     )
 
 

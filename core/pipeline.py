@@ -22,6 +22,7 @@ from ..lego.repair import repair
 from ..lego.voxels import FRAGMENT_FRACTION, drop_fragments, validate_grid
 
 RESOLUTIONS = (4, 8, 16, 32)
+REPAIR_MAX_BRICKS = 1500
 
 
 @dataclass
@@ -44,6 +45,10 @@ class PipelineOptions:
     # (left, top, right, bottom) around the object
     mask: np.ndarray | str | Path | None = None
     crop: tuple[int, int, int, int] | None = None
+    #: the stability check and repair run only for models up to this many bricks: their LP
+    #: grows faster than linearly (1,440 bricks ≈ 1 min on a 2-core machine); a larger model is
+    #: built without it and says so in its warnings (0: no limit)
+    repair_max_bricks: int = REPAIR_MAX_BRICKS
 
     def validate(self) -> None:
         if not isinstance(self.convert, ConvertOptions):
@@ -52,6 +57,10 @@ class PipelineOptions:
             )
         if self.resolution not in RESOLUTIONS + (64,):
             raise ValueError(f"resolution must be one of {RESOLUTIONS}, got {self.resolution!r}")
+        if isinstance(self.repair_max_bricks, bool) or not isinstance(self.repair_max_bricks, int):
+            raise TypeError(f"repair_max_bricks must be an int, got {self.repair_max_bricks!r}")
+        if self.repair_max_bricks < 0:
+            raise ValueError(f"repair_max_bricks must be >= 0, got {self.repair_max_bricks}")
         if not 0.0 <= self.drop_fragments <= 1.0:
             raise ValueError(f"drop_fragments must be in [0, 1], got {self.drop_fragments!r}")
 
@@ -84,7 +93,15 @@ def _finish(grid: np.ndarray, colors, options: PipelineOptions) -> Generator[Pro
     yield Progress(0.6, f"Converting {int(grid.sum())} voxels to bricks")
     model = voxels_to_bricks(grid, colors=colors, options=options.convert)
     reports: dict = {"model": model}
-    if options.repair:
+    limit = options.repair_max_bricks
+    if options.repair and limit and len(model) > limit:
+        note = (
+            f"stability not checked: {len(model)} bricks is over the repair limit of {limit} "
+            "(raise repair_max_bricks / --repair-max-bricks to check it, at minutes of CPU)"
+        )
+        model.meta.setdefault("warnings", []).append(note)
+        yield Progress(0.8, note)
+    elif options.repair:
         yield Progress(0.8, "Checking stability and repairing")
         model, report = repair(model, reinforce=options.reinforce)
         reports["model"] = model

@@ -40,11 +40,23 @@ def brick_arrays(model: BrickModel) -> dict[str, np.ndarray]:
     return d
 
 
+#: The largest lattice a model may span: 256 × 256 studs and 1,024 plates (a 256³ grid at
+#: the tallest scale), 512 MiB of int64 labels.
+MAX_LATTICE_CELLS = 256 * 256 * 1024
+
+
 def label_lattice(d: dict[str, np.ndarray], shape: tuple[int, int, int]) -> np.ndarray:
     """``lab[x, y, plate]`` = index of the brick filling that cell, -1 where empty.
 
-    Raises ``ValueError`` when two bricks overlap or a brick leaves ``shape``.
+    Raises ``ValueError`` when two bricks overlap or a brick leaves ``shape``, or when the
+    lattice is larger than :data:`MAX_LATTICE_CELLS` (a bounded-memory guard, issue #22).
     """
+    shape = tuple(int(v) for v in shape)
+    if len(shape) != 3 or min(shape) < 0 or np.prod(shape, dtype=float) > MAX_LATTICE_CELLS:
+        raise ValueError(
+            f"model lattice shape {shape} is over the limit of {MAX_LATTICE_CELLS} cells "
+            "(256 × 256 studs × 1024 plates)"
+        )
     lab = np.full(shape, -1, dtype=np.int64)
     if not len(d["x"]):
         return lab

@@ -173,3 +173,25 @@ def test_ctrl_c_is_one_line(tmp_path, capsys, monkeypatch):
     assert main([str(src), "-o", str(tmp_path / "out"), *FAST]) == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "interrupted" in err
+
+
+def test_big_models_skip_the_repair_with_a_warning():
+    opts = pipeline.PipelineOptions(repair_max_bricks=2)
+    result = pipeline.run(pipeline.voxels_to_lego_steps(_grid(), opts))
+    assert "stability" not in result.reports
+    assert any("over the repair limit of 2" in w for w in result.model.meta["warnings"])
+    result = pipeline.run(pipeline.voxels_to_lego_steps(_grid()))  # small: repaired
+    assert "stability" in result.reports
+    with pytest.raises(ValueError, match="repair_max_bricks"):
+        pipeline.run(
+            pipeline.voxels_to_lego_steps(_grid(), pipeline.PipelineOptions(repair_max_bricks=-1))
+        )
+
+
+def test_huge_model_lattice_is_refused_not_allocated():
+    from image2lego.lego.bricks import Brick, BrickModel
+    from image2lego.lego.stability import analyze_stability
+
+    model = BrickModel(bricks=[Brick(0, 0, 0, "3001", False, 4, 0)], shape=(10**6,) * 3)
+    with pytest.raises(ValueError, match="over the limit"):
+        analyze_stability(model)
