@@ -217,9 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             _check_args(args)
             return _run(args)
         except KeyboardInterrupt:
-            print(
-                "image2lego: interrupted; the output folder was left as it was", file=sys.stderr
-            )
+            print("image2lego: interrupted; the output folder was left as it was", file=sys.stderr)
             return 130
         except MemoryError:
             print(

@@ -3,7 +3,8 @@
 A voxel file's header is read and checked (dtype, 3-D shape within the per-axis limit, the
 data really there) before a single data byte is read, so a 40-byte ``.npy`` claiming a
 (10⁵, 10⁵, 10⁵) array, a zip bomb inside an ``.npz`` or an ``.npz`` renamed ``.npy`` end in a
-one-line ``ValueError`` instead of a ``MemoryError`` or a traceback. Nothing is unpickled.
+one-line :class:`VoxelFileError` (an ``Image2LegoError`` and a ``ValueError``) instead of a
+``MemoryError`` or a traceback. Nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..lego.errors import Image2LegoError
 from ..lego.voxels import MAX_VOXELS_PER_AXIS, validate_grid
+
+
+class VoxelFileError(Image2LegoError, ValueError):
+    """A voxel file that cannot be read as a grid within the limits (message: one line)."""
+
 
 #: A voxel file bigger than this cannot be a grid within the limits (256³ int64 + header).
 MAX_VOXEL_FILE_BYTES = MAX_VOXELS_PER_AXIS**3 * 8 + 2**20
@@ -30,20 +37,20 @@ def _check_header(f, name: str, size: int | None) -> tuple[tuple[int, ...], np.d
         else:
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
     except (ValueError, OSError, EOFError, SyntaxError) as exc:
-        raise ValueError(
+        raise VoxelFileError(
             f"{name}: not a readable numpy file ({str(exc).splitlines()[0]})"
         ) from None
     if dtype.hasobject:
-        raise ValueError(f"{name}: holds Python objects (pickle); only bool/0-1 integer grids")
+        raise VoxelFileError(f"{name}: holds Python objects (pickle); only bool/0-1 integer grids")
     if dtype != np.bool_ and not np.issubdtype(dtype, np.integer):
-        raise ValueError(
+        raise VoxelFileError(
             f"{name}: voxel grid has dtype {dtype}; store a bool (or 0/1 integer) array "
             "(threshold it first, e.g. grid > 0.5)"
         )
     if len(shape) != 3:
-        raise ValueError(f"{name}: voxel grid must be 3-D [x, y, z], got shape {shape}")
+        raise VoxelFileError(f"{name}: voxel grid must be 3-D [x, y, z], got shape {shape}")
     if max(shape) > MAX_VOXELS_PER_AXIS:
-        raise ValueError(
+        raise VoxelFileError(
             f"{name}: voxel grid shape {shape} exceeds the limit of {MAX_VOXELS_PER_AXIS} "
             "voxels per axis; downsample it first"
         )
@@ -51,7 +58,7 @@ def _check_header(f, name: str, size: int | None) -> tuple[tuple[int, ...], np.d
         need = int(np.prod(shape)) * dtype.itemsize
         have = size - f.tell()
         if have < need:
-            raise ValueError(f"{name}: truncated ({have} of {need} data bytes)")
+            raise VoxelFileError(f"{name}: truncated ({have} of {need} data bytes)")
     return shape, dtype
 
 
@@ -59,19 +66,19 @@ def read_voxel_file(path: str | os.PathLike) -> np.ndarray:
     """Read a ``.npy`` or ``.npz`` occupancy grid (``[x, y, z]``, Z up) from an untrusted file.
 
     Integer grids holding only 0 and 1 are converted; an ``.npz`` must hold one array, or one
-    named ``voxels``. Every problem is a one-line ``ValueError``.
+    named ``voxels``. Every problem is a one-line :class:`VoxelFileError`.
     """
     path = Path(path)
     if not path.exists():
-        raise ValueError(f"voxel file not found: {path}")
+        raise VoxelFileError(f"voxel file not found: {path}")
     if not path.is_file():
-        raise ValueError(f"{path}: not a regular file")
+        raise VoxelFileError(f"{path}: not a regular file")
     suffix = path.suffix.lower()
     if suffix not in (".npy", ".npz"):
-        raise ValueError(f"{path.name}: voxel files must be .npy or .npz, not {suffix!r}")
+        raise VoxelFileError(f"{path.name}: voxel files must be .npy or .npz, not {suffix!r}")
     size = path.stat().st_size
     if size > MAX_VOXEL_FILE_BYTES:
-        raise ValueError(
+        raise VoxelFileError(
             f"{path.name}: {size} bytes, too big for a grid of at most "
             f"{MAX_VOXELS_PER_AXIS}³ voxels"
         )
@@ -86,24 +93,24 @@ def read_voxel_file(path: str | os.PathLike) -> np.ndarray:
                 f.seek(0)
                 grid = np.load(f, allow_pickle=False)
             else:
-                raise ValueError(f"{path.name}: not a numpy .npy/.npz file")
+                raise VoxelFileError(f"{path.name}: not a numpy .npy/.npz file")
     except OSError as exc:
-        raise ValueError(f"{path.name}: cannot read ({exc.strerror or exc})") from None
+        raise VoxelFileError(f"{path.name}: cannot read ({exc.strerror or exc})") from None
     if grid.dtype != bool:
         if grid.size and not np.isin(grid, (0, 1)).all():
-            raise ValueError(f"{path.name}: integer grid must hold only 0 and 1")
+            raise VoxelFileError(f"{path.name}: integer grid must hold only 0 and 1")
         grid = grid.astype(bool)
     try:
         return validate_grid(grid)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{path.name}: {exc}") from None
+        raise VoxelFileError(f"{path.name}: {exc}") from None
 
 
 def _read_npz(f, name: str) -> np.ndarray:
     try:
         zf = zipfile.ZipFile(f)
     except zipfile.BadZipFile as exc:
-        raise ValueError(f"{name}: not a readable .npz ({exc})") from None
+        raise VoxelFileError(f"{name}: not a readable .npz ({exc})") from None
     with zf:
         members = [i for i in zf.infolist() if i.filename.endswith(".npy")]
         keys = {i.filename[:-4]: i for i in members}
@@ -112,7 +119,7 @@ def _read_npz(f, name: str) -> np.ndarray:
         elif len(keys) == 1:
             info = members[0]
         else:
-            raise ValueError(
+            raise VoxelFileError(
                 f"{name}: .npz holds {sorted(keys)}; name the grid 'voxels' or store one array"
             )
         where = f"{name}[{info.filename[:-4]}]"
@@ -122,8 +129,8 @@ def _read_npz(f, name: str) -> np.ndarray:
                 need = int(np.prod(shape)) * dtype.itemsize
                 m_pos = m.tell()
                 if info.file_size - m_pos < need:
-                    raise ValueError(f"{where}: truncated")
+                    raise VoxelFileError(f"{where}: truncated")
             with zf.open(info) as m:
                 return np.load(m, allow_pickle=False)
         except (zipfile.BadZipFile, EOFError, OSError, NotImplementedError) as exc:
-            raise ValueError(f"{where}: corrupt ({exc})") from None
+            raise VoxelFileError(f"{where}: corrupt ({exc})") from None

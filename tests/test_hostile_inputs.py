@@ -13,6 +13,7 @@ import pytest
 from image2lego.cli import main
 from image2lego.core import pipeline, weights
 from image2lego.core.inputs import read_voxel_file
+from image2lego.lego.errors import Image2LegoError
 
 from .conftest import REPO
 
@@ -52,8 +53,10 @@ def _npy_header(shape, descr="|b1") -> bytes:
 def test_bad_npy_is_a_clear_error(tmp_path, make, message):
     p = tmp_path / "g.npy"
     make(p)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(Image2LegoError, match=message) as info:
         read_voxel_file(p)
+    assert isinstance(info.value, ValueError)  # the built-in base older callers catch
+    assert "\n" not in str(info.value)
 
 
 def test_npz_renamed_npy_is_read_as_what_it_is(tmp_path):
