@@ -1,7 +1,10 @@
 """Write a pipeline result into an output folder (the CLI's and the demo's job).
 
 Plain-Python files (LDraw, parts lists, voxels, report) always; Blender products (render,
-instructions booklet, ``.blend``) when ``bpy`` is importable. Each file is written atomically.
+instructions booklet, ``.blend``) when ``bpy`` is importable. A run is all-or-nothing for the
+folder (:func:`lego.staging.staged_output`): everything is built in a hidden staging folder and
+swapped in together at the end, so a failed, interrupted or concurrent run never leaves a
+folder that mixes two results.
 """
 
 from __future__ import annotations
@@ -16,10 +19,27 @@ import numpy as np
 from .core.pipeline import PipelineResult
 from .lego.errors import get_logger
 from .lego.fileio import atomic_write_bytes, atomic_write_text, check_output_dir
+from .lego.staging import staged_output
 
 log = get_logger()
 
 PARTS_FILES = {"csv": "parts.csv", "bricklink": "bricklink.xml", "rebrickable": "rebrickable.csv"}
+#: every file and folder a run owns in its output folder: an earlier run's ones that a new run
+#: does not make (another --formats, no photo, no bpy) are removed when the new result goes in
+PRODUCTS = (
+    "model.ldr",
+    "model.mpd",
+    *PARTS_FILES.values(),
+    "voxels.npy",
+    "input.png",
+    "mask.png",
+    "report.json",
+    "render.png",
+    "instructions.html",
+    "instructions.pdf",
+    "instructions_images",
+    "model.blend",
+)
 
 
 def has_bpy() -> bool:
@@ -68,10 +88,35 @@ def write_all(
     blend: bool = True,
     source: Path | None = None,
 ) -> dict[str, Path]:
-    """Write every requested product; return ``{kind: path}``."""
+    """Write every requested product; return ``{kind: path}``.
+
+    All-or-nothing: the products are built in a staging folder inside ``out`` and swapped in
+    together only when every one of them succeeded; on any error ``out`` is left as it was.
+    """
+    out = check_output_dir(out)
+    with staged_output(out, products=PRODUCTS) as stage:
+        staged = _write_products(result, stage, formats, render, instructions, blend, source)
+    return {kind: out / _relative(path, stage) for kind, path in staged.items()}
+
+
+def _relative(path: Path, stage: Path) -> Path:
+    try:
+        return Path(path).relative_to(stage)
+    except ValueError:  # a writer handed back a resolved path (symlinked folder)
+        return Path(path).resolve().relative_to(stage.resolve())
+
+
+def _write_products(
+    result: PipelineResult,
+    out: Path,
+    formats,
+    render: bool,
+    instructions: bool,
+    blend: bool,
+    source: Path | None,
+) -> dict[str, Path]:
     from .lego import ldraw, partslist
 
-    out = ensure_out_dir(out)
     model = result.model
     title = f"Image2LEGO model of {source.stem}" if source else "Image2LEGO model"
     written: dict[str, Path] = {}

@@ -71,33 +71,22 @@ def output_paths(out_dir: Path, name: str) -> dict[str, Path]:
 
 
 def write_outputs(model: BrickModel, out_dir: Path, name: str) -> dict[str, Path]:
-    """Write ``<name>.ldr`` and ``<name>_parts.csv``; on failure remove what this call wrote."""
+    """Write ``<name>.ldr`` and ``<name>_parts.csv`` together or not at all.
+
+    The same all-or-nothing writer as the CLI's (:func:`lego.staging.staged_output`): both
+    files are built in a hidden staging folder and swapped in together, so a failure (full
+    disk, a colour without a part-list id) leaves the folder as it was.
+    """
     from ..lego import ldraw, partslist
+    from ..lego.staging import OutputError, staged_output
 
     paths = output_paths(out_dir, name)
-    created_dir = not out_dir.exists()
-    written: list[Path] = []
-    before = {k: p.read_bytes() if p.is_file() else None for k, p in paths.items()}
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        ldraw.write_ldr(model, paths["ldr"], title=name)
-        written.append(paths["ldr"])
-        partslist.write_parts(model, paths["parts"], "csv")
-        written.append(paths["parts"])
-    except OSError as exc:
-        for k, p in paths.items():  # put back what was there
-            if p in written:
-                old = before.get(k)
-                if old is None:
-                    p.unlink(missing_ok=True)
-                else:
-                    p.write_bytes(old)
-        if created_dir:
-            try:
-                out_dir.rmdir()
-            except OSError:
-                pass
-        raise JobError(f"cannot write to output folder {out_dir}: {exc.strerror or exc}") from exc
+        with staged_output(out_dir) as stage:
+            ldraw.write_ldr(model, stage / paths["ldr"].name, title=name)
+            partslist.write_parts(model, stage / paths["parts"].name, "csv")
+    except OutputError as exc:
+        raise JobError(str(exc)) from None
     return paths
 
 

@@ -212,6 +212,12 @@ def test_blender_products(tmp_path):
     steps = sorted((out / "instructions_images").glob("step_*.png"))
     assert steps and all(p.name in html for p in steps)
     assert (out / "instructions.pdf").read_bytes().startswith(b"%PDF")
+    # issue #22: no hidden scratch (.model.*.blend1, .i2l-*) left, modes as the umask says
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+    mask = os.umask(0)
+    os.umask(mask)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir() if p.is_file()}
+    assert set(modes.values()) == {0o666 & ~mask}, modes
 
 
 def test_missing_weights_is_a_clear_error(tmp_path, capsys):
