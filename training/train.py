@@ -22,9 +22,11 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -248,6 +250,12 @@ def save_checkpoint(path: Path, state: dict) -> None:
         torch.save(state, tmp)
 
 
+def _finalise(last: Path, final: Path) -> None:
+    """A finished run's ``*_final.pt``: a copy of its last checkpoint (atomically)."""
+    with atomic_path(final) as tmp:
+        shutil.copyfile(last, tmp)
+
+
 def load_checkpoint(path: Path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -419,6 +427,106 @@ def _progress(total: int, initial: int, disable: bool, desc: str):
                 file=sys.stdout, dynamic_ncols=False, ncols=110)  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Resumed:
+    """Where a run starts: a checkpoint's position, or ``(0, 0, 0)`` for a fresh one."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0
+    step: int = 0
+    history: list = field(default_factory=list)
+    minutes: float = 0.0  # training time already spent (the --max-minutes budget counts it)
+
+    def fresh(self, history: list) -> Resumed:
+        return Resumed(history=history)
+
+
+class TrainLoop:
+    """The one training loop of both stages: seeded epoch order (class-balanced, split across
+    ranks), learning-rate schedule, tqdm progress, a checkpoint every ``--ckpt-minutes`` and at
+    every epoch's end (resumable mid-epoch), the ``--max-minutes`` budget, one JSON line of
+    history per epoch. A stage gives it ``step(idx) -> (loss, {name: float})`` for a batch of
+    sample indices, what to do at the start of an epoch, and an ``evaluate() -> dict``."""
+
+    def __init__(self, model, opt, cfg, args, d, ckpt_path: Path, *, desc: str, metric: str,
+                 postfix_every: int, epochs: int, batch: int, seed: int, lr: float,
+                 warmup: int) -> None:  # fmt: skip
+        self.model, self.opt, self.cfg, self.args, self.d = model, opt, cfg, args, d
+        self.ckpt_path, self.desc, self.metric = ckpt_path, desc, metric
+        self.postfix_every, self.epochs, self.batch, self.seed = postfix_every, epochs, batch, seed
+        self.lr, self.warmup = lr, warmup
+
+    def run(self, start: Resumed, n: int, weights, step, epoch_start, evaluate) -> int:
+        """Train until ``epochs`` are done or the time budget is spent; the epoch reached."""
+        args, d, opt = self.args, self.d, self.opt
+        epoch, step_in_epoch, nstep = start.epoch, start.step_in_epoch, start.step
+        history = list(start.history)
+        total = math.ceil(n / (self.batch * d.world)) * self.epochs
+        t_start = time.time() - 60 * start.minutes
+        last_ckpt = time.time()
+
+        def time_frac() -> float:
+            if args.max_minutes is None:
+                return 0.0
+            return (time.time() - t_start) / 60 / args.max_minutes
+
+        def save() -> None:
+            if d.main:
+                pos = (epoch, step_in_epoch, nstep)
+                state = _checkpoint_state(self.model, opt, self.cfg, args, history, pos, t_start)
+                save_checkpoint(self.ckpt_path, state)
+
+        bar = _progress(total, nstep, not d.main or args.quiet, self.desc)
+        stop = False
+        while epoch < self.epochs and not stop:
+            order = epoch_order(n, epoch, self.seed, d, weights)
+            nb = math.ceil(len(order) / self.batch)
+            epoch_start()
+            run_loss, run_parts, nrun = 0.0, {}, 0
+            for b in range(step_in_epoch, nb):
+                idx = np.sort(order[b * self.batch : (b + 1) * self.batch])
+                for g in opt.param_groups:
+                    g["lr"] = _lr_at(nstep, total, self.lr, self.warmup, frac_time=time_frac())
+                loss, parts = step(idx)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                nstep += 1
+                step_in_epoch = b + 1
+                run_loss += float(loss.detach())
+                for r, v in parts.items():
+                    run_parts[r] = run_parts.get(r, 0.0) + v
+                nrun += 1
+                bar.update(1)
+                if nrun % self.postfix_every == 0:
+                    bar.set_postfix_str(
+                        f"ep {epoch} {self.metric} {run_loss / nrun:.4f} "
+                        + " ".join(f"{r}:{run_parts[r] / nrun:.3f}" for r in sorted(run_parts))
+                    )
+                if d.any_flag(time_frac() >= 1.0):
+                    stop = True
+                    break
+                if time.time() - last_ckpt > args.ckpt_minutes * 60:
+                    save()
+                    last_ckpt = time.time()
+            if step_in_epoch >= nb:
+                rec = {"epoch": epoch, "step": nstep, self.metric: run_loss / max(1, nrun),
+                       "minutes": round((time.time() - t_start) / 60, 2)}  # fmt: skip
+                if d.main:
+                    rec.update(evaluate())
+                history.append(rec)
+                if d.main:
+                    print(json.dumps(rec), flush=True)
+                epoch += 1
+                step_in_epoch = 0
+            save()
+            last_ckpt = time.time()
+        bar.close()
+        if not self.ckpt_path.is_file():
+            save()  # nothing to train (epochs already done): still leave a checkpoint
+        return epoch
+
+
 def train_autoencoder(args, d: Dist, voxels: np.ndarray | None = None, val=None) -> Path:
     """Stage 1. ``voxels`` (N, 32, 32, 32) bool overrides loading the cache (tests)."""
     out = Path(args.out)
@@ -442,93 +550,49 @@ def train_autoencoder(args, d: Dist, voxels: np.ndarray | None = None, val=None)
     model = OctreeAutoencoder(cfg).to(d.device, memory_format=torch.channels_last_3d)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, foreach=True)  # frozen: no grads
     lw = LossWeights(pos_weight=args.pos_weight, dice=args.dice)
-    steps_per_epoch = math.ceil(len(voxels) / (args.batch * d.world))
-    total = steps_per_epoch * args.epochs
-    epoch, step_in_epoch, step, history, spent_before = _resume(ckpt_path, model, opt, d)
+    resumed = _resume(ckpt_path, model, opt, d)
     if not ckpt_path.is_file() and getattr(args, "init", None):
-        history = _warm_start(Path(args.init), model, cfg, d, grow=getattr(args, "grow", False))
+        resumed = resumed.fresh(
+            _warm_start(Path(args.init), model, cfg, d, grow=getattr(args, "grow", False))
+        )
     frozen = _freeze_below(model, getattr(args, "freeze_below", 0))
     net = wrap_ddp(model, d)
-    t_start = time.time() - 60 * spent_before
-    last_ckpt = time.time()
-    stop = False
-
-    def time_frac() -> float:
-        if args.max_minutes is None:
-            return 0.0
-        return (time.time() - t_start) / 60 / args.max_minutes
-
-    def state():
-        pos = (epoch, step_in_epoch, step)
-        return _checkpoint_state(model, opt, cfg, args, history, pos, t_start)
-
     weights = _balance_weights(args, labels, len(voxels))
-    bar = _progress(total, step, not d.main or args.quiet, "ae")
-    while epoch < args.epochs and not stop:
-        order = epoch_order(len(voxels), epoch, args.seed, d, weights)
-        nb = math.ceil(len(order) / args.batch)
+
+    def ae_step(idx: np.ndarray):
+        x = torch.from_numpy(voxels[idx]).float()[:, None].to(d.device)
+        if args.flip:
+            # mirror x (left/right) on half the batch: chairs are near-symmetric
+            flip = torch.rand(len(x)) < 0.5
+            x[flip] = x[flip].flip(2)
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+        tg = octree_targets(x)
+        logits, z = net(
+            x, mode=args.prune, targets=tg, latent_noise=args.latent_noise, return_latent=True
+        )
+        if frozen:
+            logits = {r: lg for r, lg in logits.items() if r >= args.freeze_below}
+        loss, parts = octree_loss(logits, tg, lw)
+        if args.latent_l2 > 0:
+            loss = loss + args.latent_l2 * (z**2).mean()
+        return loss, parts
+
+    def ae_epoch_start():
         net.train()
         for m in frozen:
             m.eval()  # frozen levels keep their (recalibrated) BatchNorm statistics
-        run_loss, run_parts, nrun = 0.0, {}, 0
-        for b in range(step_in_epoch, nb):
-            idx = np.sort(order[b * args.batch : (b + 1) * args.batch])
-            x = torch.from_numpy(voxels[idx]).float()[:, None].to(d.device)
-            if args.flip:
-                # mirror x (left/right) on half the batch: chairs are near-symmetric
-                flip = torch.rand(len(x)) < 0.5
-                x[flip] = x[flip].flip(2)
-            x = x.contiguous(memory_format=torch.channels_last_3d)
-            tg = octree_targets(x)
-            for g in opt.param_groups:
-                g["lr"] = _lr_at(step, total, args.lr, args.warmup, frac_time=time_frac())
-            logits, z = net(
-                x, mode=args.prune, targets=tg, latent_noise=args.latent_noise, return_latent=True
-            )
-            if frozen:
-                logits = {r: lg for r, lg in logits.items() if r >= args.freeze_below}
-            loss, parts = octree_loss(logits, tg, lw)
-            if args.latent_l2 > 0:
-                loss = loss + args.latent_l2 * (z**2).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            step_in_epoch = b + 1
-            run_loss += float(loss.detach())
-            for r, v in parts.items():
-                run_parts[r] = run_parts.get(r, 0.0) + v
-            nrun += 1
-            bar.update(1)
-            if nrun % 20 == 0:
-                bar.set_postfix_str(
-                    f"ep {epoch} loss {run_loss / nrun:.4f} "
-                    + " ".join(f"{r}:{run_parts[r] / nrun:.3f}" for r in sorted(run_parts))
-                )
-            over = time_frac() >= 1.0
-            if d.any_flag(over):
-                stop = True
-                break
-            if time.time() - last_ckpt > args.ckpt_minutes * 60:
-                if d.main:
-                    save_checkpoint(ckpt_path, state())
-                last_ckpt = time.time()
-        if step_in_epoch >= nb:
-            rec = {"epoch": epoch, "step": step, "loss": run_loss / max(1, nrun),
-                   "minutes": round((time.time() - t_start) / 60, 2)}  # fmt: skip
-            if val is not None and d.main:
-                z = encode_voxels(model.encoder, val)
-                vi = ious_from_latents(model.decoder, z, val)
-                rec.update({f"val_iou{r}": round(float(v.mean()), 4) for r, v in vi.items()})
-            history.append(rec)
-            if d.main:
-                print(json.dumps(rec), flush=True)
-            epoch += 1
-            step_in_epoch = 0
-        if d.main:
-            save_checkpoint(ckpt_path, state())
-        last_ckpt = time.time()
-    bar.close()
+
+    def ae_evaluate() -> dict:
+        if val is None:
+            return {}
+        z = encode_voxels(model.encoder, val)
+        vi = ious_from_latents(model.decoder, z, val)
+        return {f"val_iou{r}": round(float(v.mean()), 4) for r, v in vi.items()}
+
+    epoch = TrainLoop(
+        model, opt, cfg, args, d, ckpt_path, desc="ae", metric="loss", postfix_every=20,
+        epochs=args.epochs, batch=args.batch, seed=args.seed, lr=args.lr, warmup=args.warmup,
+    ).run(resumed, len(voxels), weights, ae_step, ae_epoch_start, ae_evaluate)  # fmt: skip
     if d.enabled:
         # DDP keeps parameters in step; BatchNorm running stats are per rank: take rank 0's.
         for buf in model.buffers():
@@ -536,7 +600,7 @@ def train_autoencoder(args, d: Dist, voxels: np.ndarray | None = None, val=None)
     if getattr(args, "save_rank_weights", False):
         save_checkpoint(out / f"ae_rank{d.rank}.pt", {"model": model.state_dict()})
     if d.main and epoch >= args.epochs:
-        save_checkpoint(final_path, state())
+        _finalise(ckpt_path, final_path)
         recalibrate_checkpoint(args, final_path, final_path, voxels)
     d.barrier()
     return final_path if final_path.is_file() else ckpt_path
@@ -672,87 +736,42 @@ def train_image_encoder(
     seed_everything(args.seed + 1)
     model = ImageEncoder(cfg).to(d.device)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr_image, weight_decay=args.wd_image)
-    steps_per_epoch = math.ceil(len(views) / (args.batch_image * d.world))
-    total = steps_per_epoch * args.epochs_image
-    epoch, step_in_epoch, step, history, spent_before = _resume(ckpt_path, model, opt, d)
+    resumed = _resume(ckpt_path, model, opt, d)
     if not ckpt_path.is_file() and getattr(args, "init_image", None):
-        history = _warm_start(Path(args.init_image), model, cfg, d)
+        resumed = resumed.fresh(_warm_start(Path(args.init_image), model, cfg, d))
     net = wrap_ddp(model, d)
-    gen = torch.Generator().manual_seed(args.seed + 17 + 1000 * epoch + d.rank)
-    t_start = time.time() - 60 * spent_before
-    last_ckpt = time.time()
-    stop = False
-
-    def time_frac() -> float:
-        if args.max_minutes is None:
-            return 0.0
-        return (time.time() - t_start) / 60 / args.max_minutes
-
+    gen = torch.Generator().manual_seed(args.seed + 17 + 1000 * resumed.epoch + d.rank)
     lat_scale = latents.std().item()
-
-    def state():
-        pos = (epoch, step_in_epoch, step)
-        return _checkpoint_state(model, opt, cfg, args, history, pos, t_start)
-
     weights = _balance_weights(args, img_labels, len(views))
-    bar = _progress(total, step, not d.main or args.quiet, "image")
     nviews = views.shape[1]
-    while epoch < args.epochs_image and not stop:
-        order = epoch_order(len(views), epoch, args.seed + 1, d, weights)
-        nb = math.ceil(len(order) / args.batch_image)
-        net.train()
-        run, nrun = 0.0, 0
-        for b in range(step_in_epoch, nb):
-            idx = np.sort(order[b * args.batch_image : (b + 1) * args.batch_image])
-            v = torch.randint(0, nviews, (len(idx),), generator=gen).numpy()
-            if args.set_pose_fraction > 0:
-                v[torch.rand(len(idx), generator=gen).numpy() < args.set_pose_fraction] = 0
-            x = torch.from_numpy(views[idx, v]).float()[:, None] / 255.0
-            if args.augment:
-                x = _augment_images(x, gen)
-            y = latents[idx].to(d.device)
-            for g in opt.param_groups:
-                g["lr"] = _lr_at(step, total, args.lr_image, frac_time=time_frac())
-            pred = net(x.to(d.device))
-            loss = F.mse_loss(pred, y) / lat_scale**2
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            step_in_epoch = b + 1
-            run += float(loss.detach())
-            nrun += 1
-            bar.update(1)
-            if nrun % 10 == 0:
-                bar.set_postfix_str(f"ep {epoch} nmse {run / nrun:.4f}")
-            over = time_frac() >= 1.0
-            if d.any_flag(over):
-                stop = True
-                break
-            if time.time() - last_ckpt > args.ckpt_minutes * 60:
-                if d.main:
-                    save_checkpoint(ckpt_path, state())
-                last_ckpt = time.time()
-        if step_in_epoch >= nb:
-            rec = {"epoch": epoch, "step": step, "nmse": run / max(1, nrun),
-                   "minutes": round((time.time() - t_start) / 60, 2)}  # fmt: skip
-            if val_views is not None and d.main:
-                z = encode_images(model, val_views)
-                vi = ious_from_latents(ae.decoder, z, val_vox)
-                rec.update({f"val_iou{r}": round(float(x.mean()), 4) for r, x in vi.items()})
-                zt = encode_voxels(ae.encoder, val_vox)
-                rec["val_nmse"] = float(F.mse_loss(z, zt)) / lat_scale**2
-            history.append(rec)
-            if d.main:
-                print(json.dumps(rec), flush=True)
-            epoch += 1
-            step_in_epoch = 0
-        if d.main:
-            save_checkpoint(ckpt_path, state())
-        last_ckpt = time.time()
-    bar.close()
+
+    def image_step(idx: np.ndarray):
+        v = torch.randint(0, nviews, (len(idx),), generator=gen).numpy()
+        if args.set_pose_fraction > 0:
+            v[torch.rand(len(idx), generator=gen).numpy() < args.set_pose_fraction] = 0
+        x = torch.from_numpy(views[idx, v]).float()[:, None] / 255.0
+        if args.augment:
+            x = _augment_images(x, gen)
+        pred = net(x.to(d.device))
+        return F.mse_loss(pred, latents[idx].to(d.device)) / lat_scale**2, {}
+
+    def image_evaluate() -> dict:
+        if val_views is None:
+            return {}
+        z = encode_images(model, val_views)
+        vi = ious_from_latents(ae.decoder, z, val_vox)
+        rec = {f"val_iou{r}": round(float(x.mean()), 4) for r, x in vi.items()}
+        zt = encode_voxels(ae.encoder, val_vox)
+        rec["val_nmse"] = float(F.mse_loss(z, zt)) / lat_scale**2
+        return rec
+
+    epoch = TrainLoop(
+        model, opt, cfg, args, d, ckpt_path, desc="image", metric="nmse", postfix_every=10,
+        epochs=args.epochs_image, batch=args.batch_image, seed=args.seed + 1,
+        lr=args.lr_image, warmup=100,
+    ).run(resumed, len(views), weights, image_step, net.train, image_evaluate)  # fmt: skip
     if d.main and epoch >= args.epochs_image:
-        save_checkpoint(final_path, state())
+        _finalise(ckpt_path, final_path)
     d.barrier()
     return final_path if final_path.is_file() else ckpt_path
 
@@ -1055,10 +1074,10 @@ def _freeze_below(model: OctreeAutoencoder, res: int) -> list[nn.Module]:
 
 
 def _resume(ckpt_path: Path, model, opt, d):
-    """Load a resumable checkpoint if there is one: ``(epoch, step_in_epoch, step, history,
-    minutes spent)``; a fresh start is ``(0, 0, 0, [], 0.0)``."""
+    """Load a resumable checkpoint if there is one (its :class:`Resumed` position); a fresh
+    start otherwise."""
     if not ckpt_path.is_file():
-        return 0, 0, 0, [], 0.0
+        return Resumed()
     st = load_checkpoint(ckpt_path)
     model.load_state_dict(st["model"])
     opt.load_state_dict(st["opt"])
@@ -1066,7 +1085,9 @@ def _resume(ckpt_path: Path, model, opt, d):
     if d.main:
         print(f"resumed {ckpt_path} at epoch {st['epoch']} step {st['step']}", flush=True)
     history = json.loads(st.get("history", "[]"))
-    return st["epoch"], st["step_in_epoch"], st["step"], history, float(st.get("minutes", 0.0))
+    return Resumed(
+        st["epoch"], st["step_in_epoch"], st["step"], history, float(st.get("minutes", 0.0))
+    )
 
 
 if __name__ == "__main__":
