@@ -18,6 +18,7 @@ from bpy.props import (
     StringProperty,
 )
 
+from ..lego import choices
 from ..lego import colors as lego_colors
 
 RESOLUTION_ITEMS = [
@@ -68,11 +69,7 @@ class Image2LegoSettings(bpy.types.PropertyGroup):
     hollow: EnumProperty(
         name="Interior",
         description="Fill the inside with bricks, or build only a shell",
-        items=[
-            ("fill", "Fill", "Solid model: fill the inside (the paper's choice)"),
-            ("shell", "Shell", "Hollow model with walls and internal supports"),
-            ("none", "As Given", "Use the voxels as they are"),
-        ],
+        items=choices.enum_items(choices.HOLLOW),
         default="fill",
     )
     wall_thickness: IntProperty(
@@ -110,11 +107,7 @@ class Image2LegoSettings(bpy.types.PropertyGroup):
     )
     color_mode: EnumProperty(
         name="Colours",
-        items=[
-            ("photo", "From Photo", "k predominant colours of the photo, mapped to LEGO colours"),
-            ("grayscale", "Grayscale", "LEGO greys by brightness"),
-            ("single", "One Colour", "Every brick in one LEGO colour"),
-        ],
+        items=choices.enum_items(choices.COLOR_MODE),
         default="single",
     )
     k_colors: IntProperty(
@@ -132,19 +125,12 @@ class Image2LegoSettings(bpy.types.PropertyGroup):
     )
     brick_types: EnumProperty(
         name="Brick Types",
-        items=[
-            ("mixed", "Mixed", "Bricks where possible, plates elsewhere"),
-            ("bricks", "Bricks", "Bricks only"),
-            ("plates", "Plates", "Plates only"),
-        ],
+        items=choices.enum_items(choices.BRICK_TYPES),
         default="mixed",
     )
     scale_mode: EnumProperty(
         name="Scale",
-        items=[
-            ("proportional", "Proportional", "A voxel is a one-stud cube (true proportions)"),
-            ("paper", "Paper", "A voxel is a 1×1 brick (the paper's choice; taller model)"),
-        ],
+        items=choices.enum_items(choices.SCALE),
         default="proportional",
     )
     seed: IntProperty(name="Seed", description="Makes every random choice reproducible", min=0)

@@ -15,13 +15,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import ndimage
 
-from . import merge, voxels
+from . import choices, merge, voxels
 from .bricks import BrickModel
 from .steps import DEFAULT_MAX_BRICKS_PER_STEP, step_indices
 from .units import PLATE_MM, STUD_MM
 
-HOLLOW_MODES = ("fill", "shell", "none")
-COLOR_MODES = ("single", "photo", "grayscale")
+HOLLOW_MODES = choices.values(choices.HOLLOW)
+COLOR_MODES = choices.values(choices.COLOR_MODE)
 
 
 def _is_int(v) -> bool:
@@ -46,12 +46,12 @@ class ConvertOptions:
     * ``max_bricks_per_step``: larger layers are split into several build steps.
     """
 
-    scale: str = "proportional"
-    brick_types: str = "mixed"
-    hollow: str = "fill"
+    scale: choices.Scale = "proportional"
+    brick_types: choices.BrickTypes = "mixed"
+    hollow: choices.Hollow = "fill"
     wall_thickness: int = 1
     supports: bool = True
-    color_mode: str = "single"
+    color_mode: choices.ColorMode = "single"
     k: int = 4
     palette: list[int] | None = None
     color: int = 71
@@ -62,20 +62,14 @@ class ConvertOptions:
         self.validate()
 
     def validate(self) -> None:
-        if self.scale not in voxels.SCALES:
-            raise ValueError(f"scale must be one of {voxels.SCALES}, got {self.scale!r}")
-        if self.brick_types not in voxels.BRICK_TYPES:
-            raise ValueError(
-                f"brick_types must be one of {voxels.BRICK_TYPES}, got {self.brick_types!r}"
-            )
-        if self.hollow not in HOLLOW_MODES:
-            raise ValueError(f"hollow must be one of {HOLLOW_MODES}, got {self.hollow!r}")
+        choices.check("scale", self.scale, choices.SCALE)
+        choices.check("brick_types", self.brick_types, choices.BRICK_TYPES)
+        choices.check("hollow", self.hollow, choices.HOLLOW)
         if not _is_int(self.wall_thickness) or self.wall_thickness < 1:
             raise ValueError(
                 f"wall_thickness must be an integer >= 1 (studs), got {self.wall_thickness!r}"
             )
-        if self.color_mode not in COLOR_MODES:
-            raise ValueError(f"color_mode must be one of {COLOR_MODES}, got {self.color_mode!r}")
+        choices.check("color_mode", self.color_mode, choices.COLOR_MODE)
         if not _is_int(self.k) or self.k < 1:
             raise ValueError(f"k (number of colours) must be an integer >= 1, got {self.k!r}")
         if not _is_int(self.color) or self.color < 0:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from . import choices
 from .units import BRICK_MM, PLATE_MM, PLATES_PER_BRICK, STUD_MM
 
 #: Largest accepted grid size along any axis. 256³ voxels become up to 256×256×640 plate
@@ -33,8 +34,8 @@ MAX_VOXELS_PER_AXIS = 256
 #: Alias used in ARCHITECTURE.md; a per-axis limit, not a total count.
 MAX_VOXELS = MAX_VOXELS_PER_AXIS
 
-SCALES = ("proportional", "paper")
-BRICK_TYPES = ("mixed", "bricks", "plates")
+SCALES = choices.values(choices.SCALE)
+BRICK_TYPES = choices.values(choices.BRICK_TYPES)
 
 
 def validate_grid(grid) -> np.ndarray:
@@ -209,10 +210,8 @@ def to_layers(grid: np.ndarray, scale: str = "proportional", brick_types: str = 
     ``n_plates`` is a multiple of 3.
     """
     grid = validate_grid(grid)
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
-    if brick_types not in BRICK_TYPES:
-        raise ValueError(f"brick_types must be one of {BRICK_TYPES}, got {brick_types!r}")
+    choices.check("scale", scale, choices.SCALE)
+    choices.check("brick_types", brick_types, choices.BRICK_TYPES)
     groups, out_h = _plate_groups(grid.shape[2], scale, brick_types)
     plate_groups = [g for g in groups for _ in range(out_h)]
     nx, ny, _ = grid.shape
