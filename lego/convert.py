@@ -168,6 +168,42 @@ def _extend_codes(codes: np.ndarray, original: np.ndarray, solid: np.ndarray) ->
 
 
 def _merge(cells: np.ndarray, opts: ConvertOptions, n_cells: int):
+    """Merge; when the colours leave the bricks in more pieces than the cells, colour yields.
+
+    The cells are then merged colour-blind (as one colour, which connects whatever the
+    voxels connect), each brick takes the majority colour of its visible cells, and every
+    brick that still shows a wrong colour is re-tiled in its cells' own colours wherever
+    that keeps the bricks joined (:func:`merge.restore_colours`): interior cells take
+    whatever colour lets bricks merge, visible ones keep theirs where they can. So a
+    connected voxel set gives a connected model in every colour mode. Returns
+    ``(assembly, result, strategy, recoloured_visible_cells)``.
+    """
+    if len(np.unique(cells[cells >= 0])) < 2:
+        asm, res, strategy = _merge_cells(cells, opts, n_cells)
+        return asm, res, strategy, 0
+    # When no colour-respecting tiling can be as connected as the cells, skip the try.
+    if merge.colour_bound(cells) <= n_cells:
+        asm, res, strategy = _merge_cells(cells, opts, n_cells, COLOUR_TRY_BUDGET_S)
+        if res.connected:
+            return asm, res, strategy, 0
+    else:
+        asm = res = None
+    blind = np.where(cells >= 0, 0, -1)
+    alt, alt_res, alt_strategy = _merge_cells(blind, opts, n_cells)
+    if res is not None and alt_res.n_components >= res.n_components:
+        return asm, res, strategy, 0
+    merge.paint_majority(alt, cells)
+    recoloured = merge.restore_colours(alt, cells)
+    merge.coalesce(alt)
+    return alt, alt_res, alt_strategy + "+colour-blind", recoloured
+
+
+#: Seconds the re-merge may spend joining the bricks in the photo's own colours before
+#: colour yields (a colour-blind merge, then colours restored where they keep it joined).
+COLOUR_TRY_BUDGET_S = 2.0
+
+
+def _merge_cells(cells: np.ndarray, opts: ConvertOptions, n_cells: int, budget: float = 20.0):
     """Merge, connect, and in mixed mode stack plates; returns (assembly, result, strategy).
 
     In mixed mode, when thin parts forced bricks to be demoted to plates, a second
@@ -175,7 +211,7 @@ def _merge(cells: np.ndarray, opts: ConvertOptions, n_cells: int):
     plates meet) and the connected candidate with fewer parts wins.
     """
     asm = merge.build(cells, opts.brick_types, opts.seed)
-    res = merge.connect(asm, n_cells, opts.seed)
+    res = merge.connect(asm, n_cells, opts.seed, time_budget=budget)
     if opts.brick_types != "mixed":
         merge.coalesce(asm)
         return asm, res, opts.brick_types
@@ -185,7 +221,7 @@ def _merge(cells: np.ndarray, opts: ConvertOptions, n_cells: int):
     small = int((cells >= 0).sum()) <= merge.GREEDY_CANDIDATE_MAX_MODEL
     if res.demoted or not res.connected or (small and res.fixes):
         alt = merge.build(cells, "plates", opts.seed)
-        alt_res = merge.connect(alt, n_cells, opts.seed)
+        alt_res = merge.connect(alt, n_cells, opts.seed, time_budget=budget)
         merge.stack_plates(alt)
         merge.coalesce(alt)
         better = (not alt_res.connected, alt.n_alive) < (not res.connected, asm.n_alive)
@@ -239,7 +275,7 @@ def voxels_to_bricks(grid, colors=None, options: ConvertOptions | None = None) -
     t_layers = time.perf_counter()
 
     n_cells = merge.cell_components(layers.occ)
-    asm, res, strategy = _merge(cells, opts, n_cells)
+    asm, res, strategy, recoloured = _merge(cells, opts, n_cells)
     if not res.connected:
         warnings.append(res.message)
     t_merge = time.perf_counter()
@@ -282,6 +318,7 @@ def voxels_to_bricks(grid, colors=None, options: ConvertOptions | None = None) -
             "remerge_fixes": res.fixes,
             "demoted_bricks": res.demoted,
             "strategy": strategy,
+            "recoloured_visible_cells": recoloured,
             "message": res.message,
         },
         "warnings": warnings,

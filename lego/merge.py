@@ -43,6 +43,8 @@ time budget (20 s by default, only reached by pathological inputs), which it rep
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -618,6 +620,30 @@ class Assembly:
         return asm
 
 
+class Trial:
+    """One try-change-then-undo on an :class:`Assembly` (see :func:`trial`)."""
+
+    def __init__(self, saved: list[tuple[int, ...]]):
+        self.saved = saved
+        self.new: list[int] = []  # ids of the bricks the change added
+        self.keep = False  # set True to keep the change
+
+
+@contextmanager
+def trial(asm: Assembly, ids) -> Iterator[Trial]:
+    """Try a change to ``asm`` that replaces bricks ``ids``: the body removes them, adds
+    bricks (their ids go to ``t.new``) and sets ``t.keep``; unless it is kept (or when the
+    body raises) the new bricks are removed and the old ones restored exactly."""
+    saved = [(int(i), asm.x[i], asm.y[i], asm.z[i], asm.nx[i], asm.ny[i], asm.h[i]) for i in ids]
+    t = Trial(saved)
+    try:
+        yield t
+    finally:
+        if not t.keep:
+            asm.remove(t.new)
+            asm.restore(saved)
+
+
 # --------------------------------------------------------------------------------------------
 # Stage 2: layer by layer with the local improvement pass
 # --------------------------------------------------------------------------------------------
@@ -780,6 +806,33 @@ def cell_components(occ: np.ndarray) -> int:
     return int(ndimage.label(occ)[1])
 
 
+def colour_bound(cells: np.ndarray) -> int:
+    """The fewest brick components a colour-respecting tiling of ``cells`` can have.
+
+    Bricks join only by stacking, and one brick holds cells of one colour: so cells can end
+    up in one piece only through vertical contacts (any colours) and same-colour runs
+    inside a layer. Components of that cell graph bound what any merge can reach.
+    """
+    occ = cells >= 0
+    n = occ.size
+    idx = np.arange(n).reshape(occ.shape)
+    rows, cols = [], []
+    for ax in range(3):
+        a = [slice(None)] * 3
+        b = [slice(None)] * 3
+        a[ax], b[ax] = slice(None, -1), slice(1, None)
+        a, b = tuple(a), tuple(b)
+        m = occ[a] & occ[b]
+        if ax < 2:
+            m &= cells[a] == cells[b]
+        rows.append(idx[a][m])
+        cols.append(idx[b][m])
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    g = coo_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(n, n))
+    _, lab = connected_components(g, directed=False)
+    return len(np.unique(lab[occ.ravel()]))
+
+
 def _seams(asm: Assembly, comp: np.ndarray) -> np.ndarray:
     """Breaks: horizontally adjacent cells whose bricks are in different components.
 
@@ -862,7 +915,6 @@ def _bridges(asm: Assembly, ids, cell1, cell2, comp, need) -> list[Rects]:
 
 def _try_bridge(asm, ids, bridge: Rects, n_before: int) -> bool:
     """Replace ``ids`` (one unit) by ``bridge`` plus a tiling of the rest; keep if better."""
-    saved = [(i, asm.x[i], asm.y[i], asm.z[i], asm.nx[i], asm.ny[i], asm.h[i]) for i in ids]
     i0 = ids[0]
     z, h = asm.z[i0], asm.h[i0]
     X, Y, _ = asm.shape
@@ -871,16 +923,13 @@ def _try_bridge(asm, ids, bridge: Rects, n_before: int) -> bool:
         xs, ys, _ = asm.cells_of(i)
         c[xs, ys] = asm.color[i]
     c[bridge.x[0] : bridge.x[0] + bridge.nx[0], bridge.y[0] : bridge.y[0] + bridge.ny[0]] = -1
-    asm.remove(ids)
-    new = asm.add(bridge, z, h).tolist()
-    rest = tile_layer(c, h, unit_parity(z, h), 0, 0)
-    new += asm.add(rest, z, h).tolist()
-    n_after, _ = asm.components()
-    if n_after < n_before:
-        return True
-    asm.remove(new)
-    asm.restore(saved)
-    return False
+    with trial(asm, ids) as t:
+        asm.remove(ids)
+        t.new += asm.add(bridge, z, h).tolist()
+        rest = tile_layer(c, h, unit_parity(z, h), 0, 0)
+        t.new += asm.add(rest, z, h).tolist()
+        t.keep = asm.components()[0] < n_before
+    return t.keep
 
 
 def _neighbours(asm: Assembly, ids) -> set[int]:
@@ -1068,21 +1117,16 @@ def _touched_components(asm: Assembly, new: list[int], comp: np.ndarray) -> set[
 
 def _try(asm: Assembly, ids, demote: bool, variant: int, seed: int, n_before: int, comp) -> bool:
     """Apply a re-tiling; keep it if it lowers the component count, else undo."""
-    saved = [(i, asm.x[i], asm.y[i], asm.z[i], asm.nx[i], asm.ny[i], asm.h[i]) for i in ids]
     removed = np.bincount(comp[np.asarray(ids)], minlength=int(comp.max()) + 1)
     sizes = np.bincount(comp[comp >= 0], minlength=len(removed))
     involved = {int(comp[i]) for i in ids}
     # components that keep bricks outside the region must be reached by the new bricks
     need = {c for c in involved if sizes[c] > removed[c]}
-    new = _retile(asm, ids, demote, variant, seed)
-    touched = _touched_components(asm, new, comp)
-    if need <= touched and len(touched) >= 1:
-        n_after, _ = asm.components()
-        if n_after < n_before:
-            return True
-    asm.remove(new)
-    asm.restore(saved)
-    return False
+    with trial(asm, ids) as t:
+        t.new = _retile(asm, ids, demote, variant, seed)
+        touched = _touched_components(asm, t.new, comp)
+        t.keep = need <= touched and len(touched) >= 1 and asm.components()[0] < n_before
+    return t.keep
 
 
 def _fix(asm: Assembly, pair: list[int], cells, n_before: int, comp, seed: int, full: bool) -> bool:
@@ -1152,18 +1196,16 @@ def remerge_region(
     step_of_z: dict[int, int] = {}
     for b in model.bricks:
         step_of_z.setdefault(b.z, b.step)
-    saved = [(i, asm.x[i], asm.y[i], asm.z[i], asm.nx[i], asm.ny[i], asm.h[i]) for i in ids]
     if variant is None:
         best = None
         for v in range(8):
-            new = _retile(asm, ids, demote, v, seed)
-            n, _ = asm.components()
-            links = sum(len(e) for e in asm._edges.values())
-            key = (n, -links, len(new), v)
+            with trial(asm, ids) as t:  # never kept: only scored
+                t.new = _retile(asm, ids, demote, v, seed)
+                n, _ = asm.components()
+                links = sum(len(e) for e in asm._edges.values())
+                key = (n, -links, len(t.new), v)
             if best is None or key < best:
                 best = key
-            asm.remove(new)
-            asm.restore(saved)
         variant = best[3]  # type: ignore[index]
     _retile(asm, ids, demote, variant, seed)
     d = asm.arrays()
@@ -1256,3 +1298,71 @@ def coalesce(asm: Assembly) -> int:
             work.append(key)  # try to grow the merged brick further
             break
     return merged
+
+
+def surface_cells(occ: np.ndarray) -> np.ndarray:
+    """Occupied cells a builder can see: with an empty (or outside) 6-neighbour."""
+    return occ & ~ndimage.binary_erosion(occ, border_value=0)
+
+
+def _visible_mismatch(asm: Assembly, cells: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    """Per brick index: visible cells whose wanted colour differs from the brick's."""
+    lab = asm.lab
+    m = vis & (lab >= 0)
+    col = np.asarray(asm.color, dtype=np.int64)
+    bad = m & (col[np.maximum(lab, 0)] != cells)
+    return np.bincount(lab[bad], minlength=len(asm.x))
+
+
+def paint_majority(asm: Assembly, cells: np.ndarray) -> int:
+    """Give each brick the most common colour of its visible cells (of all its cells when
+    none is visible); returns how many visible cells now show another colour than asked.
+
+    Used after a colour-blind merge: the bricks are laid out for connectivity, the colours
+    follow the photo wherever a brick's visible faces agree.
+    """
+    vis = surface_cells(cells >= 0)
+    for i in range(len(asm.x)):
+        if not asm.alive[i]:
+            continue
+        sl = asm.cells_of(i)
+        c = cells[sl]
+        v = vis[sl]
+        pick = c[v] if v.any() else c[c >= 0]
+        vals, counts = np.unique(pick, return_counts=True)
+        asm.color[i] = int(vals[np.argmax(counts)])
+    return int(_visible_mismatch(asm, cells, vis).sum())
+
+
+def restore_colours(asm: Assembly, cells: np.ndarray, time_budget: float = 5.0) -> int:
+    """After :func:`paint_majority`: re-tile, in their cells' own colours, each brick whose
+    visible cells show a wrong colour, wherever that leaves the bricks in no more pieces.
+
+    Bricks with the most wrong visible cells go first; each change is a :func:`trial`, undone
+    when the component count rises. Returns the visible cells still showing another colour.
+    """
+    vis = surface_cells(cells >= 0)
+    bad = _visible_mismatch(asm, cells, vis)
+    n_before, _ = asm.components()
+    deadline = time.perf_counter() + time_budget
+    for i in np.argsort(-bad, kind="stable").tolist():
+        if bad[i] == 0 or time.perf_counter() > deadline:
+            break
+        if not asm.alive[i]:
+            continue
+        xs, ys, zs = asm.cells_of(i)
+        block = cells[xs, ys, zs]
+        h = asm.h[i]
+        plates = h == 1 or not (block == block[:, :, :1]).all()
+        if plates and h > 1 and not asm.allow_plates:
+            continue
+        with trial(asm, [i]) as t:
+            asm.remove([i])
+            units = [(p, 1) for p in range(zs.start, zs.stop)] if plates else [(zs.start, h)]
+            for z, hh in units:
+                c = np.full(asm.shape[:2], -1, dtype=np.int64)
+                c[xs, ys] = cells[xs, ys, z]
+                rects = tile_layer(c, hh, unit_parity(z, hh), 0, 0)
+                t.new += asm.add(rects, z, hh).tolist()
+            t.keep = asm.components()[0] <= n_before
+    return int(_visible_mismatch(asm, cells, vis).sum())

@@ -265,3 +265,34 @@ def test_whole_parts_first_tiles_the_remainder_strip_across():
     assert len(plain) == 120  # 24 row pairs x (10+10+10+10+8)
     assert len(strip) == 116  # the 8-wide remainder strip tiled with 2x10s across
     assert (strip.nx * strip.ny).sum() == 48 * 48
+
+
+def test_trial_undoes_exactly_unless_kept_and_on_errors():
+    cells = random_cells(5, shape=(8, 8, 6), fill=0.9)
+    asm = merge.build(cells, "mixed")
+    lab0, alive0 = asm.lab.copy(), list(asm.alive)
+    ids = [i for i in range(len(asm.x)) if asm.alive[i]][:5]
+    with merge.trial(asm, ids) as t:
+        t.new = merge._retile(asm, ids, True, 1, 0)
+        assert not np.array_equal(asm.lab, lab0)
+    np.testing.assert_array_equal(asm.lab, lab0)
+    assert asm.alive[: len(alive0)] == alive0
+    with pytest.raises(RuntimeError), merge.trial(asm, ids) as t:
+        t.new = merge._retile(asm, ids, True, 1, 0)
+        raise RuntimeError("boom")
+    np.testing.assert_array_equal(asm.lab, lab0)
+    with merge.trial(asm, ids) as t:
+        t.new = merge._retile(asm, ids, True, 1, 0)
+        t.keep = True
+    check_model(bricks_of(asm), cells)
+    assert not np.array_equal(asm.lab, lab0)
+
+
+def test_colour_bound_sees_colour_seams_bricks_cannot_cross():
+    cells = np.full((6, 4, 6), 4)
+    cells[3:] = 1  # two halves touching side by side only
+    assert merge.colour_bound(cells) == 2
+    cells[:, :, 3:] = 4  # a common top joins them through stacking
+    assert merge.colour_bound(cells) == 1
+    asm = merge.build(cells, "mixed")
+    assert merge.connect(asm, 1).connected
