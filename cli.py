@@ -10,15 +10,14 @@ booklet) and ``model.blend``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-from .lego.errors import Image2LegoError, get_logger
+from .lego import choices
+from .lego.errors import Image2LegoError, get_logger, logging_to_stdout
 
 log = get_logger()
 
@@ -63,27 +62,25 @@ def build_parser() -> argparse.ArgumentParser:
         choices=(4, 8, 16, 32),
         help="voxel resolution predicted from a photo (default 32)",
     )
-    p.add_argument(
-        "--scale",
-        choices=("proportional", "paper"),
-        default="proportional",
-        help="proportional keeps the shape with plates (default); paper: 1 voxel = 1 brick",
-    )
-    p.add_argument(
-        "--bricks",
-        choices=("mixed", "bricks", "plates"),
-        default="mixed",
-        help="which parts to use (default mixed)",
-    )
-    p.add_argument(
-        "--hollow",
-        choices=("fill", "shell"),
-        default="fill",
-        help="fill the interior (default) or build a shell",
-    )
+    for flag, options, default in (
+        ("--scale", choices.SCALE, "proportional"),
+        ("--bricks", choices.BRICK_TYPES, "mixed"),
+        ("--hollow", choices.HOLLOW, "fill"),
+    ):
+        p.add_argument(
+            flag,
+            choices=choices.values(options),
+            default=default,
+            help=choices.help_text(options, default),
+        )
     p.add_argument("--wall", type=int, default=1, help="shell wall thickness in studs")
     p.add_argument("--no-supports", action="store_true", help="shell mode: no inner columns")
-    p.add_argument("--color-mode", choices=("single", "photo", "grayscale"), default="single")
+    p.add_argument(
+        "--color-mode",
+        choices=choices.values(choices.COLOR_MODE),
+        default="single",
+        help=choices.help_text(choices.COLOR_MODE, "single"),
+    )
     p.add_argument(
         "--color",
         type=int,
@@ -188,26 +185,6 @@ def log_level(args: argparse.Namespace) -> int:
     if args.quiet:
         return logging.WARNING
     return logging.DEBUG if args.verbose else logging.INFO
-
-
-@contextlib.contextmanager
-def logging_to_stdout(level: int) -> Iterator[logging.Logger]:
-    """Send the ``image2lego`` logger's records to the current ``sys.stdout`` as plain lines
-    for the duration of one command, then detach (so repeated ``main()`` calls, as in the
-    tests, neither duplicate lines nor write into a closed stream)."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    old_level, old_propagate = log.level, log.propagate
-    log.addHandler(handler)
-    log.setLevel(level)
-    log.propagate = False
-    try:
-        yield log
-    finally:
-        handler.flush()
-        log.removeHandler(handler)
-        log.setLevel(old_level)
-        log.propagate = old_propagate
 
 
 def main(argv: list[str] | None = None) -> int:

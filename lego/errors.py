@@ -9,7 +9,10 @@ bug and keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
+from collections.abc import Iterator
 
 LOGGER_NAME = "image2lego"
 
@@ -21,3 +24,24 @@ class Image2LegoError(Exception):
 def get_logger() -> logging.Logger:
     """``logging.getLogger("image2lego")``: the one logger every layer writes to."""
     return logging.getLogger(LOGGER_NAME)
+
+
+@contextlib.contextmanager
+def logging_to_stdout(level: int) -> Iterator[logging.Logger]:
+    """Send the ``image2lego`` logger's records to the current ``sys.stdout`` as plain lines
+    for the duration of one command, then detach (so repeated ``main()`` calls, as in the
+    tests, neither duplicate lines nor write into a closed stream)."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = get_logger()
+    old_level, old_propagate = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(level)
+    log.propagate = False
+    try:
+        yield log
+    finally:
+        handler.flush()
+        log.removeHandler(handler)
+        log.setLevel(old_level)
+        log.propagate = old_propagate
