@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -37,9 +38,12 @@ import torch
 
 from ..core.model import ModelConfig, OctreeAutoencoder, head_resolutions, octree_targets
 from ..core.sparse import SparseOctreeDecoder, sparse_octree_loss
+from ..lego.errors import get_logger, logging_to_stdout
 from .data import BED_FILE, _read_source, canonicalize, fill_solid, pool2
 
 RES64 = 64
+
+log = get_logger()
 
 
 def load_beds64(data=None, limit: int | None = None):
@@ -167,8 +171,8 @@ def finetune(args) -> dict:
         losses.append(float(loss.detach()))
         step += 1
         if step % 20 == 0:
-            print(f"step {step} loss {np.mean(losses[-20:]):.4f} "
-                  f"({time.time() - t0:.0f}s)", flush=True)  # fmt: skip
+            log.info(f"step {step} loss {np.mean(losses[-20:]):.4f} "
+                  f"({time.time() - t0:.0f}s)")  # fmt: skip
     ae.eval()
     sub = rng.choice(tr, size=min(96, len(tr)), replace=False)
     thr[RES64] = choose_threshold64(ae, g64[sub], g32[sub], thr)
@@ -192,7 +196,7 @@ def finetune(args) -> dict:
         meta["image_thresholds"] = w.meta["image_thresholds"] | {str(RES64): thr[RES64]}
     save_weights(out / "weights", ae, w.image_encoder, thr, meta=meta)
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report, indent=1), flush=True)
+    log.info(json.dumps(report, indent=1))
     return report
 
 
@@ -210,7 +214,8 @@ def main(argv=None) -> int:
     ap.add_argument("--limit", type=int, default=None, help="first N beds (smoke tests)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
-    finetune(ap.parse_args(argv))
+    with logging_to_stdout(logging.INFO):
+        finetune(ap.parse_args(argv))
     return 0
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import os
 import random
@@ -46,9 +47,11 @@ from ..core.model import (
     octree_loss,
     octree_targets,
 )
+from ..lego.errors import get_logger, logging_to_stdout
 from ..lego.fileio import atomic_path
 
 SEED = 1234
+log = get_logger()
 
 
 # --------------------------------------------------------------------------------------------
@@ -516,7 +519,7 @@ class TrainLoop:
                     rec.update(evaluate())
                 history.append(rec)
                 if d.main:
-                    print(json.dumps(rec), flush=True)
+                    log.info(json.dumps(rec))
                 epoch += 1
                 step_in_epoch = 0
             save()
@@ -618,7 +621,7 @@ def _balance_weights(args, labels, n: int) -> np.ndarray | None:
     if getattr(args, "quiet", False) is False:
         labs = np.unique(labels)
         share = {str(c): round(float(w[labels == c].sum()), 3) for c in labs}
-        print(f"class-balanced sampling (power {power}): {json.dumps(share)}", flush=True)
+        log.info(f"class-balanced sampling (power {power}): {json.dumps(share)}")
     return w
 
 
@@ -674,8 +677,8 @@ def _views_from_parts(args, ae):
     rng = np.random.default_rng(0)
     vi = np.flatnonzero(va)
     vi = vi[rng.choice(len(vi), size=min(256, len(vi)), replace=False)]
-    print(f"views from parts: {len(views)} train images of {len(uniq)} rows, "
-          f"{int(va.sum())} val chair set-pose views", flush=True)  # fmt: skip
+    log.info(f"views from parts: {len(views)} train images of {len(uniq)} rows, "
+          f"{int(va.sum())} val chair set-pose views")  # fmt: skip
     return views, voxels, z[inv], imgs_a[vi], allv.voxels[rows_a[vi]]
 
 
@@ -825,7 +828,7 @@ def export_weights(args) -> dict:
     pick = np.sort(rng.choice(tr, size=min(args.threshold_samples, len(tr)), replace=False))
     vox = allv.voxels[pick]
     thr = choose_thresholds(ae.decoder, encode_voxels(ae.encoder, vox), vox)
-    print(f"autoencoder thresholds (train rows): {thr}", flush=True)
+    log.info(f"autoencoder thresholds (train rows): {thr}")
     meta = {
         "training": {
             "data": "voxels32.npz (training.data): "
@@ -839,7 +842,7 @@ def export_weights(args) -> dict:
     if img is not None:
         zi = encode_images(img, vimgs[pos[pick]])
         ithr = choose_thresholds(ae.decoder, zi, vox)
-        print(f"image thresholds (train rows, set-pose view): {ithr}", flush=True)
+        log.info(f"image thresholds (train rows, set-pose view): {ithr}")
         meta["image_thresholds"] = {str(r): t for r, t in ithr.items()}
         meta["training"].update(
             image_checkpoint_args=json.loads(st_img["args"]),
@@ -848,7 +851,7 @@ def export_weights(args) -> dict:
         )
     files = save_weights(args.weights_out, ae, img, thr, meta=meta, fp16=not args.fp32)
     for k, p in files.items():
-        print(f"{k}: {p} ({p.stat().st_size / 1e6:.2f} MB)", flush=True)
+        log.info(f"{k}: {p} ({p.stat().st_size / 1e6:.2f} MB)")
     return {k: str(p) for k, p in files.items()}
 
 
@@ -912,21 +915,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train the autoencoder on N procedural shapes (smoke tests)")  # fmt: skip
     p.add_argument("--save-rank-weights", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar, warnings only")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # progress lines on stdout (--quiet: the bar goes, warnings stay); library use logs only
+    # where the caller's logging configuration sends it
+    with logging_to_stdout(logging.WARNING if args.quiet else logging.INFO):
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     setup_threads(args.threads)
     if args.stage == "recal":
         src = Path(args.ae) if args.ae else Path(args.out) / "ae_last.pt"
         dst = recalibrate_checkpoint(args, src, Path(args.out) / "ae_final.pt")
-        print(f"recalibrated autoencoder: {dst}", flush=True)
+        log.info(f"recalibrated autoencoder: {dst}")
         return 0
     if args.stage == "import":
         ae_p, img_p = import_weights(args.weights_in, Path(args.out))
-        print(f"imported {args.weights_in or 'weights/'}: {ae_p}, {img_p}", flush=True)
+        log.info(f"imported {args.weights_in or 'weights/'}: {ae_p}, {img_p}")
         return 0
     if args.stage == "export":
         if args.weights_out is None:
@@ -940,13 +950,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.stage in ("ae", "all"):
             path = train_autoencoder(args, d)
             if d.main:
-                print(f"autoencoder checkpoint: {path}", flush=True)
+                log.info(f"autoencoder checkpoint: {path}")
             if args.stage == "all":
                 args.ae = str(path)
         if args.stage in ("image", "all"):
             path = train_image_encoder(args, d)
             if d.main:
-                print(f"image encoder checkpoint: {path}", flush=True)
+                log.info(f"image encoder checkpoint: {path}")
     finally:
         d.close()
     return 0
@@ -1004,7 +1014,7 @@ def _warm_start(init: Path, model: nn.Module, cfg: ModelConfig, d, grow: bool = 
     else:
         model.load_state_dict(st["model"])
     if d.main:
-        print(f"initialised from {init}" + (" (grown)" if grown else ""), flush=True)
+        log.info(f"initialised from {init}" + (" (grown)" if grown else ""))
     return [{"init": str(init), "init_history": json.loads(st.get("history", "[]"))}]
 
 
@@ -1083,7 +1093,7 @@ def _resume(ckpt_path: Path, model, opt, d):
     opt.load_state_dict(st["opt"])
     torch.set_rng_state(st["rng"])
     if d.main:
-        print(f"resumed {ckpt_path} at epoch {st['epoch']} step {st['step']}", flush=True)
+        log.info(f"resumed {ckpt_path} at epoch {st['epoch']} step {st['step']}")
     history = json.loads(st.get("history", "[]"))
     return Resumed(
         st["epoch"], st["step_in_epoch"], st["step"], history, float(st.get("minutes", 0.0))
