@@ -187,6 +187,7 @@ def test_output_path_is_a_file(tmp_path, capsys):
     assert blocker.read_text() == "not a folder"
 
 
+@pytest.mark.slow
 def test_blender_products(tmp_path):
     """With bpy: render.png, the instruction booklet and model.blend (in a fresh process)."""
     pytest.importorskip("bpy")

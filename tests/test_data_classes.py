@@ -100,6 +100,7 @@ def test_modelnet10_leaves_out_duplicates_and_faces_minus_y(shared_data):
 
 
 @pytest.mark.data
+@pytest.mark.slow
 def test_build_caps_whole_models_and_keeps_the_chair_split(shared_data, tmp_path):
     """Capping happens after the split: the validation chairs stay the model card's 89 x 12,
     a capped class keeps whole models, and no model is in both splits."""

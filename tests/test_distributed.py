@@ -14,6 +14,7 @@ from .tiny_model import TINY
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed missing")
+@pytest.mark.slow
 def test_torchrun_two_ranks_end_with_identical_weights(tmp_path):
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",

@@ -180,6 +180,7 @@ def test_repair_never_changes_the_cover(seed):
 
 @settings(max_examples=8, deadline=None)
 @given(st.integers(0, 2**31 - 1), st.floats(0.01, 0.3))
+@pytest.mark.slow
 def test_reinforce_only_adds_props_within_budget(seed, frac):
     g = _random_grid(seed, (6, 6, 6), 0.5, 0.3)
     if not g.any():

@@ -51,6 +51,7 @@ def test_pruned_logit_is_the_models():
     assert PRUNED_LOGIT == torch_model.PRUNED_LOGIT
 
 
+@pytest.mark.slow
 def test_shipped_weights_same_voxels_and_logits_as_torch():
     pt, pn = Predictor.load(threads=1), NumpyPredictor.load()
     for img in _images():

@@ -28,8 +28,9 @@ def _args(tmp_path, *extra: str):
     )
 
 
+@pytest.mark.slow
 def test_tiny_overfit_reaches_high_iou():
-    """A few shapes are learned to IoU > 0.9 at every resolution in a few seconds."""
+    """A few shapes are learned to IoU > 0.9 at every resolution (about 1-3 min on 2 cores)."""
     torch.manual_seed(0)
     cfg = ModelConfig(
         latent_dim=32, dec_channels=(32, 32, 32, 16, 16), enc_channels=(8, 16, 16, 32, 32)
@@ -51,6 +52,7 @@ def test_tiny_overfit_reaches_high_iou():
         assert v.mean() > 0.9, (r, v)
 
 
+@pytest.mark.slow
 def test_training_is_seeded_and_resumes(tmp_path):
     vox = T.synthetic_shapes(12, seed=1)
     a = T.train_autoencoder(_args(tmp_path / "a", "--epochs", "1", "--batch", "4"), T.Dist(), vox)
@@ -72,6 +74,7 @@ def test_training_is_seeded_and_resumes(tmp_path):
         assert torch.allclose(sc["model"][k].float(), sd["model"][k].float(), atol=1e-6), k
 
 
+@pytest.mark.slow
 def test_warm_start_copies_weights_and_checks_the_configuration(tmp_path):
     vox = T.synthetic_shapes(8, seed=1)
     a = T.train_autoencoder(_args(tmp_path / "a", "--epochs", "1", "--batch", "4"), T.Dist(), vox)
@@ -124,6 +127,7 @@ def test_grow_is_function_preserving_and_refuses_shrinking(tmp_path):
     assert hist[0]["init"] == str(path)
 
 
+@pytest.mark.slow
 def test_freeze_below_trains_only_the_fine_levels(tmp_path):
     vox = T.synthetic_shapes(8, seed=1)
     a = T.train_autoencoder(_args(tmp_path / "a", "--epochs", "1", "--batch", "4"), T.Dist(), vox)
@@ -286,6 +290,7 @@ def test_train_shipped_chains_rounds_and_restarts(tmp_path):
     assert text.count("done before, skipped") == 3 * n_rounds + 1
 
 
+@pytest.mark.slow
 def test_import_shipped_weights_round_trips(tmp_path):
     """`train import` turns weights/ into checkpoints a fine-tuning round can start from:
     the same logits as the shipped networks, BatchNorm marked precise."""
@@ -305,6 +310,7 @@ def test_import_shipped_weights_round_trips(tmp_path):
     assert set(T.load_checkpoint(img_p)["model"]) == set(w.image_encoder.state_dict())
 
 
+@pytest.mark.slow
 def test_recalibration_keeps_a_frozen_encoders_statistics():
     ae = T.OctreeAutoencoder(T.ModelConfig())
     x = T.synthetic_shapes(32, seed=2)
