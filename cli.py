@@ -283,7 +283,7 @@ def _run(args: argparse.Namespace) -> int:
     summary = outputs.summary(result)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     log.info(json.dumps(summary, indent=2))
-    stability = result.reports.get("stability")
+    stability = result.stability
     if stability is not None:
         log.info(stability.summary())
     for kind, path in written.items():

@@ -62,9 +62,9 @@ def summary(result: PipelineResult) -> dict:
 
     model = result.model
     out = {"voxels": int(result.voxels.sum()), "grid": list(result.voxels.shape)}
-    out.update(model_summary(model, result.reports.get("stability")))
-    if "fragments_dropped_cells" in result.reports:  # a photo: floating specks removed
-        out["fragments_dropped_cells"] = int(result.reports["fragments_dropped_cells"])
+    out.update(model_summary(model, result.stability))
+    if result.image is not None:  # a photo: floating specks removed
+        out["fragments_dropped_cells"] = result.fragments_dropped_cells
     warnings = model.meta.get("warnings") or []
     if warnings:
         out["warnings"] = list(warnings)
@@ -136,7 +136,7 @@ def _write_products(
         mask = (result.mask.astype(np.uint8)) * 255
         written["mask"] = atomic_write_bytes(out / "mask.png", _png_bytes(mask))
     report = summary(result)
-    stab = result.reports.get("stability")
+    stab = result.stability
     if stab is not None:
         report["stability_summary"] = stab.summary()
     written["report"] = atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")

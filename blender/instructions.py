@@ -42,6 +42,7 @@ import numpy as np
 from mathutils import Matrix, Vector
 
 from ..lego.fileio import atomic_write_bytes
+from ..lego.progress import Progress, scaled
 from ..lego.units import PLATE_MM, STUD_HEIGHT_MM, STUD_MM
 from . import scene as lego_scene
 
@@ -73,14 +74,6 @@ IMAGES_DIRNAME = "instructions_images"
 # Frame at which a temporary scene evaluates the model: after any build animation's last key,
 # so animated step parents are at rest (constant extrapolation).
 _REST_FRAME = 1_000_000
-
-
-@dataclass
-class Progress:
-    """Same shape as :class:`image2lego.core.pipeline.Progress`: a 0..1 fraction + message."""
-
-    fraction: float
-    message: str
 
 
 @dataclass
@@ -641,12 +634,7 @@ def render_instructions(
         t0, c0 = time.perf_counter(), time.process_time()
         phases: dict = {}
         gen = render_steps(context, collection, images, resolution, timings=phases)
-        try:
-            while True:
-                p = next(gen)
-                yield Progress(0.9 * p.fraction, p.message)
-        except StopIteration as stop:
-            step_paths = stop.value
+        step_paths = yield from scaled(gen, 0.0, 0.9)
         t_render = time.perf_counter() - t0
         c_render = time.process_time() - c0
         yield Progress(0.92, "Writing the booklet")

@@ -112,13 +112,13 @@ def finish(context, result, name: str | None = None, out_dir: Path | None = None
     model = result.model
     if out_dir is not None:
         write_outputs(model, out_dir, name)
-    stability = (result.reports or {}).get("stability")
+    stability = result.stability
     stats = lego_scene.compute_stats(model, stability)
-    if "fragments_dropped_cells" in (result.reports or {}):  # a photo's floating specks
-        stats["fragments_dropped_cells"] = int(result.reports["fragments_dropped_cells"])
+    if result.image is not None:  # a photo: its floating specks
+        stats["fragments_dropped_cells"] = result.fragments_dropped_cells
     coll = lego_scene.build_model(context, model, name=name, method=method, stats=stats)
     lego_scene.setup_scene(context.scene)
-    coll["i2l_warnings"] = model_warnings(stats, result.reports)
+    coll["i2l_warnings"] = model_warnings(stats, result.stability)
     if s is not None:
         s.display_mode = "colors"
     return coll
@@ -248,7 +248,7 @@ def export_parts(context, path, fmt: str = "csv", skip_unknown: bool = False) ->
 # --------------------------------------------------------------------------- warnings
 
 
-def model_warnings(stats: dict, reports: dict | None = None) -> list[str]:
+def model_warnings(stats: dict, stability=None) -> list[str]:
     """Plain sentences for what the user must know about a built model (empty: all good)."""
     out = []
     if stats.get("connected") is False:
@@ -260,8 +260,7 @@ def model_warnings(stats: dict, reports: dict | None = None) -> list[str]:
         )
     if stats.get("unsupported_bricks"):
         out.append(f"{stats['unsupported_bricks']} brick(s) rest on nothing")
-    rep = (reports or {}).get("stability")
-    unfixed = getattr(rep, "unrepairable", None)
+    unfixed = getattr(stability, "unrepairable", None)  # a lego.repair.RepairReport
     if unfixed:
         out.append(f"repair could not fix {len(unfixed)} brick(s)")
     return out

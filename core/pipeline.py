@@ -10,7 +10,7 @@ Nothing here imports bpy or torch: images go through the numpy runtime (core.npn
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,17 +18,12 @@ import numpy as np
 
 from ..lego.bricks import BrickModel
 from ..lego.convert import ConvertOptions, voxels_to_bricks
-from ..lego.repair import repair
+from ..lego.progress import Progress, run  # noqa: F401  (the pipeline's API)
+from ..lego.repair import RepairReport, repair
 from ..lego.voxels import FRAGMENT_FRACTION, drop_fragments, validate_grid
 
 RESOLUTIONS = (4, 8, 16, 32)
 REPAIR_MAX_BRICKS = 1500
-
-
-@dataclass
-class Progress:
-    fraction: float  # 0..1
-    message: str
 
 
 @dataclass
@@ -67,15 +62,32 @@ class PipelineOptions:
 
 @dataclass
 class PipelineResult:
+    """What a pipeline run made: the brick model and the facts about how it got there."""
+
     model: BrickModel
     voxels: np.ndarray  # bool [x, y, z] at the chosen resolution
     image: np.ndarray | None = None  # the 128² grayscale the network saw
     mask: np.ndarray | None = None  # its object mask
     colors: np.ndarray | None = None  # optional [x, y, z, 3] float colours per voxel
-    reports: dict = field(default_factory=dict)
+    #: the stability check and repair (None: not run, see PipelineOptions.repair and
+    #: repair_max_bricks)
+    stability: RepairReport | None = None
+    #: photos: cells of floating fragments removed from the prediction (0: none or not a photo)
+    fragments_dropped_cells: int = 0
+
+    @property
+    def reports(self) -> dict:
+        """The facts as a dict (``"stability"``, ``"fragments_dropped_cells"``), for callers
+        of the earlier API."""
+        out: dict = {}
+        if self.stability is not None:
+            out["stability"] = self.stability
+        if self.image is not None:
+            out["fragments_dropped_cells"] = self.fragments_dropped_cells
+        return out
 
 
-Steps = Generator[Progress, None, PipelineResult]
+Steps = Generator[Progress, None, PipelineResult]  # lego.progress.Steps[PipelineResult]
 
 
 def load_voxel_file(path: str | os.PathLike) -> np.ndarray:
@@ -89,10 +101,12 @@ def load_voxel_file(path: str | os.PathLike) -> np.ndarray:
     return read_voxel_file(path)
 
 
-def _finish(grid: np.ndarray, colors, options: PipelineOptions) -> Generator[Progress, None, dict]:
+def _finish(
+    grid: np.ndarray, colors, options: PipelineOptions
+) -> Generator[Progress, None, tuple[BrickModel, RepairReport | None]]:
     yield Progress(0.6, f"Converting {int(grid.sum())} voxels to bricks")
     model = voxels_to_bricks(grid, colors=colors, options=options.convert)
-    reports: dict = {"model": model}
+    report = None
     limit = options.repair_max_bricks
     if options.repair and limit and len(model) > limit:
         note = (
@@ -104,10 +118,8 @@ def _finish(grid: np.ndarray, colors, options: PipelineOptions) -> Generator[Pro
     elif options.repair:
         yield Progress(0.8, "Checking stability and repairing")
         model, report = repair(model, reinforce=options.reinforce)
-        reports["model"] = model
-        reports["stability"] = report
     yield Progress(0.95, f"{len(model)} bricks")
-    return reports
+    return model, report
 
 
 def _options(options) -> PipelineOptions:
@@ -126,10 +138,9 @@ def voxels_to_lego_steps(
     options = _options(options)
     yield Progress(0.0, "Checking voxels")
     grid = validate_grid(grid)
-    out = yield from _finish(grid, colors, options)
-    model = out.pop("model")
+    model, report = yield from _finish(grid, colors, options)
     yield Progress(1.0, "Done")
-    return PipelineResult(model=model, voxels=grid, colors=colors, reports=out)
+    return PipelineResult(model=model, voxels=grid, colors=colors, stability=report)
 
 
 def image_to_lego_steps(image, options: PipelineOptions | None = None) -> Steps:
@@ -162,19 +173,13 @@ def image_to_lego_steps(image, options: PipelineOptions | None = None) -> Steps:
         from .colorize import photo_colors
 
         colors = photo_colors(image, grid, pre)
-    out = yield from _finish(grid, colors, options)
-    model = out.pop("model")
-    out["fragments_dropped_cells"] = dropped
+    model, report = yield from _finish(grid, colors, options)
     yield Progress(1.0, "Done")
-    return PipelineResult(model=model, voxels=grid, image=pre.image, mask=pre.mask, reports=out)
-
-
-def run(steps: Steps, on_progress: Callable[[Progress], None] | None = None) -> PipelineResult:
-    """Drive a step generator to the end and return its result."""
-    while True:
-        try:
-            p = next(steps)
-        except StopIteration as stop:
-            return stop.value
-        if on_progress is not None:
-            on_progress(p)
+    return PipelineResult(
+        model=model,
+        voxels=grid,
+        image=pre.image,
+        mask=pre.mask,
+        stability=report,
+        fragments_dropped_cells=int(dropped),
+    )

@@ -10,6 +10,7 @@ from bpy_extras.io_utils import ImportHelper
 from ..blender import jobs
 from ..blender import scene as lego_scene
 from ..blender.background import StepJob
+from ..lego import progress
 
 
 def _built(op, context, coll) -> None:
@@ -27,13 +28,7 @@ def _run_steps(op, context, steps, out_dir, name=None):
     wm = context.window_manager
     wm.progress_begin(0, 100)
     try:
-        while True:
-            try:
-                p = next(steps)
-            except StopIteration as stop:
-                result = stop.value
-                break
-            wm.progress_update(int(p.fraction * 100))
+        result = progress.run(steps, lambda p: wm.progress_update(int(p.fraction * 100)))
         coll = jobs.finish(context, result, name=name, out_dir=out_dir)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a clear report
         op.report({"ERROR"}, _message(exc))

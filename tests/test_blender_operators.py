@@ -293,7 +293,7 @@ def test_image_operator_on_example(scene, tmp_path):
     want = result.model
     # how many floating cells the pipeline dropped reaches the Stats panel
     stats = lego_scene.get_stats(coll)
-    assert stats["fragments_dropped_cells"] == result.reports["fragments_dropped_cells"]
+    assert stats["fragments_dropped_cells"] == result.fragments_dropped_cells
     assert got.bricks == want.bricks
 
 
