@@ -29,7 +29,7 @@ FORMATS = ("ldr", "mpd", "csv", "bricklink", "rebrickable")
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error (``image2lego: error: …``) instead of the usage text."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         first = " ".join(str(message).split())
         self.exit(2, f"image2lego: error: {first} (see --help)\n")
 

@@ -52,9 +52,9 @@ class View:
     @classmethod
     def from_array(cls, a) -> View:
         names = [f.name for f in fields(cls)]
-        vals = dict(zip(names, (float(x) for x in a), strict=True))
+        vals: dict[str, float | int] = dict(zip(names, (float(x) for x in a), strict=True))
         vals["noise_seed"] = int(vals["noise_seed"])
-        return cls(**vals)
+        return cls(**vals)  # type: ignore[arg-type]  # the fields are floats and one int
 
 
 SET_POSE = View()

@@ -69,7 +69,9 @@ class Predictor:
     def _decode(
         self, z: torch.Tensor, resolutions: tuple[int, ...], thresholds: dict[int, float]
     ) -> list[dict[int, np.ndarray]]:
-        dec = self.weights.autoencoder.decoder
+        ae = self.weights.autoencoder
+        assert ae is not None  # load_weights always builds it
+        dec = ae.decoder
         if max(resolutions) > 32 or self.config.absent_neighbours != "dense":
             # above 32³ (or for weights trained with sparse semantics) only live cells are
             # computed: the dense path's memory grows with res³ (benchmarks/bench_sparse.py)

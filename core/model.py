@@ -125,7 +125,7 @@ class _DecBlock(nn.Module):
         super().__init__()
         self.up = nn.ConvTranspose3d(cin, cout, 2, stride=2, bias=False)
         self.bn = nn.BatchNorm3d(cout)
-        self.conv = None
+        self.conv: nn.Module | None = None
         if conv3:
             self.conv = nn.Conv3d(cout, cout, 3, padding=1, bias=False)
         elif bottleneck:
@@ -205,8 +205,10 @@ class OctreeDecoder(nn.Module):
                     if mode == "pred":
                         keep = pred
                     elif mode == "gt":
+                        assert targets is not None  # forward() checks it for gt/union
                         keep = targets[res]
                     else:
+                        assert targets is not None
                         keep = torch.maximum(pred, targets[res])
                 # children of kept cells are alive at the next level
                 mask = None if keep is None else _upsample(keep)

@@ -59,7 +59,7 @@ class BrickModel:
     """Bricks plus provenance. ``shape`` is the occupied lattice ``(nx, ny, n_plates)``."""
 
     bricks: list[Brick]
-    shape: tuple[int, int, int]
+    shape: tuple[int, ...]  # (nx, ny, nz)
     meta: dict = field(default_factory=dict)
 
     def __len__(self) -> int:

@@ -51,7 +51,7 @@ def values(choices: tuple[Choice, ...]) -> tuple[str, ...]:
 
 def enum_items(choices: tuple[Choice, ...]) -> list[tuple[str, str, str]]:
     """Blender ``EnumProperty`` items: ``(identifier, name, description)``."""
-    return [tuple(c) for c in choices]
+    return [(c.value, c.label, c.description) for c in choices]
 
 
 def help_text(choices: tuple[Choice, ...], default: str) -> str:

@@ -45,7 +45,7 @@ def brick_arrays(model: BrickModel) -> dict[str, np.ndarray]:
 MAX_LATTICE_CELLS = 256 * 256 * 1024
 
 
-def label_lattice(d: dict[str, np.ndarray], shape: tuple[int, int, int]) -> np.ndarray:
+def label_lattice(d: dict[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
     """``lab[x, y, plate]`` = index of the brick filling that cell, -1 where empty.
 
     Raises ``ValueError`` when two bricks overlap or a brick leaves ``shape``, or when the

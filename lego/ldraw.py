@@ -471,7 +471,7 @@ def parse_ldr(
     refs, parts = _classify(files, main, src)
     _expanded_count(main, refs, parts, src, max_bricks)
     bricks: list[Brick] = []
-    shape: tuple[int, int, int] | None = None
+    shape: tuple[int, ...] | None = None
     title = ""
 
     def walk(name: str, base_pos, base_mat, step: int | None, inherited: int, depth: int):
@@ -495,7 +495,7 @@ def parse_ldr(
                         vals = ()
                     if len(vals) != 3 or min(vals) < 0 or max(vals) > 1_000_000:
                         raise LDrawError(f"{where}: malformed {SHAPE_META} line: {line[:80]!r}")
-                    shape = vals  # type: ignore[assignment]
+                    shape = vals
                 elif depth == 0 and not title and body and ":" not in body.split()[0]:
                     title = body
                 continue

@@ -1,0 +1,24 @@
+"""The runtime type-checks: mypy on lego/, core/, outputs and the CLI with the project's config
+(pyproject.toml [tool.mypy]; the modules still listed as debt there are skipped)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import REPO
+
+
+@pytest.mark.slow
+def test_mypy_passes_on_the_runtime(tmp_path):
+    pytest.importorskip("mypy")
+    # mypy needs the package under its import name: the repository root is image2lego/
+    (tmp_path / "image2lego").symlink_to(REPO, target_is_directory=True)
+    cmd = [sys.executable, "-m", "mypy", "--config-file", str(REPO / "pyproject.toml")]
+    cmd += ["--cache-dir", str(tmp_path / ".mypy_cache"), "--python-executable", sys.executable]
+    for pkg in ("image2lego.lego", "image2lego.core", "image2lego.outputs", "image2lego.cli"):
+        cmd += ["-p", pkg]
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
