@@ -1,4 +1,4 @@
-"""Which bricks hold onto which (issue 3, part 6).
+"""Which bricks hold onto which.
 
 Two bricks are connected when one sits directly on the other (``lower.top == upper.z``)
 and their footprints overlap by at least one stud. From that graph we report connected

@@ -110,7 +110,7 @@ def _check_rgb(rgb: np.ndarray, what: str) -> None:
 
 
 def _quantize(rgb: np.ndarray, opts: ConvertOptions, k: int) -> np.ndarray:
-    from .colors import quantize_colors  # B's module; imported lazily
+    from .colors import quantize_colors  # imported lazily (scikit-learn)
 
     mode = "grayscale" if opts.color_mode == "grayscale" else "photo"
     return quantize_colors(np.clip(rgb, 0.0, 1.0), k, mode, opts.palette, opts.seed)

@@ -1,4 +1,4 @@
-"""Merging plate-lattice cells into catalogue bricks (issue 3, part 5).
+"""Merging plate-lattice cells into catalogue bricks.
 
 Input is a colour lattice ``cells[x, y, plate]`` (``-1`` empty, else an LDraw colour code)
 as made by :mod:`image2lego.lego.voxels` and :mod:`image2lego.lego.convert`. Output is a list

@@ -1,4 +1,4 @@
-"""Build steps (issue 3, part 9): the order the instructions and the animation use.
+"""Build steps: the order the instructions and the animation use.
 
 One layer (all bricks whose bottom is at the same plate height ``z``) per step, bottom to
 top. A layer with more than ``max_bricks_per_step`` bricks is split into spatially coherent

@@ -275,7 +275,7 @@ def test_parse_keeps_title_and_infers_shape_without_meta():
     assert m.shape == (4, 2, 3)
 
 
-def test_large_model_is_fast_enough():
+def test_large_model_round_trips():
     rnd = random.Random(0)
     cands = [
         Brick(rnd.randrange(60), rnd.randrange(30), rnd.randrange(30), rnd.choice(PART_IDS),

@@ -1,8 +1,8 @@
 """The renderer that makes the image encoder's training views (and the public API for it).
 
-pyrender (OpenGL through EGL; ``PYOPENGL_PLATFORM=egl`` is set here unless the caller chose
-otherwise; pyrender itself is imported lazily) renders a grey, lit object, **grayscale
-128x128**, framed exactly like a preprocessed photo: the scene is rendered at
+pyrender (OpenGL through EGL; ``PYOPENGL_PLATFORM=egl`` is set when a Renderer is made,
+unless the caller chose otherwise; pyrender itself is imported lazily) renders a grey, lit
+object, **grayscale 128x128**, framed exactly like a preprocessed photo: the scene is rendered at
 :data:`RENDER_SIZE`, the object mask is ``depth > 0``, and ``core.preprocess.frame_object``
 (the very function photos go through) crops it to the object with the same margin, centres,
 resizes and composites it onto the background.
@@ -45,8 +45,6 @@ from ..core.camera import (  # noqa: F401  (re-exported: the renderer's public n
 from ..core.camera import direction as _direction
 from ..core.camera import look_at as _look_at
 from ..core.preprocess import BACKGROUND, MARGIN, SIZE, frame_object
-
-os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 
 # bumped whenever the pictures change; views128.npz rows are only reused at the same version
 # (1: marching-cubes faces wound inwards, so voxel rows were lit from behind; 2: fixed)
@@ -133,6 +131,9 @@ class Renderer:
     """One reusable offscreen OpenGL context (creating one costs ~0.5 s)."""
 
     def __init__(self, render_size: int = RENDER_SIZE):
+        # headless OpenGL through EGL unless the caller chose (e.g. osmesa); set only when a
+        # renderer is made, before PyOpenGL is first imported, never as an import side effect
+        os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
         try:
             import pyrender
         except ImportError as e:  # pragma: no cover - depends on the install
