@@ -17,9 +17,11 @@ geometry-nodes instances the object colour of the step's instancer object applie
 instances; the step is the unit that is highlighted anyway).
 
 Speed (software GL on CPU): Workbench's FXAA costs more than the rest of a render (0.37 of
-0.54 s at 800×600), so step renders skip it and :func:`soften_edges` smooths edges in numpy
-(~25 ms); Blender writes its temporary PNGs uncompressed. Only visibility and object colours
-change between steps — the scene is built once.
+0.54 s at 800×600) and screen-space cavity another ~20 %, so step renders skip both (the
+object outline already draws the brick edges) and :func:`soften_edges` smooths edges with
+Pillow (~15 ms); the cover and back views keep FXAA and cavity. Blender writes its temporary
+PNGs uncompressed. Only visibility, object colours and the camera change between steps — the
+scene is built once and reused for every step.
 
 The user's scene is never touched: rendering happens in a temporary scene that links the model
 collection; the only shared state changed (object ``hide_render`` and ``color``) is restored in
@@ -55,7 +57,6 @@ CAMERA_MARGIN = 0.06
 
 #: How earlier steps are drawn: mixed this much towards white (their colours stay readable).
 FADE_TO_WHITE = 0.15
-FADE_DESATURATE = 0.0
 #: Outline drawn around the new step's bricks (sRGB 0..255) and its width in pixels.
 HIGHLIGHT_RGB = (255, 140, 0)
 HIGHLIGHT_WIDTH = 2
@@ -257,7 +258,9 @@ def parts_by_step(collection) -> list[dict[tuple[str, int], int]]:
 # --------------------------------------------------------------------------- render setup
 
 
-def _setup_workbench(scene, resolution, *, id_pass: bool = False, fxaa: bool = True) -> None:
+def _setup_workbench(
+    scene, resolution, *, id_pass: bool = False, fxaa: bool = True, cavity: bool = True
+) -> None:
     r = scene.render
     r.engine = "BLENDER_WORKBENCH"
     r.resolution_x, r.resolution_y = int(resolution[0]), int(resolution[1])
@@ -287,7 +290,7 @@ def _setup_workbench(scene, resolution, *, id_pass: bool = False, fxaa: bool = T
         scene.display.render_aa = "FXAA" if fxaa else "OFF"
         sh.light = "STUDIO"
         sh.color_type = "MATERIAL"
-        sh.show_cavity = True
+        sh.show_cavity = cavity
         sh.cavity_type = "SCREEN"
         sh.show_object_outline = True
         sh.object_outline_color = (0.05, 0.05, 0.05)
@@ -331,21 +334,21 @@ def soften_edges(rgba: np.ndarray, strength: float = 0.6) -> np.ndarray:
     has edges (luminance or alpha steps), leave flat areas untouched.
 
     Stands in for Workbench's FXAA, which costs ~0.37 s per 800×600 render on software GL;
-    this costs ~25 ms. Works on premultiplied colour, so silhouettes blend into transparency.
+    this costs ~15 ms (all in Pillow's C code). Works on premultiplied colour (Pillow's
+    ``RGBa``), so silhouettes blend into transparency.
     """
-    a = rgba[..., 3:4].astype(np.float32) / 255
-    pre = np.concatenate([rgba[..., :3].astype(np.float32) / 255 * a, a], axis=-1)
-    pad = np.pad(pre, ((1, 1), (1, 1), (0, 0)), mode="edge")
-    h, w = pre.shape[:2]
-    blur = sum(pad[i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9
-    lum = pre[..., :3].mean(-1) + pre[..., 3]
-    blum = blur[..., :3].mean(-1) + blur[..., 3]
-    k = np.clip(np.abs(lum - blum) * 8, 0, 1)[..., None] * strength
-    out = pre * (1 - k) + blur * k
-    alpha = out[..., 3:4]
-    rgb = np.where(alpha > 1e-4, out[..., :3] / np.maximum(alpha, 1e-4), 0)
-    res = np.concatenate([np.clip(rgb, 0, 1), alpha], axis=-1)
-    return (res * 255 + 0.5).astype(np.uint8)
+    from PIL import Image, ImageChops, ImageFilter
+
+    im = Image.fromarray(np.ascontiguousarray(rgba), "RGBA").convert("RGBa")
+    blur = im.filter(ImageFilter.BoxBlur(1))
+    b, bb = im.split(), blur.split()
+    lum = ImageChops.difference(
+        Image.merge("RGB", b[:3]).convert("L"), Image.merge("RGB", bb[:3]).convert("L")
+    )
+    edge = ImageChops.add(lum, ImageChops.difference(b[3], bb[3]))
+    top = round(255 * strength)
+    weight = edge.point([min(top, round(v * 8 * strength)) for v in range(256)])
+    return np.asarray(Image.composite(blur, im, weight).convert("RGBA"))
 
 
 def upscale_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -358,28 +361,37 @@ def upscale_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(im) > 127
 
 
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """``mask`` grown by ``radius`` pixels (a square), by shifted ORs (no rank filter)."""
+    out = mask.copy()
+    for _ in range(radius):
+        grown = out.copy()
+        grown[1:] |= out[:-1]
+        grown[:-1] |= out[1:]
+        grown[:, 1:] |= out[:, :-1]
+        grown[:, :-1] |= out[:, 1:]
+        out = grown
+    return out
+
+
 def compose_step(full: np.ndarray, mask: np.ndarray, first: bool = False) -> np.ndarray:
     """Lighten everything outside ``mask`` slightly and outline the masked (new) bricks.
 
     ``full``: RGBA uint8 render of steps ≤ s; ``mask``: bool, pixels showing step s.
-    Earlier bricks keep their colours (:data:`FADE_TO_WHITE`, :data:`FADE_DESATURATE`).
+    Earlier bricks keep their colours (only mixed :data:`FADE_TO_WHITE` towards white); the
+    outline is :data:`HIGHLIGHT_WIDTH` pixels of :data:`HIGHLIGHT_RGB` around the new bricks.
     """
-    from PIL import Image, ImageFilter
-
-    rgb = full[..., :3].astype(np.float32) / 255
-    alpha = full[..., 3:4].astype(np.float32) / 255
-    if not first and (FADE_TO_WHITE > 0 or FADE_DESATURATE > 0):
-        grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-        faded = rgb * (1 - FADE_DESATURATE) + grey[..., None] * FADE_DESATURATE
-        faded = faded * (1 - FADE_TO_WHITE) + FADE_TO_WHITE
-        rgb = np.where(mask[..., None], rgb, faded)
-    out = np.concatenate([rgb, alpha], axis=-1)
+    out = np.array(full, dtype=np.uint8, copy=True)
+    if not first and FADE_TO_WHITE > 0:
+        keep = round((1 - FADE_TO_WHITE) * 256)
+        add = round(FADE_TO_WHITE * 255 * 256)
+        lut = ((np.arange(256) * keep + add) >> 8).clip(0, 255).astype(np.uint8)
+        old = ~mask
+        out[..., :3][old] = lut[out[..., :3][old]]
     if HIGHLIGHT_WIDTH > 0 and mask.any():
-        m = Image.fromarray((mask * 255).astype(np.uint8))
-        grown = np.asarray(m.filter(ImageFilter.MaxFilter(2 * HIGHLIGHT_WIDTH + 1))) > 127
-        ring = grown & ~mask
-        out[ring] = (*(c / 255 for c in HIGHLIGHT_RGB), 1.0)
-    return np.clip(out * 255 + 0.5, 0, 255).astype(np.uint8)
+        ring = dilate(mask, HIGHLIGHT_WIDTH) & ~mask
+        out[ring] = (*HIGHLIGHT_RGB, 255)
+    return out
 
 
 class _SceneState:
@@ -469,6 +481,7 @@ def render_steps(
     id_res = (max(16, round(res[0] * ID_SCALE)), max(16, round(res[1] * ID_SCALE)))
     tm = timings if timings is not None else {}
     tm.setdefault("steps_s", 0.0)
+    tm.setdefault("step_times", [])
 
     model = lego_scene.model_from_collection(collection)
     lo, hi, brick_step = brick_boxes(model)
@@ -496,7 +509,7 @@ def render_steps(
             else:  # a step parent without bricks in the model record: frame everything
                 vlo, vhi = whole
             place_camera(sc.camera, vlo, vhi, aspect, scene_box=whole)
-            _setup_workbench(sc, res, fxaa=False)
+            _setup_workbench(sc, res, fxaa=False, cavity=False)
             full = soften_edges(_load_rgba(_render_to(sc, tmp / "full.png")))
             for o in objects:
                 o.color = (1, 1, 1, 1)
@@ -507,7 +520,8 @@ def render_steps(
                 o.color = (0, 0, 0, 1)
             img = compose_step(full, mask, first=(k == 0))
             paths.append(_save_png(img, out_dir / f"step_{step + 1:03d}.png"))
-            tm["steps_s"] += time.perf_counter() - t0
+            tm["step_times"].append(time.perf_counter() - t0)
+            tm["steps_s"] += tm["step_times"][-1]
         t0 = time.perf_counter()
         if cover or back:
             for o in all_objects:
@@ -681,6 +695,7 @@ def render_instructions(
                 "render_s": t_render,
                 "render_s_per_step": t_render / max(1, len(step_paths)),
                 "step_s_per_step": phases.get("steps_s", 0.0) / max(1, len(step_paths)),
+                "step_times": list(phases.get("step_times", [])),
                 "views_s": phases.get("views_s", 0.0),
                 "thumbnails_s": phases.get("thumbnails_s", 0.0),
                 "render_cpu_s": c_render,
@@ -699,8 +714,10 @@ def render_instructions(
                     break
 
 
-def run(gen: Generator):
-    """Drive a step generator to the end; return its result (see ``core.pipeline.run``)."""
+def run(gen: Generator, on_progress=None):
+    """Drive a step generator to the end; return its result (see ``core.pipeline.run``).
+
+    ``on_progress``: optional callback receiving each :class:`Progress`."""
     from ..core.pipeline import run as run_steps
 
-    return run_steps(gen)
+    return run_steps(gen, on_progress)

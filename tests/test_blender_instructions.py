@@ -253,3 +253,31 @@ def test_frame_box_contains_every_corner(lo, size, aspect, el, az):
         tight = max(tight, abs(p[0]) / half_w, abs(p[1]) / half_h)
     # Fills the frame up to the margin on the tighter side.
     assert math.isclose(tight, 1 / (1 + 2 * ins.CAMERA_MARGIN), rel_tol=1e-6)
+
+
+def test_compose_step_lightens_old_keeps_new_and_outlines_it():
+    full = np.zeros((40, 60, 4), np.uint8)
+    full[..., :3] = (200, 20, 20)  # red everywhere (old bricks)
+    full[..., 3] = 255
+    mask = np.zeros((40, 60), bool)
+    mask[10:20, 20:30] = True  # the new bricks
+    out = ins.compose_step(full, mask)
+    assert (out[mask][:, :3] == (200, 20, 20)).all()  # new bricks untouched
+    far = out[30:, :10, :3].reshape(-1, 3)
+    assert (far[:, 1] > 20).all() and (far[:, 0] >= 200).all()  # old ones lightened only
+    assert (far[:, 0] > far[:, 1] + 100).all()  # ... and still red
+    ring = np.all(out[..., :3] == ins.HIGHLIGHT_RGB, axis=-1)
+    assert ring[9, 25] and ring[20, 25] and ring[15, 19] and ring[15, 30]
+    assert not ring[mask].any() and not ring[30, 5]
+    first = ins.compose_step(full, mask, first=True)
+    assert (first[30:, :10] == full[30:, :10]).all()  # step 1: nothing to fade
+
+
+def test_soften_edges_blurs_edges_only():
+    im = np.zeros((30, 30, 4), np.uint8)
+    im[:, :15] = (255, 255, 255, 255)
+    im[:, 15:] = (0, 0, 0, 255)
+    out = ins.soften_edges(im)
+    assert (out[:, :12] == im[:, :12]).all() and (out[:, 18:] == im[:, 18:]).all()
+    assert 0 < out[15, 14, 0] < 255 or 0 < out[15, 15, 0] < 255  # the edge is softened
+    assert (out[..., 3] == 255).all()
