@@ -10,12 +10,14 @@ booklet) and ``model.blend``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 import time
 from pathlib import Path
 
+from .cli_output import captured_native_output, progress_bar, summary_lines
 from .lego import choices
 from .lego.errors import Image2LegoError, get_logger, logging_to_stdout
 
@@ -24,6 +26,12 @@ log = get_logger()
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 VOXEL_SUFFIXES = {".npy", ".npz"}
 FORMATS = ("ldr", "mpd", "csv", "bricklink", "rebrickable")
+
+#: Exit codes (README "Exit codes"): 0 every output written (the model may still be unstable:
+#: see the summary / report.json); 2 a clear one-line error (bad input, missing weights,
+#: unwritable folder; argparse's usage errors use 2 too); 130 interrupted (Ctrl-C). Anything
+#: else (1 with a traceback) is a bug.
+EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -195,18 +203,18 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
         except KeyboardInterrupt:
             print("image2lego: interrupted; the output folder was left as it was", file=sys.stderr)
-            return 130
+            return EXIT_INTERRUPTED
         except MemoryError:
             print(
                 "image2lego: error: out of memory (try a smaller grid or --no-repair)",
                 file=sys.stderr,
             )
-            return 2
+            return EXIT_ERROR
         except (Image2LegoError, ValueError, TypeError, OSError, KeyError) as exc:
             # Image2LegoError: every error the user can cause (bad image, voxel or LDraw file,
             # missing/corrupt weights, …); the built-in ones: argument checks and the disk
             print(f"image2lego: error: {_one_line(exc)}", file=sys.stderr)
-            return 2
+            return EXIT_ERROR
 
 
 def _one_line(exc: BaseException) -> str:
@@ -270,25 +278,33 @@ def _run(args: argparse.Namespace) -> int:
             f"{src.name}: unsupported input type {suffix!r}; give an image "
             f"({', '.join(sorted(IMAGE_SUFFIXES))}) or a voxel grid (.npy, .npz)"
         )
-    result = pipeline.run(steps, lambda p: log.info(f"[{p.fraction:4.0%}] {p.message}"))
-    written = outputs.write_all(
-        result,
-        args.out,
-        formats=formats,
-        render=not args.no_render,
-        instructions=not args.no_instructions,
-        blend=not args.no_blend,
-        source=src,
-    )
+    with progress_bar("Building the model") as on_progress:
+        result = pipeline.run(steps, on_progress)
+    blender = not (args.no_render and args.no_instructions and args.no_blend)
+    # Blender's own log (a "Saved: …" line per render, EGL notes) only with -v.
+    capture = captured_native_output() if blender else contextlib.nullcontext([])
+    with capture, progress_bar("Blender outputs") as on_progress:
+        written = outputs.write_all(
+            result,
+            args.out,
+            formats=formats,
+            render=not args.no_render,
+            instructions=not args.no_instructions,
+            blend=not args.no_blend,
+            source=src,
+            progress=on_progress,
+        )
     summary = outputs.summary(result)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
-    log.info(json.dumps(summary, indent=2))
     stability = result.stability
+    log.debug(json.dumps(summary, indent=2))
     if stability is not None:
-        log.info(stability.summary())
+        log.debug(stability.summary())
     for kind, path in written.items():
-        log.info(f"  {kind:>13}: {path}")
-    return 0
+        log.debug(f"  {kind:>17}: {path}")
+    for line in summary_lines(summary, written, args.out, stability):
+        log.info(line)
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -87,15 +87,19 @@ def write_all(
     instructions: bool = True,
     blend: bool = True,
     source: Path | None = None,
+    progress=None,
 ) -> dict[str, Path]:
-    """Write every requested product; return ``{kind: path}``.
+    """Write every requested product; return ``{kind: path}``. ``progress``: optional
+    callback receiving ``Progress(fraction, message)`` while Blender renders.
 
     All-or-nothing: the products are built in a staging folder inside ``out`` and swapped in
     together only when every one of them succeeded; on any error ``out`` is left as it was.
     """
     out = check_output_dir(out)
     with staged_output(out, products=PRODUCTS) as stage:
-        staged = _write_products(result, stage, formats, render, instructions, blend, source)
+        staged = _write_products(
+            result, stage, formats, render, instructions, blend, source, progress
+        )
     return {kind: out / _relative(path, stage) for kind, path in staged.items()}
 
 
@@ -114,6 +118,7 @@ def _write_products(
     instructions: bool,
     blend: bool,
     source: Path | None,
+    progress=None,
 ) -> dict[str, Path]:
     from .lego import ldraw, partslist
 
@@ -157,6 +162,7 @@ def _write_products(
                 render=render,
                 instructions=instructions,
                 blend=blend,
+                progress=progress,
             )
         )
     return written

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import bpy
@@ -17,6 +18,7 @@ import bpy
 from ..lego.bricks import BrickModel
 from ..lego.errors import get_logger
 from ..lego.fileio import atomic_path
+from ..lego.progress import Progress
 from . import animation
 from . import instructions as instr
 from . import scene as lego_scene
@@ -37,25 +39,57 @@ def blender_outputs(
     render: bool = True,
     instructions: bool = True,
     blend: bool = True,
+    progress: Callable | None = None,
 ) -> dict[str, Path]:
-    """Write ``render.png``, ``instructions.{html,pdf}`` (+ images) and ``model.blend``."""
+    """Write ``render.png``, ``instructions.{html,pdf}`` (+ images) and ``model.blend``.
+
+    ``progress``: optional callback receiving ``Progress(fraction, message)`` for the whole
+    of it (the instruction renders report per step)."""
     out = Path(out)
+    # Share of the whole each product takes (instructions dominate).
+    spans = [
+        ("render", render, 0.08),
+        ("instructions", instructions, 0.84),
+        ("blend", blend, 0.08),
+    ]
+    total = sum(w for _k, on, w in spans if on) or 1.0
+    done = 0.0
+
+    def report(kind: str, fraction: float, message: str) -> None:
+        if progress is not None:
+            w = dict((k, ww) for k, _on, ww in spans)[kind] / total
+            progress(Progress(min(1.0, done + w * fraction), message))
+
+    def finished(kind: str) -> None:
+        nonlocal done
+        done += dict((k, ww) for k, _on, ww in spans)[kind] / total
+
     _fresh_scene()
     context = bpy.context
     coll = lego_scene.build_model(context, model, name="LEGO Model")
     written: dict[str, Path] = {}
     if render:
-        log.info("Rendering render.png")
+        log.debug("Rendering render.png")
+        report("render", 0.0, "Rendering render.png")
         written["render"] = render_image(context, coll, out / "render.png", RENDER_SIZE)
+        finished("render")
     if instructions:
-        log.info(f"Rendering instructions ({model.n_steps()} steps)")
-        res = instr.run(instr.render_instructions(context, coll, out, title=title))
+        log.debug(f"Rendering instructions ({model.n_steps()} steps)")
+        res = instr.run(
+            instr.render_instructions(context, coll, out, title=title),
+            lambda p: report("instructions", p.fraction, p.message),
+        )
         written["instructions_html"] = res.html
         written["instructions_pdf"] = res.pdf
+        finished("instructions")
     if blend:
-        log.info("Keying the build animation and saving model.blend")
+        log.debug("Keying the build animation and saving model.blend")
+        report("blend", 0.0, "Saving model.blend")
         animation.animate_build(context, coll)
         written["blend"] = save_blend(out / "model.blend")
+        finished("blend")
+    if progress is not None:
+        progress(Progress(1.0, "Blender outputs written"))
     return written
 
 
