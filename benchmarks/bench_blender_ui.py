@@ -2,11 +2,13 @@
 
 Before (the old modal operator): every pipeline step ran on the main thread inside one timer
 tick, so the longest step is the longest freeze. After: the steps run on a worker thread
-(``blender/background.py``); the main thread only polls every 10 ms (the operator's timer is
-0.1 s) and builds the scene at the end. Reports the longest and the median main-thread block
-of each, for the same photo and settings, in bpy (background mode).
+(``blender/background.py``), which also writes the output files and computes the stats
+(``jobs.prepare_steps``); the main thread only polls every 10 ms (the operator's timer is
+0.1 s) and builds the scene at the end. Both write the outputs to a temporary folder.
+Reports the longest main-thread block of each, for the same photo and settings, in bpy
+(background mode).
 
-    python benchmarks/bench_blender_ui.py [--image examples/chair.png] [--repeat 1]
+    python benchmarks/bench_blender_ui.py [--image examples/chair.png]
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ def main(argv=None) -> int:
     ap.add_argument("--image", type=Path, default=REPO / "examples" / "chair.png")
     args = ap.parse_args(argv)
 
+    import tempfile
+
     import bpy
 
     import image2lego
@@ -35,6 +39,7 @@ def main(argv=None) -> int:
     bpy.ops.wm.read_factory_settings(use_empty=True)
     s = bpy.context.scene.image2lego
     s.image_path = str(args.image)
+    s.output_dir = tempfile.mkdtemp(prefix="i2l-bench-ui-")
 
     # before: one step per timer tick on the main thread
     steps, out_dir = jobs.image_steps(bpy.context)
@@ -50,14 +55,17 @@ def main(argv=None) -> int:
         before.append((label, time.perf_counter() - t))
         label = p.message
     t = time.perf_counter()
-    jobs.finish(bpy.context, result)
+    jobs.finish(bpy.context, result, out_dir=out_dir)
     build_before = time.perf_counter() - t
 
     # after: worker thread, main thread polls
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.context.scene.image2lego.image_path = str(args.image)
+    bpy.context.scene.image2lego.output_dir = s_out = tempfile.mkdtemp(prefix="i2l-bench-ui-")
     steps, out_dir = jobs.image_steps(bpy.context)
-    job = StepJob(steps).start()
+    assert out_dir is not None and str(out_dir) == s_out
+    name = jobs.model_name(bpy.context)
+    job = StepJob(jobs.prepare_steps(steps, out_dir, name)).start()
     polls = []
     t0 = time.perf_counter()
     while True:
@@ -72,13 +80,13 @@ def main(argv=None) -> int:
         print(f"job ended with {state}: {value}", file=sys.stderr)
         return 1
     t = time.perf_counter()
-    jobs.finish(bpy.context, value)
+    jobs.finish(bpy.context, value, name=name)
     build_after = time.perf_counter() - t
 
     print("before (one step per tick on the main thread):")
     for lab, dt in before:
         print(f"  {dt * 1000:9.1f} ms  {lab}")
-    print(f"  {build_before * 1000:9.1f} ms  building the scene")
+    print(f"  {build_before * 1000:9.1f} ms  writing the files + building the scene")
     worst_before = max([dt for _, dt in before] + [build_before])
     print(f"after: {len(polls)} polls over {total:.1f} s of work on the worker thread")
     print(f"  poll median {statistics.median(polls) * 1e6:.1f} µs, max {max(polls) * 1000:.2f} ms")

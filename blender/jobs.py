@@ -7,6 +7,7 @@ so a failure or a cancel leaves the scene and the disk as they were.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
@@ -104,18 +105,54 @@ def pipeline_options(context):
     return properties.pipeline_options(s, preferences.weights_dir(context))
 
 
-def finish(context, result, name: str | None = None, out_dir: Path | None = None):
-    """Write the outputs (if any) and build the scene from a ``PipelineResult``."""
+def model_name(context, name: str | None = None) -> str:
+    """``name``, else the settings' model name, else "LEGO Model"."""
     s = settings_of(context)
-    name = name or (s.model_name if s is not None else "LEGO Model") or "LEGO Model"
-    method = s.method if s is not None else lego_scene.DEFAULT_METHOD
-    model = result.model
-    if out_dir is not None:
-        write_outputs(model, out_dir, name)
-    stability = result.stability
-    stats = lego_scene.compute_stats(model, stability)
+    return name or (s.model_name if s is not None else "") or "LEGO Model"
+
+
+def result_stats(result) -> dict:
+    """The Stats panel's facts of a ``PipelineResult`` (no bpy: safe on the worker thread)."""
+    stats = lego_scene.compute_stats(result.model, result.stability)
     if result.image is not None:  # a photo: its floating specks
         stats["fragments_dropped_cells"] = result.fragments_dropped_cells
+    return stats
+
+
+@dataclass
+class Prepared:
+    """A finished pipeline run with everything that needs no bpy already done: the output
+    files written and the stats computed (see :func:`prepare_steps`)."""
+
+    result: object  # a core.pipeline.PipelineResult
+    stats: dict
+
+
+def prepare_steps(steps, out_dir: Path | None, name: str):
+    """The pipeline's steps, then the work that needs no bpy, so a worker thread does it and
+    the main thread only builds the scene: writing the output files and the stats."""
+    from ..lego.progress import Progress
+
+    result = yield from steps
+    if out_dir is not None:
+        yield Progress(0.97, f"Writing the files to {out_dir}")
+        write_outputs(result.model, out_dir, name)
+    return Prepared(result, result_stats(result))
+
+
+def finish(context, result, name: str | None = None, out_dir: Path | None = None):
+    """Write the outputs (if any) and build the scene from a ``PipelineResult`` — or, from a
+    :class:`Prepared` one (files already written, stats computed), only build the scene."""
+    s = settings_of(context)
+    name = model_name(context, name)
+    method = s.method if s is not None else lego_scene.DEFAULT_METHOD
+    if isinstance(result, Prepared):
+        stats, result = result.stats, result.result
+    else:
+        if out_dir is not None:
+            write_outputs(result.model, out_dir, name)
+        stats = result_stats(result)
+    model = result.model
     coll = lego_scene.build_model(context, model, name=name, method=method, stats=stats)
     lego_scene.setup_scene(context.scene)
     coll["i2l_warnings"] = model_warnings(stats, result.stability)

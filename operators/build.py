@@ -52,7 +52,6 @@ class _BackgroundJob:
     _label = "Image2LEGO"
     _job = None
     _timer = None
-    _out_dir = None
     _name = None
 
     #: set by ``invoke`` (the UI); ``execute`` alone (scripts, ``bpy.ops…()``) runs synchronously
@@ -61,8 +60,10 @@ class _BackgroundJob:
     def _launch(self, context, steps, out_dir, name=None):
         if not self._interactive or context.window is None or bpy.app.background:
             return _run_steps(self, context, steps, out_dir, name)
-        self._out_dir, self._name = out_dir, name
-        self._job = StepJob(steps).start()
+        # the worker also writes the files and computes the stats: the main thread only builds
+        # the scene at the end (the longest UI freeze, see benchmarks/bench_blender_ui.py)
+        self._name = jobs.model_name(context, name)
+        self._job = StepJob(jobs.prepare_steps(steps, out_dir, self._name)).start()
         wm = context.window_manager
         wm.progress_begin(0, 100)
         self._timer = wm.event_timer_add(0.1, window=context.window)
@@ -101,7 +102,7 @@ class _BackgroundJob:
             self.report({"ERROR"}, _message(value))
             return {"CANCELLED"}
         try:  # the scene is built on the main thread, from the finished result only
-            coll = jobs.finish(context, value, name=self._name, out_dir=self._out_dir)
+            coll = jobs.finish(context, value, name=self._name)
         except Exception as exc:  # noqa: BLE001
             self.report({"ERROR"}, _message(exc))
             return {"CANCELLED"}

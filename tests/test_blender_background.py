@@ -77,3 +77,26 @@ def test_a_real_pipeline_runs_on_the_worker():
     assert job.wait(60)
     state, result = job.poll()
     assert state == "done" and len(result.model) > 0
+
+
+def test_worker_writes_the_files_and_the_main_thread_only_builds(tmp_path, monkeypatch):
+    import bpy
+
+    from image2lego.blender import jobs
+
+    grid = np.zeros((6, 6, 6), dtype=bool)
+    grid[1:5, 1:5, :4] = True
+    steps = voxels_to_lego_steps(grid, PipelineOptions(repair=False))
+    job = StepJob(jobs.prepare_steps(steps, tmp_path, "Cube")).start()
+    assert job.wait(60)
+    state, prepared = job.poll()
+    assert state == "done" and isinstance(prepared, jobs.Prepared)
+    assert (tmp_path / "Cube.ldr").is_file()  # written by the worker
+    assert prepared.stats["bricks"] == len(prepared.result.model) and prepared.stats["connected"]
+
+    def no_writes(*a, **k):
+        raise AssertionError("finish wrote the files again on the main thread")
+
+    monkeypatch.setattr(jobs, "write_outputs", no_writes)
+    coll = jobs.finish(bpy.context, prepared, name="Cube")
+    assert coll.name == "Cube" and bpy.data.collections.get("Cube") is coll
