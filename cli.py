@@ -282,7 +282,9 @@ def _run(args: argparse.Namespace) -> int:
         result = pipeline.run(steps, on_progress)
     blender = not (args.no_render and args.no_instructions and args.no_blend)
     # Blender's own log (a "Saved: …" line per render, EGL notes) only with -v.
-    capture = captured_native_output() if blender else contextlib.nullcontext([])
+    capture: contextlib.AbstractContextManager = (
+        captured_native_output() if blender else contextlib.nullcontext([])
+    )
     with capture, progress_bar("Blender outputs") as on_progress:
         written = outputs.write_all(
             result,
