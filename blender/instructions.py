@@ -255,6 +255,15 @@ def parts_by_step(collection) -> list[dict[tuple[str, int], int]]:
     return out
 
 
+def step_layers(model) -> list[int]:
+    """Per build step, the layer it builds (lowest brick bottom, in plates); consecutive
+    steps with the same layer are sub-steps of one big layer."""
+    lows: dict[int, int] = {}
+    for b in model.bricks:
+        lows[b.step] = min(lows.get(b.step, b.z), b.z)
+    return [lows.get(k, -1 - k) for k in range(model.n_steps())]
+
+
 # --------------------------------------------------------------------------- render setup
 
 
@@ -668,6 +677,7 @@ def render_instructions(
             step_parts=per_step,
             thumbnails=thumbs,
             n_bricks=len(model.bricks),
+            step_labels=booklet.substep_labels(step_layers(model)),
         )
         t_booklet = time.perf_counter() - t1
         c_booklet = time.process_time() - c1

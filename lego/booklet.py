@@ -75,6 +75,26 @@ def _sorted_parts(parts: Mapping[PartKey, int]) -> list[tuple[PartKey, int]]:
     return sorted(parts.items(), key=key)
 
 
+def substep_labels(step_layers: Sequence[int]) -> list[str]:
+    """Labels for steps that share a layer: a layer with more bricks than one step shows is
+    split into sub-steps (:mod:`.steps`); its pages say ``layer 7 · part 2 of 3``. Steps that
+    are a whole layer get ``""``. ``step_layers[i]``: the layer (bottom plate height) of step
+    ``i``; consecutive steps with the same value are one layer."""
+    out = [""] * len(step_layers)
+    i, layer_no = 0, 0
+    while i < len(step_layers):
+        j = i
+        while j + 1 < len(step_layers) and step_layers[j + 1] == step_layers[i]:
+            j += 1
+        layer_no += 1
+        if j > i:
+            n = j - i + 1
+            for k in range(i, j + 1):
+                out[k] = f"layer {layer_no} · part {k - i + 1} of {n}"
+        i = j + 1
+    return out
+
+
 def _validate(step_images, step_parts) -> None:
     if len(step_images) == 0:
         raise ValueError("a booklet needs at least one step image")
@@ -236,8 +256,11 @@ def compose_step_page(
     n_pages: int | None = None,
     size: tuple[int, int] = PAGE_SIZE,
     crop: tuple[int, int, int, int] | None = None,
+    sublabel: str = "",
 ) -> Image.Image:
     """One instruction page: big step number, parts callout, the step render.
+
+    ``sublabel``: a line under the step number (e.g. ``layer 7 · part 2 of 3`` for a sub-step).
 
     ``crop`` is the box cut out of the render; give every page the same one (see
     :func:`common_crop`) so the model keeps its size and place from page to page, as the
@@ -249,13 +272,21 @@ def compose_step_page(
     d = ImageDraw.Draw(page)
     margin = 40
     num_font = _font(110)
-    label = str(step_no)
+    label, sub = str(step_no), sublabel
     d.text((margin, margin - 10), label, font=num_font, fill=TEXT, anchor="la")
-    num_w = d.textbbox((margin, margin - 10), label, font=num_font, anchor="la")[2]
+    num_box = d.textbbox((margin, margin - 10), label, font=num_font, anchor="la")
+    num_w = num_box[2]
+    sub_h = 0
+    if sub:
+        sub_font = _font(22)
+        sub_w = round(d.textlength(sub, font=sub_font))
+        d.text((margin, num_box[3] + 14), sub, font=sub_font, fill=MUTED, anchor="la")
+        num_w = max(num_w, margin + sub_w)
+        sub_h = 40
     callout = _callout(parts, thumbs, max_w=W - num_w - 3 * margin, max_h=int(H * 0.32))
     cx = num_w + margin
     page.alpha_composite(callout, (cx, margin))
-    top = margin + max(callout.height, 110) + 20
+    top = margin + max(callout.height, 110 + sub_h) + 20
     pic = _open_rgba(image)
     pic = _crop_to_content(pic, pad=10) if crop is None else pic.crop(crop)
     pic = _fit(pic, W - 2 * margin, H - top - 60, max_scale=2.5)
@@ -472,6 +503,7 @@ def write_html(
     thumbnails: Mapping[PartKey, os.PathLike],
     n_bricks: int,
     back=None,
+    step_labels: Sequence[str] | None = None,
 ) -> Path:
     """A self-contained HTML page (images referenced relative to its folder)."""
     path = Path(path)
@@ -509,6 +541,7 @@ def write_html(
         ".cover p{text-align:center;font-size:1.3em}",
         ".step header{display:flex;align-items:flex-start;gap:24px}",
         ".num{font-size:5em;font-weight:700;line-height:1;min-width:1.2em}",
+        ".num .sub{font-size:.2em;font-weight:400;color:#777;white-space:nowrap}",
         ".callout{display:flex;flex-wrap:wrap;gap:8px;background:#ddecfa;",
         "border:3px solid #608cc8;border-radius:14px;padding:10px}",
         "figure{margin:0;text-align:center}",
@@ -533,10 +566,12 @@ def write_html(
         f"<p>{n_bricks} bricks · {len(total)} different parts · {len(step_images)} steps</p>"
     )
     out.append("</section>")
+    labels = list(step_labels) if step_labels is not None else [""] * len(step_images)
     for i, (img, parts) in enumerate(zip(step_images, step_parts, strict=True)):
         figs = "".join(part_fig(k, n, "part") for k, n in _sorted_parts(parts))
+        sub = f'<div class="sub">{esc(labels[i])}</div>' if labels[i] else ""
         out.append(
-            f'<section class="step" id="step-{i + 1}"><header><div class="num">{i + 1}</div>'
+            f'<section class="step" id="step-{i + 1}"><header><div class="num">{i + 1}{sub}</div>'
             f'<div class="callout">{figs}</div></header>'
             f'<img class="model" src="{esc(_rel(img, base))}" alt="Step {i + 1}"></section>'
         )
@@ -571,6 +606,7 @@ def build_booklet(
     n_bricks: int | None = None,
     basename: str = "instructions",
     back=None,
+    step_labels: Sequence[str] | None = None,
 ) -> tuple[Path, Path]:
     """Write ``<basename>.html`` and ``<basename>.pdf`` into ``out_dir``; return both paths.
 
@@ -578,6 +614,7 @@ def build_booklet(
     ``(part_id, colour)`` to how many of it step ``i + 1`` adds; ``thumbnails`` maps the same
     keys to part pictures (missing ones are drawn as colour tiles). ``back``: a picture of
     the finished model from behind for the "finished" page (beside ``cover``).
+    ``step_labels[i]``: a line under step ``i + 1``'s number (see :func:`substep_labels`).
 
     Each step page shows its own render trimmed to its content (the renders frame each step,
     see :mod:`image2lego.blender.instructions`).
@@ -596,13 +633,16 @@ def build_booklet(
     n_bricks = sum(total.values()) if n_bricks is None else int(n_bricks)
     n_steps = len(step_images)
     n_pages = 1 + n_steps + 1 + n_parts_pages(len(total))
+    labels = list(step_labels) if step_labels is not None else [""] * n_steps
+    if len(labels) != n_steps:
+        raise ValueError(f"{len(labels)} step labels for {n_steps} steps")
 
     def pages():
         yield compose_cover(title, cover, n_bricks, n_steps, len(total))
         for i, (img, parts) in enumerate(zip(step_images, step_parts, strict=True)):
             yield compose_step_page(
                 i + 1, n_steps, img, parts, thumbs, title=title, page_no=i + 2,
-                n_pages=n_pages,
+                n_pages=n_pages, sublabel=labels[i],
             )  # fmt: skip
         yield compose_finished_page(cover, back, title=title, page_no=n_steps + 2, n_pages=n_pages)
         yield from compose_parts_pages(
@@ -619,6 +659,7 @@ def build_booklet(
         thumbnails=thumbs,
         n_bricks=n_bricks,
         back=back,
+        step_labels=labels,
     )
     return html_path, pdf_path
 

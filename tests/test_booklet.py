@@ -119,3 +119,38 @@ def test_common_crop_is_the_union_so_the_model_stays_put(tmp_path):
     Image.fromarray(b).save(pb)
     assert booklet.common_crop([pa, pb], pad=5) == (25, 5, 155, 65)
     assert booklet.common_crop([pa], pad=0) == (30, 10, 40, 20)
+
+
+def test_substep_labels_name_the_parts_of_a_split_layer():
+    # layers (bottom plate heights) of 6 steps: layer 0 alone, layer 3 split in 3, layer 6 in 2
+    assert booklet.substep_labels([0, 3, 3, 3, 6, 6]) == [
+        "",
+        "layer 2 · part 1 of 3",
+        "layer 2 · part 2 of 3",
+        "layer 2 · part 3 of 3",
+        "layer 3 · part 1 of 2",
+        "layer 3 · part 2 of 2",
+    ]
+    assert booklet.substep_labels([]) == []
+
+
+def test_sub_step_label_is_drawn_and_in_the_html(tmp_path, inputs):
+    steps, cover, parts, thumbs = inputs
+    plain = np.asarray(booklet.compose_step_page(2, 3, steps[1], parts[0], thumbs)).astype(int)
+    sub = booklet.compose_step_page(
+        2, 3, steps[1], parts[0], thumbs, sublabel="layer 2 · part 1 of 2"
+    )
+    a = np.asarray(sub).astype(int)
+    below_number = (slice(150, 200), slice(30, 400))  # under the big step number
+    assert (np.abs(a[below_number] - plain[below_number]).sum(-1) > 60).sum() > 100
+    out = tmp_path / "out"
+    out.mkdir()
+    labels = ["", "layer 2 · part 1 of 2", "layer 2 · part 2 of 2"]
+    html, _pdf = booklet.build_booklet(
+        out, title="T", cover=cover, step_images=steps, step_parts=parts, thumbnails=thumbs,
+        step_labels=labels,
+    )  # fmt: skip
+    assert html.read_text().count("part 2 of 2") == 1
+    with pytest.raises(ValueError, match="step labels"):
+        booklet.build_booklet(out, title="T", cover=cover, step_images=steps, step_parts=parts,
+                              step_labels=["x"])  # fmt: skip
