@@ -187,10 +187,10 @@ def voxel_steps(context, path: str | os.PathLike):
 
 
 def brickify_steps(context):
-    """Selected mesh objects → (step generator, out_dir, model name): voxelized at the chosen
-    resolution with colours from their textures / vertex colours / materials, then through the
-    same lego/ pipeline as a prediction. Mesh data is read here, on the main thread; the
-    generator touches no bpy data (it runs on the worker)."""
+    """Selected mesh objects → (step generator, out_dir, model name, object names): voxelized
+    at the chosen resolution with colours from their textures / vertex colours / materials,
+    then through the same lego/ pipeline as a prediction. Mesh data is read here, on the main
+    thread; the generator touches no bpy data (it runs on the worker)."""
     from ..core.pipeline import Progress, voxels_to_lego_steps
     from ..lego.meshvox import voxelize
     from . import properties
@@ -224,7 +224,7 @@ def brickify_steps(context):
             opts.convert.color_mode = "single"
         return (yield from voxels_to_lego_steps(grid, opts, colors=colors))
 
-    return steps(), out_dir, name
+    return steps(), out_dir, name, [o.name for o in obs]
 
 
 def import_ldraw(context, path: str | os.PathLike):

@@ -57,6 +57,7 @@ MODEL_KEY = "i2l_model"  # the BrickModel as JSON
 META_KEY = "i2l_meta"  # the model metadata as JSON (also inside MODEL_KEY)
 METHOD_KEY = "i2l_method"
 STATS_KEY = "i2l_stats"  # JSON dict, see compute_stats
+SOURCE_KEY = "i2l_source"  # JSON: what the model was built from (Update Model builds it again)
 PARTS_KEY = "i2l_parts"  # list of part ids (geonodes: i2l_part attribute indexes it)
 PROTO_COLL_KEY = "i2l_proto_collection"  # geonodes: the prototype collection
 NODE_GROUP_KEY = "i2l_node_group"  # geonodes: the instancer node group
@@ -124,6 +125,22 @@ def get_stats(collection: bpy.types.Collection) -> dict:
 
 def set_stats(collection: bpy.types.Collection, stats: dict) -> None:
     collection[STATS_KEY] = json.dumps(stats, default=_jsonable)
+
+
+def set_source(collection: bpy.types.Collection, source: dict | None) -> None:
+    """Remember what the model was built from: ``{"kind": "image"}`` (the path is in its
+    settings), ``{"kind": "voxels", "path": …}`` or ``{"kind": "brickify", "objects": […]}``."""
+    if source is not None:
+        collection[SOURCE_KEY] = json.dumps(source)
+
+
+def get_source(collection: bpy.types.Collection) -> dict:
+    """What :func:`set_source` stored; models built before it are image models."""
+    try:
+        src = json.loads(collection.get(SOURCE_KEY, ""))
+    except (TypeError, ValueError):
+        src = None
+    return src if isinstance(src, dict) and "kind" in src else {"kind": "image"}
 
 
 # --------------------------------------------------------------------------- lookup

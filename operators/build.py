@@ -23,13 +23,14 @@ def _built(op, context, coll) -> None:
         op.report({"INFO"}, f"{coll.name}: {n} bricks")
 
 
-def _run_steps(op, context, steps, out_dir, name=None):
+def _run_steps(op, context, steps, out_dir, name=None, source=None):
     """Drive a step generator to the end synchronously (headless: no window, no timers)."""
     wm = context.window_manager
     wm.progress_begin(0, 100)
     try:
         result = progress.run(steps, lambda p: wm.progress_update(int(p.fraction * 100)))
         coll = jobs.finish(context, result, name=name, out_dir=out_dir)
+        lego_scene.set_source(coll, source)
     except Exception as exc:  # noqa: BLE001 - every failure becomes a clear report
         op.report({"ERROR"}, _message(exc))
         return {"CANCELLED"}
@@ -53,13 +54,15 @@ class _BackgroundJob:
     _job = None
     _timer = None
     _name = None
+    _source = None
 
     #: set by ``invoke`` (the UI); ``execute`` alone (scripts, ``bpy.ops…()``) runs synchronously
     _interactive = False
 
-    def _launch(self, context, steps, out_dir, name=None):
+    def _launch(self, context, steps, out_dir, name=None, source=None):
         if not self._interactive or context.window is None or bpy.app.background:
-            return _run_steps(self, context, steps, out_dir, name)
+            return _run_steps(self, context, steps, out_dir, name, source)
+        self._source = source
         # the worker also writes the files and computes the stats: the main thread only builds
         # the scene at the end (the longest UI freeze, see benchmarks/bench_blender_ui.py)
         self._name = jobs.model_name(context, name)
@@ -103,6 +106,7 @@ class _BackgroundJob:
             return {"CANCELLED"}
         try:  # the scene is built on the main thread, from the finished result only
             coll = jobs.finish(context, value, name=self._name)
+            lego_scene.set_source(coll, self._source)
         except Exception as exc:  # noqa: BLE001
             self.report({"ERROR"}, _message(exc))
             return {"CANCELLED"}
@@ -129,7 +133,7 @@ class IMAGE2LEGO_OT_image_to_lego(_BackgroundJob, bpy.types.Operator):
         except Exception as exc:  # noqa: BLE001
             self.report({"ERROR"}, _message(exc))
             return {"CANCELLED"}
-        return self._launch(context, steps, out_dir)
+        return self._launch(context, steps, out_dir, source={"kind": "image"})
 
     def invoke(self, context, event):
         self._interactive = True
@@ -153,10 +157,13 @@ class IMAGE2LEGO_OT_voxels_to_lego(_BackgroundJob, bpy.types.Operator, ImportHel
         except Exception as exc:  # noqa: BLE001
             self.report({"ERROR"}, _message(exc))
             return {"CANCELLED"}
-        return self._launch(context, steps, out_dir)
+        path = bpy.path.abspath(self.filepath)
+        return self._launch(context, steps, out_dir, source={"kind": "voxels", "path": path})
 
     def invoke(self, context, event):
         self._interactive = True
+        if self.filepath:  # given by the caller (Update Model): no file browser
+            return self.execute(context)
         return ImportHelper.invoke(self, context, event)
 
 
@@ -169,17 +176,21 @@ class IMAGE2LEGO_OT_brickify_selected(_BackgroundJob, bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
     _label = "Brickify"
 
+    #: Update Model: rebuild into this model instead of a new one
+    model_name: StringProperty(options={"SKIP_SAVE", "HIDDEN"})
+
     @classmethod
     def poll(cls, context):
         return any(o.type == "MESH" for o in getattr(context, "selected_objects", []))
 
     def execute(self, context):
         try:
-            steps, out_dir, name = jobs.brickify_steps(context)
+            steps, out_dir, name, objects = jobs.brickify_steps(context)
         except Exception as exc:  # noqa: BLE001
             self.report({"ERROR"}, _message(exc))
             return {"CANCELLED"}
-        return self._launch(context, steps, out_dir, name)
+        source = {"kind": "brickify", "objects": objects}
+        return self._launch(context, steps, out_dir, self.model_name or name, source)
 
     def invoke(self, context, event):
         self._interactive = True

@@ -36,8 +36,28 @@ class IMAGE2LEGO_OT_remove_model(bpy.types.Operator):
         return {"FINISHED"}
 
 
+def _update_source(context):
+    """(model collection, its source) when Update Model can rebuild it, else ``None``: an
+    image model needs its image path, a voxel model its file, a brickified one its objects."""
+    coll = lego_scene.find_model_collection(context)
+    ms = getattr(coll, "image2lego", None) if coll is not None else None
+    if ms is None:
+        return None
+    src = lego_scene.get_source(coll)
+    if src["kind"] == "image":
+        ok = bool(ms.image_path)
+    elif src["kind"] == "voxels":
+        ok = Path(str(src.get("path", ""))).is_file()
+    elif src["kind"] == "brickify":
+        ok = any(bpy.data.objects.get(n) is not None for n in src.get("objects", []))
+    else:
+        ok = False
+    return (coll, src) if ok else None
+
+
 class IMAGE2LEGO_OT_update_model(bpy.types.Operator):
-    """Build the model again from its image with the settings shown for it (replaces it)"""
+    """Build the model again from what it was made of (its image, voxel file or mesh objects)
+    with the settings shown for it (replaces it)"""
 
     bl_idname = "image2lego.update_model"
     bl_label = "Update Model"
@@ -45,24 +65,41 @@ class IMAGE2LEGO_OT_update_model(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        coll = lego_scene.find_model_collection(context)
-        ms = getattr(coll, "image2lego", None) if coll is not None else None
-        return ms is not None and bool(ms.image_path)
+        return _update_source(context) is not None
 
-    def _prepare(self, context):
+    def _run(self, context, how: str):
         from ..blender.properties import copy_settings
 
-        coll = lego_scene.find_model_collection(context)
+        found = _update_source(context)
+        if found is None:
+            self.report({"ERROR"}, "this model's image, voxel file or objects are gone")
+            return {"CANCELLED"}
+        coll, src = found
+        name = coll[lego_scene.MARK_KEY]
         copy_settings(coll.image2lego, context.scene.image2lego)
-        context.scene.image2lego.model_name = coll[lego_scene.MARK_KEY]
+        context.scene.image2lego.model_name = name
+        if src["kind"] == "voxels":
+            return bpy.ops.image2lego.voxels_to_lego(how, filepath=src["path"])
+        if src["kind"] == "brickify":
+            obs = [bpy.data.objects.get(n) for n in src["objects"]]
+            obs = [o for o in obs if o is not None and o.name in context.view_layer.objects]
+            if not obs:
+                self.report({"ERROR"}, "the brickified objects are not in this view layer")
+                return {"CANCELLED"}
+            for o in context.view_layer.objects.selected:
+                o.select_set(False)
+            for o in obs:
+                o.select_set(True)
+            context.view_layer.objects.active = obs[0]
+            # a voxels operator invoked would open its file browser: brickify has none
+            return bpy.ops.image2lego.brickify_selected(how, model_name=name)
+        return bpy.ops.image2lego.image_to_lego(how)
 
     def execute(self, context):
-        self._prepare(context)
-        return bpy.ops.image2lego.image_to_lego("EXEC_DEFAULT")
+        return self._run(context, "EXEC_DEFAULT")
 
     def invoke(self, context, event):
-        self._prepare(context)
-        return bpy.ops.image2lego.image_to_lego("INVOKE_DEFAULT")
+        return self._run(context, "INVOKE_DEFAULT")
 
 
 class IMAGE2LEGO_OT_open_image(bpy.types.Operator):

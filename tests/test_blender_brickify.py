@@ -74,3 +74,21 @@ def test_textured_mesh_takes_its_texture_colours(settings):
     # the fox is orange-brown and white: more than one colour, and not the default grey
     colors = {b.color for b in model.bricks}
     assert len(colors) >= 2 and colors != {71}
+
+
+def test_update_model_brickifies_the_same_objects_again(settings):
+    bpy.ops.mesh.primitive_cube_add(size=0.08)
+    ob = bpy.context.active_object
+    assert bpy.ops.image2lego.brickify_selected() == {"FINISHED"}
+    coll = lego_scene.find_model_collection(bpy.context)
+    assert lego_scene.get_source(coll) == {"kind": "brickify", "objects": [ob.name]}
+    n8 = len(lego_scene.model_from_collection(coll))
+    ob.select_set(False)  # Update Model selects the model's objects itself
+    coll.image2lego.resolution = "16"
+    bpy.context.view_layer.active_layer_collection = (
+        bpy.context.view_layer.layer_collection.children[coll.name]
+    )
+    assert bpy.ops.image2lego.update_model() == {"FINISHED"}
+    models = [c for c in bpy.data.collections if lego_scene.is_model_collection(c)]
+    assert [c.name for c in models] == ["Cube LEGO"]  # the same model, rebuilt
+    assert len(lego_scene.model_from_collection(models[0])) > n8  # at the new resolution

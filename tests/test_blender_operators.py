@@ -389,3 +389,25 @@ def test_menus_and_file_handlers_are_registered(scene):
     assert {"IMAGE2LEGO_FH_ldraw", "IMAGE2LEGO_FH_image"} <= fhs
     for op in ("remove_model", "update_model", "open_image", "brickify_selected"):
         assert op in dir(bpy.ops.image2lego)
+
+
+def test_update_model_rebuilds_a_voxel_model_from_its_file(scene, voxel_file):
+    """Update Model works for every kind of model, not only image ones: a voxel model is
+    rebuilt from its file with the settings shown for it, replacing itself."""
+    assert bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file)) == {"FINISHED"}
+    coll = bpy.data.collections["Test Model"]
+    assert lego_scene.get_source(coll) == {"kind": "voxels", "path": str(voxel_file)}
+    before = lego_scene.model_from_collection(coll)
+    assert {b.color for b in before.bricks} == {4}
+    coll.image2lego.single_color = "1"  # the model's own settings, as its panel shows them
+    bpy.context.view_layer.active_layer_collection = (
+        bpy.context.view_layer.layer_collection.children[coll.name]
+    )
+    assert bpy.ops.image2lego.update_model.poll()
+    assert bpy.ops.image2lego.update_model() == {"FINISHED"}
+    models = [c for c in bpy.data.collections if lego_scene.is_model_collection(c)]
+    assert [c.name for c in models] == ["Test Model"]  # replaced, not added
+    after = lego_scene.model_from_collection(models[0])
+    assert {b.color for b in after.bricks} == {1} and len(after) == len(before)
+    voxel_file.unlink()
+    assert not bpy.ops.image2lego.update_model.poll()  # its file is gone
