@@ -334,7 +334,7 @@ def _save_png(arr: np.ndarray, path: Path) -> Path:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=3)
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=1)  # fast; the PDF re-encodes
     return atomic_write_bytes(path, buf.getvalue())
 
 
@@ -390,13 +390,19 @@ def compose_step(full: np.ndarray, mask: np.ndarray, first: bool = False) -> np.
     Earlier bricks keep their colours (only mixed :data:`FADE_TO_WHITE` towards white); the
     outline is :data:`HIGHLIGHT_WIDTH` pixels of :data:`HIGHLIGHT_RGB` around the new bricks.
     """
-    out = np.array(full, dtype=np.uint8, copy=True)
+    from PIL import Image
+
+    out = np.ascontiguousarray(full, dtype=np.uint8)
     if not first and FADE_TO_WHITE > 0:
         keep = round((1 - FADE_TO_WHITE) * 256)
         add = round(FADE_TO_WHITE * 255 * 256)
-        lut = ((np.arange(256) * keep + add) >> 8).clip(0, 255).astype(np.uint8)
-        old = ~mask
-        out[..., :3][old] = lut[out[..., :3][old]]
+        lut = [min(255, (v * keep + add) >> 8) for v in range(256)]
+        im = Image.fromarray(out, "RGBA")
+        faded = im.point(lut * 3 + list(range(256)))  # colour lightened, alpha kept
+        keep_mask = Image.fromarray(mask.astype(np.uint8) * 255, "L")
+        out = np.array(Image.composite(im, faded, keep_mask))
+    else:
+        out = out.copy()
     if HIGHLIGHT_WIDTH > 0 and mask.any():
         ring = dilate(mask, HIGHLIGHT_WIDTH) & ~mask
         out[ring] = (*HIGHLIGHT_RGB, 255)
