@@ -20,6 +20,7 @@ from ..lego.bricks import BrickModel
 from ..lego.convert import ConvertOptions, voxels_to_bricks
 from ..lego.progress import Progress, run  # noqa: F401  (the pipeline's API)
 from ..lego.repair import RepairReport, repair
+from ..lego.stability import fully_supported
 from ..lego.voxels import FRAGMENT_FRACTION, drop_fragments, validate_grid
 
 RESOLUTIONS = (4, 8, 16, 32)
@@ -40,9 +41,9 @@ class PipelineOptions:
     # (left, top, right, bottom) around the object
     mask: np.ndarray | str | Path | None = None
     crop: tuple[int, int, int, int] | None = None
-    #: the stability check and repair run only for models up to this many bricks: their LP
-    #: grows faster than linearly (1,440 bricks ≈ 1 min on a 2-core machine); a larger model is
-    #: built without it and says so in its warnings (0: no limit)
+    #: the stability check and repair run only for models up to this many bricks (or where no
+    #: brick overhangs: decided in linear time): the LP grows faster than linearly (1,440 bricks
+    #: ≈ 1 min on 2 cores); a larger model is built without it and says so in its warnings
     repair_max_bricks: int = REPAIR_MAX_BRICKS
 
     def validate(self) -> None:
@@ -108,7 +109,9 @@ def _finish(
     model = voxels_to_bricks(grid, colors=colors, options=options.convert)
     report = None
     limit = options.repair_max_bricks
-    if options.repair and limit and len(model) > limit:
+    # a model where no brick overhangs (a solid fill) is decided in linear time, at any size
+    over = options.repair and limit and len(model) > limit and not fully_supported(model)
+    if over:
         note = (
             f"stability not checked: {len(model)} bricks is over the repair limit of {limit} "
             "(raise repair_max_bricks / --repair-max-bricks to check it, at minutes of CPU)"

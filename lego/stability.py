@@ -201,6 +201,20 @@ def find_contacts(model: BrickModel, arr: dict[str, np.ndarray] | None = None) -
     return Contacts(owner[keep], below[keep], xs[keep], ys[keep], zs[keep])
 
 
+def _fully_supported(arr: dict[str, np.ndarray], c: Contacts) -> bool:
+    """Every stud cell of every brick's underside touches a brick below or the baseplate."""
+    n = len(arr["x"])
+    per_brick = np.bincount(c.upper, minlength=n)
+    return bool(np.array_equal(per_brick, arr["nx"] * arr["ny"]))
+
+
+def fully_supported(model: BrickModel) -> bool:
+    """Whether no brick overhangs anything (a sufficient condition for stability, decided in
+    linear time: :func:`analyze_stability` then skips the LP)."""
+    arr = brick_arrays(model)
+    return bool(len(arr["x"])) and _fully_supported(arr, find_contacts(model, arr))
+
+
 def _group(labels: np.ndarray) -> list[list[int]]:
     """Brick indices per label, largest group first (ties by label)."""
     order = np.argsort(labels, kind="stable")
@@ -395,7 +409,13 @@ def analyze_stability(
         raise RuntimeError(f"HiGHS failed on the stability LP ({objective}): {res.message}")
 
     critical = np.zeros(len(c.upper))
-    if active.any() and len(c.upper) and (c.lower < 0).any():
+    # A fast sufficient check first: when every brick's whole underside rests on bricks (or
+    # the baseplate), compression alone holds everything (each load passes straight down
+    # through the brick below), so the minimum-tension equilibrium is zero tension and the
+    # LP is not needed; solid fills of any size are decided in linear time.
+    if not conn.ungrounded and _fully_supported(arr, c):
+        pass  # tension, stress and critical stay zero: the exact optimum
+    elif active.any() and len(c.upper) and (c.lower < 0).any():
         res, t, critical = solve(active, "max" if objective == "max" else "sum")
         if res.status == 2:  # infeasible: only possible without ground clutch (tipping)
             status = "some components tip over"

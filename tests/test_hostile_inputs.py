@@ -9,6 +9,8 @@ import zipfile
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from image2lego.cli import main
 from image2lego.core import pipeline, weights
@@ -178,13 +180,24 @@ def test_ctrl_c_is_one_line(tmp_path, capsys, monkeypatch):
     assert err.count("\n") == 1 and "interrupted" in err
 
 
+def _overhang():
+    g = _grid()
+    g[1:3, 1:3, 3] = True
+    g[0, 1:3, 3] = True  # sticks out over nothing
+    return g
+
+
 def test_big_models_skip_the_repair_with_a_warning():
     opts = pipeline.PipelineOptions(repair_max_bricks=2)
-    result = pipeline.run(pipeline.voxels_to_lego_steps(_grid(), opts))
+    result = pipeline.run(pipeline.voxels_to_lego_steps(_overhang(), opts))
     assert result.stability is None
     assert any("over the repair limit of 2" in w for w in result.model.meta["warnings"])
-    result = pipeline.run(pipeline.voxels_to_lego_steps(_grid()))  # small: repaired
+    result = pipeline.run(pipeline.voxels_to_lego_steps(_overhang()))  # small: repaired
     assert result.stability is not None
+    # no brick overhangs: checked in linear time whatever the size
+    result = pipeline.run(pipeline.voxels_to_lego_steps(_grid(), opts))
+    assert result.stability is not None and result.stability.stability.stable
+    assert not result.model.meta.get("warnings")
     with pytest.raises(ValueError, match="repair_max_bricks"):
         pipeline.run(
             pipeline.voxels_to_lego_steps(_grid(), pipeline.PipelineOptions(repair_max_bricks=-1))
@@ -198,3 +211,38 @@ def test_huge_model_lattice_is_refused_not_allocated():
     model = BrickModel(bricks=[Brick(0, 0, 0, "3001", False, 4, 0)], shape=(10**6,) * 3)
     with pytest.raises(ValueError, match="over the limit"):
         analyze_stability(model)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, 5), min_size=16, max_size=16), st.sampled_from(["mixed", "plates"]))
+def test_fully_supported_models_skip_the_lp_with_the_lps_verdict(heights, bricks):
+    """A height map (every column filled from the ground) never overhangs: the fast check
+    decides it without the LP, and the LP, forced, finds the same zero-tension verdict."""
+    from image2lego.lego import stability
+    from image2lego.lego.convert import ConvertOptions, voxels_to_bricks
+
+    h = np.array(heights).reshape(4, 4)
+    if not h.any():
+        h[0, 0] = 1
+    g = np.arange(6)[None, None, :] < h[:, :, None]
+    model = voxels_to_bricks(g, options=ConvertOptions(brick_types=bricks))
+    assert stability.fully_supported(model)
+    fast = stability.analyze_stability(model)
+    real = stability._fully_supported
+    try:
+        stability._fully_supported = lambda arr, c: False  # force the LP
+        exact = stability.analyze_stability(model)
+    finally:
+        stability._fully_supported = real
+    assert fast.stable == exact.stable and fast.unsupported == exact.unsupported
+    np.testing.assert_allclose(fast.stress, exact.stress, atol=1e-6)
+
+
+def test_an_overhang_is_not_fully_supported():
+    from image2lego.lego import stability
+    from image2lego.lego.bricks import Brick, BrickModel
+
+    model = BrickModel([Brick(0, 0, 0, "3004"), Brick(3, 0, 1, "3008")], (10, 2, 6))
+    assert not stability.fully_supported(model)
+    assert stability.analyze_stability(model).max_stress > 0.0
+    assert not stability.fully_supported(BrickModel([], (2, 2, 3)))
