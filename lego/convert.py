@@ -17,7 +17,8 @@ from scipy import ndimage
 
 from . import choices, merge, voxels
 from .bricks import BrickModel
-from .steps import DEFAULT_MAX_BRICKS_PER_STEP, step_indices
+from .connectivity import label_lattice, lattice_edges
+from .steps import DEFAULT_MAX_BRICKS_PER_STEP, defer_to_support, step_indices
 from .units import PLATE_MM, STUD_MM
 
 HOLLOW_MODES = choices.values(choices.HOLLOW)
@@ -282,6 +283,7 @@ def voxels_to_bricks(grid, colors=None, options: ConvertOptions | None = None) -
 
     d = asm.arrays()
     steps = step_indices(d["z"], d["x"], d["y"], d["nx"], d["ny"], opts.max_bricks_per_step)
+    steps = defer_to_support(steps, d["z"], lattice_edges(label_lattice(d, cells.shape)))
     bricks = asm.to_bricks(steps)
     bricks.sort(key=lambda b: (b.step, b.z, b.y, b.x))
 

@@ -645,7 +645,38 @@ def repair(
         required_clutch_n=required,
     )
     cur.meta["stability"] = report.to_dict()
+    _refresh_warnings(cur, rep, n_cells)
     return cur, report
+
+
+#: Warnings the converter computes before repair that describe connectivity; repair
+#: replaces them with the same facts about the repaired model.
+_CONNECTIVITY_WARNINGS = ("could not connect the bricks", "brick(s) are not connected to the")
+
+
+def _refresh_warnings(model: BrickModel, r: StabilityReport, n_cells: int) -> None:
+    """Connectivity warnings and meta of the repaired ``model`` (not the converter's)."""
+    meta = model.meta
+    warnings = [
+        w for w in meta.get("warnings") or [] if not any(k in w for k in _CONNECTIVITY_WARNINGS)
+    ]
+    n_unsup = len(r.unsupported)
+    if r.n_components > n_cells:
+        warnings.append(
+            f"could not connect the bricks: {r.n_components} separate pieces where the voxels "
+            f"form {n_cells} (after repair)"
+        )
+    if n_unsup:
+        warnings.append(f"{n_unsup} brick(s) are not connected to the ground layer (after repair)")
+    meta["warnings"] = warnings  # a new list: the input model's meta is never changed
+    if "connected" in meta:
+        meta["connected"] = bool(r.n_components <= n_cells)
+    if isinstance(meta.get("connectivity"), dict):
+        meta["connectivity"] = {
+            **meta["connectivity"],
+            "n_components": int(r.n_components),
+            "n_ungrounded": n_unsup,
+        }
 
 
 __all__ = ["RepairReport", "Snapshot", "repair"]

@@ -3,7 +3,10 @@
 One layer (all bricks whose bottom is at the same plate height ``z``) per step, bottom to
 top. A layer with more than ``max_bricks_per_step`` bricks is split into spatially coherent
 chunks by recursive halving along the longer side of its bricks' spread, so each step shows
-one area of the layer. Every brick's support lies in an earlier step.
+one area of the layer. A brick that would hang in the air at its step (under an overhang,
+held only by a brick above) is put on at the first step where it joins the grounded part
+(:func:`defer_to_support`), so every intermediate model is one grounded piece;
+:func:`image2lego.lego.stability.step_stability` checks each one with the equilibrium LP.
 """
 
 from __future__ import annotations
@@ -76,20 +79,66 @@ def step_indices(
     return steps
 
 
+def defer_to_support(steps: np.ndarray, z: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Move every brick that would hang in the air when its step is built to the first
+    step at which it joins the grounded part (a brick under an overhang is put on once the
+    brick it hangs from is there: it is pressed on from below).
+
+    ``edges`` are ``(lower, upper)`` pairs of touching bricks. In the returned order every
+    intermediate model is one grounded piece per grounded component of the whole (bricks
+    that never reach the ground keep their step). Steps left empty are dropped.
+    """
+    steps = np.asarray(steps, dtype=np.int64)
+    n = len(steps)
+    if not n:
+        return steps.copy()
+    z = np.asarray(z)
+    nbr: list[list[int]] = [[] for _ in range(n)]
+    for a, b in np.asarray(edges, dtype=np.int64).reshape(-1, 2).tolist():
+        nbr[a].append(b)
+        nbr[b].append(a)
+    out = steps.copy()
+    placed = np.zeros(n, dtype=bool)
+    order = np.argsort(steps, kind="stable")
+    bounds = np.flatnonzero(np.diff(steps[order])) + 1
+    pending: list[int] = []
+    for ids in np.split(order, bounds):
+        s = int(steps[ids[0]])
+        cand = pending + ids.tolist()
+        waiting = set(cand)
+        queue = [i for i in cand if z[i] == 0 or any(placed[j] for j in nbr[i])]
+        while queue:
+            i = queue.pop()
+            if placed[i]:
+                continue
+            placed[i] = True
+            waiting.discard(i)
+            out[i] = s
+            queue.extend(j for j in nbr[i] if j in waiting)
+        pending = [i for i in cand if not placed[i]]
+    return np.unique(out, return_inverse=True)[1].astype(np.int64)
+
+
 def assign_steps(
     model: BrickModel, max_bricks_per_step: int = DEFAULT_MAX_BRICKS_PER_STEP
 ) -> BrickModel:
-    """Return a copy of ``model`` whose bricks carry fresh step numbers, sorted by step."""
+    """Return a copy of ``model`` whose bricks carry fresh step numbers, sorted by step:
+    layer by layer (:func:`step_indices`), then :func:`defer_to_support` so that no
+    intermediate model has a brick in the air."""
+    from .connectivity import brick_graph
+
     b = model.bricks
     sizes = [k.size for k in b]
+    zs = np.array([k.z for k in b], dtype=np.int64)
     st = step_indices(
-        np.array([k.z for k in b], dtype=np.int64),
+        zs,
         np.array([k.x for k in b], dtype=np.int64),
         np.array([k.y for k in b], dtype=np.int64),
         np.array([s[0] for s in sizes], dtype=np.int64),
         np.array([s[1] for s in sizes], dtype=np.int64),
         max_bricks_per_step,
     )
+    st = defer_to_support(st, zs, brick_graph(model)[1])
     new = [dataclasses.replace(k, step=int(s)) for k, s in zip(b, st, strict=True)]
     new.sort(key=lambda k: (k.step, k.z, k.y, k.x))
     meta = dict(model.meta)

@@ -196,3 +196,26 @@ def test_reinforce_only_adds_props_within_budget(seed, frac):
     x, y, z = np.nonzero(added)
     assert (z + 1 < after.shape[2]).all() and after[x, y, z + 1].all()
     assert rep.after.stable == analyze_stability(fixed, clutch_n=0.02).stable
+
+
+def test_warnings_describe_the_repaired_model_not_the_converted_one():
+    bricks = [Brick(0, 0, 0, "3004"), Brick(3, 0, 0, "3004"), Brick(3, 0, 2, "3004")]
+    meta = {
+        "warnings": ["1 brick(s) are not connected to the ground layer", "a note"],
+        "connected": False,
+        "connectivity": {"n_components": 2, "n_ungrounded": 1},
+    }
+    m = BrickModel(bricks, (4, 1, 6), meta)
+    fixed, rep = repair(m)
+    assert rep.stable and rep.before.unsupported
+    assert fixed.meta["warnings"] == ["a note"]
+    assert fixed.meta["connected"] and fixed.meta["connectivity"]["n_components"] == 1
+    assert fixed.meta["connectivity"]["n_ungrounded"] == 0
+    assert m.meta["warnings"][0].startswith("1 brick") and not m.meta["connected"]  # untouched
+    # a floating piece stays reported, counted on the repaired model
+    m = BrickModel([Brick(0, 0, 0, "3001"), Brick(9, 0, 0, "3001")], (4, 2, 12), {"warnings": []})
+    fixed, rep = repair(m)
+    n = len(rep.after.unsupported)
+    assert fixed.meta["warnings"] == [
+        f"{n} brick(s) are not connected to the ground layer (after repair)"
+    ]

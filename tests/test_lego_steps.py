@@ -7,7 +7,7 @@ import pytest
 
 from image2lego.lego.bricks import Brick, BrickModel
 from image2lego.lego.convert import ConvertOptions, voxels_to_bricks
-from image2lego.lego.steps import assign_steps, build_steps, step_indices
+from image2lego.lego.steps import assign_steps, build_steps, defer_to_support, step_indices
 
 
 def grid_of_1x1(n: int, z: int = 0) -> list[Brick]:
@@ -71,3 +71,37 @@ def test_step_indices_validates_limit():
         step_indices(np.zeros(1), np.zeros(1), np.zeros(1), np.ones(1), np.ones(1), 0)
     with pytest.raises(TypeError, match="int"):
         step_indices(np.zeros(1), np.zeros(1), np.zeros(1), np.ones(1), np.ones(1), 2.5)
+
+
+def _overhang_model(steps):
+    from image2lego.lego.catalogue import find
+
+    pillar, beam, hang = find(1, 1, 3).id, find(4, 1, 1).id, find(1, 1, 1).id
+    bricks = [
+        Brick(0, 0, 0, pillar, False, 4, steps[0]),
+        Brick(3, 0, 0, beam, False, 4, steps[2]),  # a plate over the pillar, 3 studs out
+        Brick(2, 0, 3, hang, False, 4, steps[1]),  # held only by the plate above it
+    ]
+    return BrickModel(bricks, (4, 1, 4))
+
+
+def test_a_brick_under_an_overhang_waits_for_what_it_hangs_from():
+    from image2lego.lego.stability import step_stability
+
+    layered = _overhang_model([0, 1, 2])  # the plain layer order puts it on in mid-air
+    st = step_stability(layered, every="step")
+    assert not st.stable and st.first_unstable == 1
+    fixed = assign_steps(layered)
+    step_of = {(b.z, b.x): b.step for b in fixed.bricks}
+    assert step_of[(2, 3)] == step_of[(3, 0)] > step_of[(0, 0)]
+    st = step_stability(fixed, every="step")
+    assert st.stable and st.first_unstable is None and st.checked_steps == [0, 1]
+
+
+def test_defer_to_support_keeps_floating_bricks_and_compacts_steps():
+    z = np.array([0, 2, 5])
+    # brick 1 hangs from brick 2 (above); brick 0 stands alone on the ground
+    out = defer_to_support(np.array([0, 1, 2]), z, np.array([[1, 2]]))
+    assert out.tolist() == [0, 1, 2]  # 1 and 2 float: they keep their steps
+    out = defer_to_support(np.array([0, 1, 2]), z, np.array([[0, 2], [1, 2]]))
+    assert out.tolist() == [0, 1, 1]  # 1 goes on with 2, which stands on 0
