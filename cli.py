@@ -195,7 +195,15 @@ def log_level(args: argparse.Namespace) -> int:
     return logging.DEBUG if args.verbose else logging.INFO
 
 
+SUBCOMMANDS = ("mosaic",)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "mosaic":  # python -m image2lego mosaic PHOTO …
+        from . import mosaic_cli
+
+        return mosaic_cli.main(argv[1:])
     args = build_parser().parse_args(argv)
     with logging_to_stdout(log_level(args)):
         try:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .catalogue import CATALOGUE
+from .catalogue import ALL_PARTS
 from .colors import LDRAW_COLORS
 from .fileio import atomic_write_text
 
@@ -48,7 +48,7 @@ PartKey = tuple[str, int]
 
 
 def part_name(part_id: str) -> str:
-    p = CATALOGUE.get(part_id)
+    p = ALL_PARTS.get(part_id)
     return " ".join(p.name.split()) if p is not None else f"Part {part_id}"
 
 
@@ -68,7 +68,7 @@ def _sorted_parts(parts: Mapping[PartKey, int]) -> list[tuple[PartKey, int]]:
 
     def key(item):
         (pid, col), _n = item
-        p = CATALOGUE.get(pid)
+        p = ALL_PARTS.get(pid)
         size = (p.studs * p.height) if p is not None else 0
         return (-size, pid, col)
 
@@ -151,7 +151,7 @@ def _swatch(code: int, size: int) -> Image.Image:
 
 def _part_extent(part_id: str) -> float:
     """Rough visual size of a part (diagonal of its box, in studs)."""
-    p = CATALOGUE.get(part_id)
+    p = ALL_PARTS.get(part_id)
     if p is None:
         return 2.0
     return (p.length**2 + p.width**2 + (p.height * 0.4) ** 2) ** 0.5

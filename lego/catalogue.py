@@ -84,11 +84,25 @@ PLATES: tuple[Part, ...] = (
 
 CATALOGUE: dict[str, Part] = {p.id: p for p in BRICKS + PLATES}
 
+#: Parts only the 2D mosaic (:mod:`.mosaic`) uses: its 1×1 picture elements and its large base
+#: plates. They are kept out of :data:`CATALOGUE` so the voxel merger never picks them; every
+#: writer and analysis looks parts up in :data:`ALL_PARTS`. A tile has no stud on top.
+MOSAIC_PARTS: tuple[Part, ...] = (
+    Part("3070b", "Tile  1 x  1 with Groove", 1, 1, 1, "tile"),
+    Part("98138", "Tile  1 x  1 Round", 1, 1, 1, "tile"),
+    Part("6141", "Plate  1 x  1 Round", 1, 1, 1, "plate"),  # BrickLink / Rebrickable 4073
+    Part("3031", "Plate  4 x  4", 4, 4, 1, "plate"),
+    Part("3035", "Plate  4 x  8", 4, 8, 1, "plate"),
+    Part("41539", "Plate  8 x  8", 8, 8, 1, "plate"),
+)
+
+ALL_PARTS: dict[str, Part] = {**CATALOGUE, **{p.id: p for p in MOSAIC_PARTS}}
+
 
 def part(pid: str) -> Part:
     """Look a part up by LDraw number; raise a clear ``KeyError`` for unknown ids."""
     try:
-        return CATALOGUE[pid]
+        return ALL_PARTS[pid]
     except KeyError:
         raise KeyError(f"part {pid!r} is not in the Image2LEGO catalogue") from None
 

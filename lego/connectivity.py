@@ -15,12 +15,12 @@ from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .bricks import BrickModel
-from .catalogue import CATALOGUE
+from .catalogue import ALL_PARTS
 
-_PIDS = {pid: i for i, pid in enumerate(CATALOGUE)}
-_LEN = np.array([p.length for p in CATALOGUE.values()])
-_WID = np.array([p.width for p in CATALOGUE.values()])
-_HGT = np.array([p.height for p in CATALOGUE.values()])
+_PIDS = {pid: i for i, pid in enumerate(ALL_PARTS)}
+_LEN = np.array([p.length for p in ALL_PARTS.values()])
+_WID = np.array([p.width for p in ALL_PARTS.values()])
+_HGT = np.array([p.height for p in ALL_PARTS.values()])
 
 
 def brick_arrays(model: BrickModel) -> dict[str, np.ndarray]:

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from .bricks import Brick, BrickModel
-from .catalogue import CATALOGUE
+from .catalogue import ALL_PARTS
 from .colors import LDRAW_COLORS
 from .errors import Image2LegoError
 from .fileio import atomic_write_bytes
@@ -94,7 +94,7 @@ def brick_line(b: Brick) -> str:
 
 
 def _check_brick(b: Brick) -> None:
-    if b.part_id not in CATALOGUE:
+    if b.part_id not in ALL_PARTS:
         raise ValueError(f"brick {b} uses part {b.part_id!r}, which is not in the catalogue")
     if b.color not in LDRAW_COLORS:
         raise ValueError(f"brick {b} has colour {b.color!r}, not an LDraw solid colour code")
@@ -220,7 +220,7 @@ def write_mpd(model: BrickModel, path: str | os.PathLike, **kwargs) -> Path:
 # ---------------------------------------------------------------------------------------------
 # parsing
 
-_PARTS = {p.filename.lower(): p for p in CATALOGUE.values()}
+_PARTS = {p.filename.lower(): p for p in ALL_PARTS.values()}
 
 #: Limits that keep a hostile file from hanging or exhausting memory (see :func:`parse_ldr`).
 #: The largest model we write (256³ voxels of 1×1 plates) has 256 · 256 · 256 bricks of
@@ -380,7 +380,7 @@ def _apply(m, v):
 
 
 def _brick_from_ldraw(color, pos, rotated, part_id, step, where) -> Brick:
-    p = CATALOGUE[part_id]
+    p = ALL_PARTS[part_id]
     nx, ny = (p.width, p.length) if rotated else (p.length, p.width)
     X, Y, Z = pos
     x = X / STUD_LDU - nx / 2

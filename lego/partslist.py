@@ -17,7 +17,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from .bricks import BrickModel
-from .catalogue import CATALOGUE
+from .catalogue import ALL_PARTS
 from .colors import LDRAW_COLORS, get
 from .errors import Image2LegoError
 from .fileio import atomic_write_bytes
@@ -25,9 +25,10 @@ from .fileio import atomic_write_bytes
 #: Our LDraw part number → BrickLink item number. For these basic bricks and plates the
 #: numbers agree (BrickLink catalogues 3001, 3023, 2456, 3832, 2445 ... under the same
 #: numbers); the table is explicit so that a part where they differ can be added.
-BRICKLINK_PART: dict[str, str] = {pid: pid for pid in CATALOGUE}
-#: Our LDraw part number → Rebrickable part number (identical for these parts).
-REBRICKABLE_PART: dict[str, str] = {pid: pid for pid in CATALOGUE}
+#: LDraw 6141 (the mosaic's round 1x1 plate) is BrickLink's and Rebrickable's 4073.
+BRICKLINK_PART: dict[str, str] = {pid: pid for pid in ALL_PARTS} | {"6141": "4073"}
+#: Our LDraw part number → Rebrickable part number (identical but for 6141 → 4073).
+REBRICKABLE_PART: dict[str, str] = {pid: pid for pid in ALL_PARTS} | {"6141": "4073"}
 
 FORMATS = {"csv": "parts_csv", "bricklink": "bricklink_xml", "rebrickable": "rebrickable_csv"}
 
@@ -45,7 +46,7 @@ def _rows(model: BrickModel) -> list[tuple[str, int, int]]:
     """Sorted ``(part_id, ldraw_colour, count)``; validates parts and colours."""
     counts = model.part_counts()
     for pid, color in counts:
-        if pid not in CATALOGUE:
+        if pid not in ALL_PARTS:
             raise ValueError(f"part {pid!r} is not in the Image2LEGO catalogue")
         get(color)  # ValueError for non-solid / unknown codes
     keys = sorted(counts, key=lambda k: (_part_key(k[0]), k[1]))
@@ -63,7 +64,7 @@ def _csv(header: list[str], rows: list[list]) -> str:
 def parts_csv(model: BrickModel) -> str:
     """``part,description,ldraw_color,color_name,count``, sorted by part number then colour."""
     rows = [
-        [pid, CATALOGUE[pid].name, color, LDRAW_COLORS[color].name, n]
+        [pid, ALL_PARTS[pid].name, color, LDRAW_COLORS[color].name, n]
         for pid, color, n in _rows(model)
     ]
     return _csv(["part", "description", "ldraw_color", "color_name", "count"], rows)

@@ -75,7 +75,7 @@ from scipy.optimize import linprog
 
 from . import connectivity
 from .bricks import BrickModel
-from .catalogue import CATALOGUE
+from .catalogue import ALL_PARTS
 from .units import STUD_MM
 
 #: Standard gravity, m/s².
@@ -178,7 +178,7 @@ def _ids(ix: list[int], limit: int = 20) -> str:
 def brick_arrays(model: BrickModel) -> dict[str, np.ndarray]:
     """:func:`connectivity.brick_arrays` (``x, y, z, nx, ny, h, color``) plus ``mass_kg``."""
     d = connectivity.brick_arrays(model)
-    mass = {pid: p.mass_g / 1000.0 for pid, p in CATALOGUE.items()}
+    mass = {pid: p.mass_g / 1000.0 for pid, p in ALL_PARTS.items()}
     d["mass_kg"] = np.fromiter((mass[b.part_id] for b in model.bricks), float, len(model.bricks))
     return d
 
