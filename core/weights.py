@@ -140,44 +140,6 @@ def _load_into(module: nn.Module, path: Path, expected_sha: str | None) -> None:
     module.load_state_dict({k: t.to(own[k].dtype) for k, t in tensors.items()})
 
 
-#: Ranges a weights configuration must lie in, so a hostile ``tl_octree.json`` (``latent_dim``
-#: 10**7, negative widths) is refused before any network is built (the shipped values are far
-#: inside: latent 256, widths <= 1024).
-_CONFIG_RANGES = {
-    "latent_dim": (1, 4096),
-    "dec_channels": (1, 2048),
-    "enc_channels": (1, 2048),
-    "img_channels": (1, 2048),
-    "img_hidden": (1, 8192),
-    "conv3_max_res": (0, 64),
-    "conv1_max_res": (0, 64),
-    "bottleneck_max_res": (0, 64),
-    "bottleneck": (1, 2048),
-    "conv3_extra": (1, 64),
-}
-_CONFIG_LENGTHS = {"dec_channels": (1, 6), "enc_channels": (1, 8), "img_channels": (1, 8)}
-
-
-def _checked_config(cfg) -> dict:
-    if not isinstance(cfg, dict):
-        raise TypeError("config must be a JSON object")
-    for key, (lo, hi) in _CONFIG_RANGES.items():
-        if key not in cfg:
-            continue
-        v = cfg[key]
-        vals = v if isinstance(v, list) else [v]
-        if isinstance(v, list):
-            n_lo, n_hi = _CONFIG_LENGTHS.get(key, (0, 8))
-            if not n_lo <= len(v) <= n_hi:
-                raise ValueError(f"config {key} must have {n_lo}..{n_hi} entries, got {len(v)}")
-        elif key in _CONFIG_LENGTHS or key == "conv3_extra":
-            raise ValueError(f"config {key} must be a list of integers")
-        for x in vals:
-            if isinstance(x, bool) or not isinstance(x, int) or not lo <= x <= hi:
-                raise ValueError(f"config {key} must be integers in [{lo}, {hi}], got {x!r}")
-    return cfg
-
-
 def load_weights(
     weights_dir: str | Path | None = None, parts: tuple[str, ...] = ("autoencoder", "image_encoder")
 ) -> LoadedWeights:
@@ -188,7 +150,7 @@ def load_weights(
     doc = read_meta(d)
     meta_path = d / META_FILE
     try:
-        cfg = ModelConfig.from_dict(_checked_config(doc["config"]))
+        cfg = ModelConfig.from_dict(doc["config"])  # range-checked by read_meta
         thresholds = {int(r): float(t) for r, t in doc["thresholds"].items()}
         ithr = doc.get("image_thresholds") or {}
         image_thresholds = thresholds | {int(r): float(t) for r, t in ithr.items()}

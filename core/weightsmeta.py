@@ -46,6 +46,10 @@ def read_meta(weights_dir: str | Path | None = None) -> dict:
     for key in ("config", "thresholds", "files"):
         if key not in doc:
             raise WeightsError(f"{path}: missing key {key!r}")
+    try:
+        _checked_config(doc["config"])
+    except (TypeError, ValueError) as e:
+        raise WeightsError(f"{path}: bad config ({e})") from None
     return doc
 
 
@@ -63,3 +67,41 @@ def check_resolutions(resolutions: Iterable[int], available: tuple[int, ...]) ->
         )
         raise ValueError(f"unsupported resolution(s) {bad}; these weights have {available}{extra}")
     return res
+
+
+#: Ranges a weights configuration must lie in, so a hostile ``tl_octree.json`` (``latent_dim``
+#: 10**7, negative widths) is refused before any network is built (the shipped values are far
+#: inside: latent 256, widths <= 1024).
+_CONFIG_RANGES = {
+    "latent_dim": (1, 4096),
+    "dec_channels": (1, 2048),
+    "enc_channels": (1, 2048),
+    "img_channels": (1, 2048),
+    "img_hidden": (1, 8192),
+    "conv3_max_res": (0, 64),
+    "conv1_max_res": (0, 64),
+    "bottleneck_max_res": (0, 64),
+    "bottleneck": (1, 2048),
+    "conv3_extra": (1, 64),
+}
+_CONFIG_LENGTHS = {"dec_channels": (1, 6), "enc_channels": (1, 8), "img_channels": (1, 8)}
+
+
+def _checked_config(cfg) -> dict:
+    if not isinstance(cfg, dict):
+        raise TypeError("config must be a JSON object")
+    for key, (lo, hi) in _CONFIG_RANGES.items():
+        if key not in cfg:
+            continue
+        v = cfg[key]
+        vals = v if isinstance(v, list) else [v]
+        if isinstance(v, list):
+            n_lo, n_hi = _CONFIG_LENGTHS.get(key, (0, 8))
+            if not n_lo <= len(v) <= n_hi:
+                raise ValueError(f"config {key} must have {n_lo}..{n_hi} entries, got {len(v)}")
+        elif key in _CONFIG_LENGTHS or key == "conv3_extra":
+            raise ValueError(f"config {key} must be a list of integers")
+        for x in vals:
+            if isinstance(x, bool) or not isinstance(x, int) or not lo <= x <= hi:
+                raise ValueError(f"config {key} must be integers in [{lo}, {hi}], got {x!r}")
+    return cfg

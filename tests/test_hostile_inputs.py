@@ -116,6 +116,10 @@ def test_hostile_weights_config_is_refused_before_building(tmp_path, key, value,
     (d / weights.META_FILE).write_text(json.dumps(doc))
     with pytest.raises(weights.WeightsError, match=message):
         weights.load_weights(d)
+    from image2lego.core import npnet  # the default (numpy) runtime checks the same ranges
+
+    with pytest.raises(npnet.WeightsError, match=message):
+        npnet.load_predictor(d)
 
 
 def test_weights_file_name_cannot_leave_the_folder(tmp_path):
