@@ -31,7 +31,6 @@ a ``finally``. All files are written to a temporary name and renamed into place.
 from __future__ import annotations
 
 import math
-import os
 import shutil
 import tempfile
 import time
@@ -45,6 +44,8 @@ from mathutils import Matrix, Vector
 
 from ..lego.fileio import atomic_write_bytes
 from ..lego.progress import Progress, scaled
+from ..lego.progress import run as progress_run
+from ..lego.staging import staged_output
 from ..lego.units import PLATE_MM, STUD_HEIGHT_MM, STUD_MM
 from . import scene as lego_scene
 
@@ -646,18 +647,10 @@ def render_instructions(
     out_dir = check_output_dir(out_dir)
     model = lego_scene.model_from_collection(collection)
     title = title or collection.get(lego_scene.MARK_KEY) or collection.name
-    created = []
-    probe = out_dir
-    while not probe.exists():
-        created.append(probe)
-        probe = probe.parent
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=".i2l-instructions-", dir=out_dir))
-    except OSError as e:
-        raise ValueError(f"cannot write to output folder {out_dir}: {e.strerror or e}") from e
-    ok = False
-    try:
+    # the one all-or-nothing writer (lego.staging): built in a hidden staging folder inside
+    # out_dir and swapped in together at the end; a failure or a cancel (the generator closed)
+    # leaves out_dir as it was, and a folder this created is removed again
+    with staged_output(out_dir) as stage:
         images = stage / IMAGES_DIRNAME
         images.mkdir()
         t0, c0 = time.perf_counter(), time.process_time()
@@ -687,53 +680,27 @@ def render_instructions(
         )
         t_booklet = time.perf_counter() - t1
         c_booklet = time.process_time() - c1
-        # Move into place: the images folder first (old one swapped out), then the files.
-        final_images = out_dir / IMAGES_DIRNAME
-        old = None
-        if final_images.exists():
-            old = Path(tempfile.mkdtemp(prefix=".i2l-old-", dir=out_dir))
-            os.replace(final_images, old / IMAGES_DIRNAME)
-        os.replace(images, final_images)
-        os.replace(html, out_dir / html.name)
-        os.replace(pdf, out_dir / pdf.name)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        ok = True
-        rel = [final_images / p.name for p in step_paths]
-        yield Progress(1.0, f"Instructions written to {out_dir}")
-        return InstructionsResult(
-            html=out_dir / html.name,
-            pdf=out_dir / pdf.name,
-            step_images=rel,
-            cover=final_images / "cover.png",
-            thumbnails={k: final_images / "parts" / v.name for k, v in thumbs.items()},
-            timings={
-                "render_s": t_render,
-                "render_s_per_step": t_render / max(1, len(step_paths)),
-                "step_s_per_step": phases.get("steps_s", 0.0) / max(1, len(step_paths)),
-                "step_times": list(phases.get("step_times", [])),
-                "views_s": phases.get("views_s", 0.0),
-                "thumbnails_s": phases.get("thumbnails_s", 0.0),
-                "render_cpu_s": c_render,
-                "booklet_s": t_booklet,
-                "booklet_cpu_s": c_booklet,
-                "steps": len(step_paths),
-            },
-        )
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-        if not ok:
-            for d in created:  # innermost first
-                try:
-                    d.rmdir()
-                except OSError:
-                    break
+    final_images = out_dir / IMAGES_DIRNAME
+    yield Progress(1.0, f"Instructions written to {out_dir}")
+    return InstructionsResult(
+        html=out_dir / html.name,
+        pdf=out_dir / pdf.name,
+        step_images=[final_images / p.name for p in step_paths],
+        cover=final_images / "cover.png",
+        thumbnails={k: final_images / "parts" / v.name for k, v in thumbs.items()},
+        timings={
+            "render_s": t_render,
+            "render_s_per_step": t_render / max(1, len(step_paths)),
+            "step_s_per_step": phases.get("steps_s", 0.0) / max(1, len(step_paths)),
+            "step_times": list(phases.get("step_times", [])),
+            "views_s": phases.get("views_s", 0.0),
+            "thumbnails_s": phases.get("thumbnails_s", 0.0),
+            "render_cpu_s": c_render,
+            "booklet_s": t_booklet,
+            "booklet_cpu_s": c_booklet,
+            "steps": len(step_paths),
+        },
+    )
 
 
-def run(gen: Generator, on_progress=None):
-    """Drive a step generator to the end; return its result (see ``core.pipeline.run``).
-
-    ``on_progress``: optional callback receiving each :class:`Progress`."""
-    from ..core.pipeline import run as run_steps
-
-    return run_steps(gen, on_progress)
+run = progress_run  # drive a step generator to the end (lego.progress.run)
