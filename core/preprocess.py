@@ -120,6 +120,26 @@ def frame_object(
 # --------------------------------------------------------------------------- loading
 
 
+#: No image within :data:`MAX_PIXELS` needs more (64 Mpx of 16-bit RGBA, uncompressed, is 512 MiB)
+MAX_IMAGE_FILE_BYTES = 2**29 + 2**20
+
+
+def _read_if_image(p: Path) -> bytes:
+    """The file's bytes, read only once Pillow recognised its header (a big file that is no
+    image is refused after a few kilobytes, not read whole)."""
+    with open(p, "rb") as f:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                Image.open(f)  # reads the header only
+            except Image.UnidentifiedImageError as e:
+                raise ImageError(f"not an image file (format not recognised): {p}") from e
+            except Exception:  # noqa: BLE001 - anything else is reported by the full read below
+                pass
+        f.seek(0)
+        return f.read()
+
+
 def _open(src) -> Image.Image:
     if isinstance(src, Image.Image):
         w, h = src.size
@@ -141,9 +161,15 @@ def _open(src) -> Image.Image:
             raise ImageError(f"image file not found: {p}")
         if p.is_dir():
             raise ImageError(f"{p} is a folder, not an image file")
-        if p.stat().st_size == 0:
+        size = p.stat().st_size
+        if size == 0:
             raise ImageError(f"image file is empty (0 bytes): {p}")
-        data = p.read_bytes()
+        if size > MAX_IMAGE_FILE_BYTES:
+            raise ImageError(
+                f"image file is {size:,} bytes, over the {MAX_IMAGE_FILE_BYTES:,}-byte limit "
+                f"(no photo within {MAX_PIXELS:,} pixels is that big): {p}"
+            )
+        data = _read_if_image(p)
     if not data:
         raise ImageError(f"image is empty (0 bytes): {name}")
     old = Image.MAX_IMAGE_PIXELS

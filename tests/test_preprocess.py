@@ -209,6 +209,40 @@ def test_not_an_image(tmp_path):
         preprocess_image(p)
 
 
+def test_file_too_big_for_any_image_is_refused_by_size(tmp_path):
+    p = tmp_path / "huge.png"
+    with open(p, "wb") as f:  # sparse: 3 GiB on paper, nothing on disk
+        f.truncate(3 * 2**30)
+    with pytest.raises(ImageError, match="over the .*-byte limit"):
+        preprocess_image(p)
+
+
+def test_big_non_image_is_refused_by_its_header_not_read_whole(tmp_path):
+    import tracemalloc
+
+    p = tmp_path / "big.png"
+    with open(p, "wb") as f:
+        f.write(b"this is not a picture\n" * 1000)
+        f.truncate(64 * 2**20)  # under the size limit
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageError, match="not an image"):
+            preprocess_image(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20  # the 64 MiB were never read into memory
+
+
+def test_image_with_trailing_bytes_is_still_read(tmp_path):
+    arr, _ = _photo()
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    p = tmp_path / "padded.png"
+    p.write_bytes(buf.getvalue() + bytes(2**20))
+    assert preprocess_image(p).mask.any()
+
+
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_truncated_image(tmp_path, fmt):
     arr, _ = _photo()
