@@ -150,7 +150,8 @@ def _run(args: argparse.Namespace, log: logging.Logger) -> int:
 
 def write_instructions(result, out: Path, title: str) -> dict[str, Path]:
     """The booklet: base layers, then one page per 16×16 section (outlined in red)."""
-    from .lego import booklet, mosaic
+    from .core import booklet
+    from .lego import mosaic
     from .lego.fileio import atomic_write_bytes
 
     model, codes, opt = result.model, result.codes, result.options

@@ -79,7 +79,7 @@ def main() -> None:
                     method == "objects"
                     and not Path("/tmp/image2lego_instruction_page.png").exists()
                 ):
-                    from image2lego.lego import booklet as bk
+                    from image2lego.core import booklet as bk
 
                     k = min(2, len(res.step_images) - 1)
                     parts = instructions.parts_by_step(coll)

@@ -642,7 +642,7 @@ def render_instructions(
     and moved into place at the end, so a failure or a cancel leaves ``out_dir`` as it was
     (a folder this created is removed again).
     """
-    from ..lego import booklet
+    from ..core import booklet
 
     out_dir = check_output_dir(out_dir)
     model = lego_scene.model_from_collection(collection)

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.bpy
 
 from image2lego.blender import instructions as ins  # noqa: E402
 from image2lego.blender import scene as lego_scene  # noqa: E402
-from image2lego.lego.booklet import pdf_page_count  # noqa: E402
+from image2lego.core.booklet import pdf_page_count  # noqa: E402
 from image2lego.operators import instructions as ops_ins  # noqa: E402
 
 RES = (160, 120)
@@ -188,7 +188,7 @@ def test_failure_midway_removes_created_folder(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr("image2lego.lego.booklet.build_booklet", boom)
+    monkeypatch.setattr("image2lego.core.booklet.build_booklet", boom)
     before = _snapshot()
     with pytest.raises(OSError, match="disk full"):
         ins.run(ins.render_instructions(bpy.context, coll, out, RES))

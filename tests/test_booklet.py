@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from image2lego.lego import booklet
+from image2lego.core import booklet
 
 
 def _img(path: Path, rgb, size=(160, 120)) -> Path:

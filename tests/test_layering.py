@@ -37,6 +37,18 @@ def test_lego_never_imports_bpy_or_torch(path):
     assert not {"bpy", "torch"} & (top | nested)
 
 
+# What lego/ may import besides the standard library and itself: numerical libraries only
+# (ARCHITECTURE.md). Pillow, OpenCV and the like belong in core/ (the booklet lives there).
+LEGO_THIRD_PARTY = {"numpy", "scipy", "sklearn", "skimage", "networkx"}
+
+
+@pytest.mark.parametrize("path", _py("lego"), ids=lambda p: str(p.relative_to(REPO)))
+def test_lego_imports_only_numerical_libraries(path):
+    top, nested = _imports(path)
+    foreign = (top | nested) - set(sys.stdlib_module_names) - LEGO_THIRD_PARTY
+    assert not foreign, f"{path.name} imports {sorted(foreign)}"
+
+
 @pytest.mark.parametrize("path", _py("core"), ids=lambda p: str(p.relative_to(REPO)))
 def test_core_never_imports_bpy(path):
     top, nested = _imports(path)

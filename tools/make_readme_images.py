@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from image2lego.lego import booklet
+from image2lego.core import booklet
 from image2lego.lego.ldraw import parse_ldr
 
 REPO = Path(__file__).resolve().parents[1]

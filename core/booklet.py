@@ -27,9 +27,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .catalogue import ALL_PARTS
-from .colors import LDRAW_COLORS
-from .fileio import atomic_write_text
+from ..lego.catalogue import ALL_PARTS
+from ..lego.colors import LDRAW_COLORS
+from ..lego.fileio import atomic_write_text
 
 #: A4 landscape at 120 dpi.
 PAGE_DPI = 120
