@@ -85,12 +85,26 @@ def brick_transform(b: Brick) -> tuple[tuple[Fraction, Fraction, Fraction], tupl
     return (cx, -top, cy), (ROT_Y90 if b.rotated else IDENTITY)
 
 
+_MAT_TEXT = {
+    r: " ".join(str(v) for row in m for v in row) for r, m in ((False, IDENTITY), (True, ROT_Y90))
+}
+
+
+def _half_ldu(twice: int) -> str:
+    """``twice / 2`` as :func:`_num` writes it (an integer, or ``.5``)."""
+    return str(twice // 2) if twice % 2 == 0 else _num(Fraction(twice, 2))
+
+
 def brick_line(b: Brick) -> str:
-    """The LDraw type-1 line of one brick."""
+    """The LDraw type-1 line of one brick (the numbers of :func:`brick_transform`, in
+    integer arithmetic: a model of 10⁵ bricks is written in about a second)."""
     _check_brick(b)
-    (X, Y, Z), m = brick_transform(b)
-    mat = " ".join(str(v) for row in m for v in row)
-    return f"1 {b.color} {_num(X)} {_num(Y)} {_num(Z)} {mat} {b.part.filename}"
+    p = b.part
+    nx, ny = (p.width, p.length) if b.rotated else (p.length, p.width)
+    X = _half_ldu(STUD_LDU * (2 * b.x + nx))
+    Z = _half_ldu(STUD_LDU * (2 * b.y + ny))
+    Y = str(-PLATE_LDU * (b.z + p.height))
+    return f"1 {b.color} {X} {Y} {Z} {_MAT_TEXT[bool(b.rotated)]} {p.filename}"
 
 
 def _check_brick(b: Brick) -> None:

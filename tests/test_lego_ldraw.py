@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from image2lego.lego import ldraw
 from image2lego.lego.bricks import Brick, BrickModel
-from image2lego.lego.catalogue import CATALOGUE
+from image2lego.lego.catalogue import ALL_PARTS, CATALOGUE
 from image2lego.lego.units import PLATE_LDU, STUD_LDU
 
 PART_IDS = sorted(CATALOGUE)
@@ -286,3 +287,21 @@ def test_large_model_round_trips():
     assert len(m) > 500
     _same(m, ldraw.parse_ldr(ldraw.to_ldr(m)))
     assert re.search(r"^0 !IMAGE2LEGO SHAPE 32 32 64\r$", ldraw.to_ldr(m), re.M)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(sorted(ALL_PARTS)),
+    st.booleans(),
+    st.integers(0, 300),
+    st.integers(0, 300),
+    st.integers(0, 900),
+)
+def test_brick_line_writes_the_exact_transform(part_id, rotated, x, y, z):
+    """The integer fast path of brick_line writes brick_transform's exact numbers."""
+    b = Brick(z=z, y=y, x=x, part_id=part_id, rotated=rotated, color=4)
+    (X, Y, Z), m = ldraw.brick_transform(b)
+    fields = ldraw.brick_line(b).split()
+    assert [Fraction(v) for v in fields[2:5]] == [X, Y, Z]
+    assert [int(v) for v in fields[5:14]] == [v for row in m for v in row]
+    assert fields[14] == ALL_PARTS[part_id].filename
