@@ -119,8 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--keep-fragments",
         action="store_true",
-        help="photos: keep small floating pieces of the prediction (default: drop pieces under "
-        "5 %% of the cells, which bricks could not attach)",
+        help="photos: keep the specks of the prediction too (default: drop floating pieces "
+        "under 1 %% of the cells; larger ones are bridged or stood on a support)",
     )
     p.add_argument(
         "--formats",

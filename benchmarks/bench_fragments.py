@@ -5,7 +5,8 @@ that cannot be built. For the set-pose view of every validation row (the views o
 ``training.data render``), this predicts the 32³ grid with the shipped weights and reports the
 share of predictions in more than one 6-connected piece and the 32³ IoU, before and after
 dropping the pieces smaller than a fraction of the cells (the largest piece always stays).
-The pipeline drops pieces under 5 % for photos (``PipelineOptions.drop_fragments``).
+The pipeline drops only specks (pieces under 1 %) for photos (``PipelineOptions.drop_fragments``)
+and joins the larger floating pieces (``lego.join``).
 
 Run: ``python benchmarks/bench_fragments.py [--weights weights/] [--cache DIR]``; about a
 minute; writes ``benchmarks/results/bench_fragments.json``.

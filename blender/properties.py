@@ -100,8 +100,8 @@ class Image2LegoSettings(bpy.types.PropertyGroup):
     drop_fragments: BoolProperty(
         name="Drop Floating Bits",
         description=(
-            "Photos: remove pieces of the prediction smaller than 5 % of it that touch nothing "
-            "else (bricks could not attach them)"
+            "Photos: remove specks of the prediction (floating pieces under 1 % of it); larger "
+            "floating pieces are bridged or stood on a support either way"
         ),
         default=True,
     )

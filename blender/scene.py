@@ -41,6 +41,7 @@ import bpy
 import numpy as np
 
 from ..lego.bricks import Brick, BrickModel
+from ..lego.join import added_bricks
 from ..lego.summary import model_summary
 from ..lego.units import PLATE_MM, STUD_MM
 from . import materials as mats
@@ -66,6 +67,9 @@ DISPLAY_KEY = "i2l_display"  # "colors" or "stress"
 OWNED_KEY = "i2l_owned"
 #: Custom property on step parents (0-based step index).
 STEP_KEY = "i2l_step"
+#: on each brick object (geonodes: a point attribute, 0/1): True where the brick fills cells
+#: the build added to hold the model together (bridges, supports, props; lego.join)
+ADDED_KEY = "i2l_added"
 STEP_PARENT_KEY = "i2l_step_parent"
 
 M = 0.001  # metres per millimetre
@@ -499,6 +503,7 @@ def _build_objects(coll, model, n_steps, pos, rot, parents=None, reuse=()) -> No
         for e in parents:
             link(e)
     meshes = {pid: get_part_mesh(pid) for pid in {b.part_id for b in model.bricks}}
+    added = set(added_bricks(model))
     materials = {c: mats.get_color_material(c) for c in {b.color for b in model.bricks}}
     new = bpy.data.objects.new
     n_reuse = len(reuse)
@@ -533,6 +538,7 @@ def _build_objects(coll, model, n_steps, pos, rot, parents=None, reuse=()) -> No
         ob["i2l_step"] = b.step
         ob["i2l_part"] = b.part_id
         ob["i2l_color"] = b.color
+        ob[ADDED_KEY] = i in added
         if i >= n_reuse:
             link(ob)
 
@@ -607,6 +613,8 @@ def _build_geonodes(coll, model, n_steps, pos, rot, part_ids) -> None:
     )
     color = np.fromiter((b.color for b in model.bricks), dtype=np.int32, count=n)
     part = np.fromiter((part_index[b.part_id] for b in model.bricks), dtype=np.int32, count=n)
+    added = np.zeros(n, np.int32)
+    added[added_bricks(model)] = 1
     order = np.argsort(steps, kind="stable")
     bounds = np.searchsorted(steps[order], np.arange(n_steps + 1))
     for s in range(n_steps):
@@ -621,6 +629,7 @@ def _build_geonodes(coll, model, n_steps, pos, rot, part_ids) -> None:
             ("i2l_proto_color", "INT", proto[sel]),
             ("i2l_color", "INT", color[sel]),
             ("i2l_part", "INT", part[sel]),
+            (ADDED_KEY, "INT", added[sel]),
             ("i2l_rot", "FLOAT", rot[sel].astype(np.float32)),
         ):
             a = me.attributes.new(attr, dtype, "POINT")
@@ -632,6 +641,38 @@ def _build_geonodes(coll, model, n_steps, pos, rot, part_ids) -> None:
         mod = ob.modifiers.new("LEGO bricks", "NODES")
         mod.node_group = ng
         coll.objects.link(ob)
+
+
+def select_added(context, collection: bpy.types.Collection) -> int:
+    """Select the bricks the build added (``i2l_added``) and nothing else in ``collection``;
+    return how many there are. A geometry-nodes model selects the step objects that hold
+    them (single instances cannot be selected; the ``i2l_added`` point attribute marks
+    them)."""
+
+    def select(ob, state: bool) -> None:
+        try:
+            ob.select_set(state)
+        except RuntimeError:  # not in the active view layer
+            pass
+
+    for o in collection.objects:
+        select(o, False)
+    if collection.get(METHOD_KEY, "objects") == "objects":
+        hits = [o for o in brick_objects(collection) if o.get(ADDED_KEY)]
+        for o in hits:
+            select(o, True)
+        return len(hits)
+    n = 0
+    for ob in step_parents(collection):
+        a = ob.data.attributes.get(ADDED_KEY) if ob.data is not None else None
+        if a is None:
+            continue
+        vals = np.zeros(len(ob.data.vertices), dtype=np.int32)
+        a.data.foreach_get("value", vals)
+        if vals.any():
+            select(ob, True)
+        n += int(vals.sum())
+    return n
 
 
 # --------------------------------------------------------------------------- display modes

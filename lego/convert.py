@@ -18,6 +18,7 @@ from scipy import ndimage
 from . import choices, merge, voxels
 from .bricks import BrickModel
 from .connectivity import label_lattice, lattice_edges
+from .join import join_pieces
 from .steps import DEFAULT_MAX_BRICKS_PER_STEP, defer_to_support, step_indices
 from .units import PLATE_MM, STUD_MM
 
@@ -45,6 +46,10 @@ class ConvertOptions:
       optionally from ``palette``) or ``"grayscale"`` (LEGO greys).
     * ``seed``: makes every random choice reproducible.
     * ``max_bricks_per_step``: larger layers are split into several build steps.
+    * ``join``: floating pieces of the voxels are bridged to a piece near them or stood on
+      a support column (:func:`image2lego.lego.join.join_pieces`; ``meta["join"]`` says
+      what was added where, ``meta["added_cells"]`` marks the lattice cells); ``False``
+      builds the voxels as given.
     """
 
     scale: choices.Scale = "proportional"
@@ -58,6 +63,7 @@ class ConvertOptions:
     color: int = 71
     seed: int = 0
     max_bricks_per_step: int = DEFAULT_MAX_BRICKS_PER_STEP
+    join: bool = True
 
     def __post_init__(self) -> None:
         self.validate()
@@ -86,6 +92,8 @@ class ConvertOptions:
             raise ValueError(
                 f"max_bricks_per_step must be an integer >= 1, got {self.max_bricks_per_step!r}"
             )
+        if not isinstance(self.join, bool):
+            raise ValueError(f"join must be True or False, got {self.join!r}")
 
 
 def _rgb01(colors, what: str) -> np.ndarray:
@@ -252,13 +260,14 @@ def voxels_to_bricks(grid, colors=None, options: ConvertOptions | None = None) -
     grid = voxels.validate_grid(grid)
     warnings: list[str] = []
     codes, color_info = _voxel_codes(grid, colors, opts)
+    joined, join = join_pieces(grid) if opts.join else (grid, None)
 
     if opts.hollow == "fill":
-        solid = voxels.fill_hollow(grid)
+        solid = voxels.fill_hollow(joined)
     elif opts.hollow == "shell":
-        solid = voxels.make_shell(grid, wall=opts.wall_thickness, supports=opts.supports)
+        solid = voxels.make_shell(joined, wall=opts.wall_thickness, supports=opts.supports)
     else:
-        solid = grid.copy()
+        solid = joined.copy()
     if isinstance(codes, np.ndarray):
         codes = _extend_codes(codes, grid, solid)
     else:
@@ -273,6 +282,12 @@ def voxels_to_bricks(grid, colors=None, options: ConvertOptions | None = None) -
 
     layers = voxels.to_layers(solid, opts.scale, opts.brick_types)
     cells = layers.resample(codes, solid, fill=-1)
+    added_cells: list = []
+    if join is not None and join.added is not None and join.added.any():
+        added = layers.resample(join.added[box] & solid, solid, fill=False)
+        added_cells = np.argwhere(added).tolist()
+    if join is not None and join.additions:
+        warnings.append(join.headline())
     t_layers = time.perf_counter()
 
     n_cells = merge.cell_components(layers.occ)
@@ -324,6 +339,8 @@ def voxels_to_bricks(grid, colors=None, options: ConvertOptions | None = None) -
             "message": res.message,
         },
         "warnings": warnings,
+        "join": join.to_dict() if join is not None else None,
+        "added_cells": added_cells,
         "timing_s": {
             "prepare": t_layers - t0,
             "merge": t_merge - t_layers,

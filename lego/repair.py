@@ -614,6 +614,10 @@ def repair(
         else:
             cur = _with_steps(cur, cur.bricks)
             rep = analyse(cur)  # indices changed with the step order
+            if props:  # visible props are added cells, like the converter's bridges
+                shown = outside if interior is None else new_cells & ~interior
+                prev = cur.meta.get("added_cells") or []
+                cur.meta["added_cells"] = list(prev) + np.argwhere(shown).tolist()
     if rep.n_components > n_cells:
         messages.append(
             f"bricks form {rep.n_components} pieces where the cells form {n_cells}: "

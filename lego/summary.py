@@ -14,6 +14,10 @@ Both read the same keys, so a number means the same thing in the file and in the
 ``stable``            holds under gravity (only with a stability or repair report)
 ``max_stress``        worst clutch utilisation (1.0 = at the limit; ``"inf"`` = unsupported)
 ``unsupported_bricks`` bricks that rest on nothing
+``added_bricks``      bricks that fill cells the build added to hold the model together
+                      (bridges and supports under floating pieces, repair props)
+``join``              what was added where (``lego.join.JoinReport.to_dict``; only when
+                      the converter joined floating pieces)
 ``props_added``       props the repair added (only with a repair report)
 ``repair``            the repair report's before/after facts (only with a repair report)
 ===================== ==========================================================
@@ -43,6 +47,12 @@ def model_summary(model: BrickModel, stability=None) -> dict:
     }
     if bricks:
         out.update(_connectivity(model))
+        from .join import added_bricks
+
+        out["added_bricks"] = len(added_bricks(model))
+    join = model.meta.get("join") if isinstance(model.meta, dict) else None
+    if isinstance(join, dict) and join.get("additions"):
+        out["join"] = join
     if stability is not None:
         out.update(stability_summary(stability))
     return out

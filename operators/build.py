@@ -239,12 +239,35 @@ class IMAGE2LEGO_OT_highlight_stress(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class IMAGE2LEGO_OT_select_added(bpy.types.Operator):
+    """Select the bricks the build added to hold the model together (bridges and supports
+    under floating pieces, props under overhangs)"""
+
+    bl_idname = "image2lego.select_added"
+    bl_label = "Select Added Bricks"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return lego_scene.find_model_collection(context) is not None
+
+    def execute(self, context):
+        try:
+            n = lego_scene.select_added(context, lego_scene.find_model_collection(context))
+        except Exception as exc:  # noqa: BLE001
+            self.report({"ERROR"}, _message(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{n} added brick(s)" if n else "Nothing was added to this model")
+        return {"FINISHED"}
+
+
 classes = (
     IMAGE2LEGO_OT_image_to_lego,
     IMAGE2LEGO_OT_voxels_to_lego,
     IMAGE2LEGO_OT_brickify_selected,
     IMAGE2LEGO_OT_preview_input,
     IMAGE2LEGO_OT_highlight_stress,
+    IMAGE2LEGO_OT_select_added,
 )
 
 

@@ -198,6 +198,14 @@ class IMAGE2LEGO_PT_stats(_Base, bpy.types.Panel):
             col.label(text=f"Unsupported bricks: {st.get('unsupported_bricks', 0)}")
             if st.get("props_added"):
                 col.label(text=f"Props added by repair: {st['props_added']}")
+        join = st.get("join") or {}
+        if join.get("bridges") or join.get("supports"):
+            col.label(
+                text=f"Joined floating pieces: {join.get('bridges', 0)} bridge(s), "
+                f"{join.get('supports', 0)} support(s), {join.get('added_cells', 0)} cells"
+            )
+        if st.get("added_bricks"):
+            col.label(text=f"Added bricks: {st['added_bricks']}")
         if st.get("fragments_dropped_cells"):
             col.label(text=f"Floating bits dropped: {st['fragments_dropped_cells']} cells")
         stress = coll.get(lego_scene.DISPLAY_KEY) == "stress"
@@ -207,6 +215,8 @@ class IMAGE2LEGO_PT_stats(_Base, bpy.types.Panel):
             icon="MOD_PHYSICS",
             depress=stress,
         )
+        if st.get("added_bricks"):
+            layout.operator("image2lego.select_added", icon="RESTRICT_SELECT_OFF")
 
 
 classes = (

@@ -19,6 +19,7 @@ from image2lego.blender import scene as lego_scene  # noqa: E402
 from image2lego.core.pipeline import PipelineOptions, run, voxels_to_lego_steps  # noqa: E402
 from image2lego.lego import ldraw, partslist  # noqa: E402
 from image2lego.lego.convert import ConvertOptions  # noqa: E402
+from image2lego.lego.voxels import FRAGMENT_FRACTION  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -307,7 +308,10 @@ def test_repair_settings_reach_the_pipeline(scene):
     assert properties.pipeline_options(scene).reinforce is False
     scene.repair = False
     assert properties.pipeline_options(scene).repair is False
-    assert scene.drop_fragments and properties.pipeline_options(scene).drop_fragments == 0.05
+    assert (
+        scene.drop_fragments
+        and properties.pipeline_options(scene).drop_fragments == FRAGMENT_FRACTION
+    )
     scene.drop_fragments = False
     assert properties.pipeline_options(scene).drop_fragments == 0.0
 

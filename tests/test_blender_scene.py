@@ -291,3 +291,35 @@ def test_objects_rebuild_in_place_equals_fresh_build(first):
     assert _orphans() == []
     assert "cam" not in bpy.data.objects and "cam" not in bpy.data.cameras
     assert lego_scene.model_from_collection(again).bricks == MODEL.bricks
+
+
+@pytest.mark.parametrize("method", lego_scene.METHODS)
+def test_added_bricks_are_marked_and_selectable(method):
+    from image2lego.lego.convert import voxels_to_bricks
+    from image2lego.lego.join import added_bricks
+
+    g = np.zeros((10, 10, 10), bool)
+    g[1:3, 1:3, 0:4] = True  # a leg
+    g[0:8, 0:4, 5:6] = True  # a top one cell above it: bridged
+    model = voxels_to_bricks(g)
+    want = added_bricks(model)
+    assert want and len(want) < len(model.bricks)
+    _fresh()
+    coll = lego_scene.build_model(bpy.context, model, name="J", method=method)
+    if method == "objects":
+        marked = [ob["i2l_index"] for ob in lego_scene.brick_objects(coll) if ob["i2l_added"]]
+        assert marked == want
+    else:
+        marked = []
+        for p in lego_scene.step_parents(coll):
+            n = len(p.data.vertices)
+            idx, flag = np.zeros(n, np.int32), np.zeros(n, np.int32)
+            p.data.attributes["i2l_index"].data.foreach_get("value", idx)
+            p.data.attributes["i2l_added"].data.foreach_get("value", flag)
+            marked += idx[flag == 1].tolist()
+        assert sorted(marked) == want
+    assert lego_scene.select_added(bpy.context, coll) == len(want)
+    if method == "objects":
+        chosen = [o["i2l_index"] for o in lego_scene.brick_objects(coll) if o.select_get()]
+        assert chosen == want
+    assert lego_scene.compute_stats(model)["added_bricks"] == len(want)
