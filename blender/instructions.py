@@ -47,6 +47,7 @@ from ..lego.progress import Progress, scaled
 from ..lego.progress import run as progress_run
 from ..lego.staging import staged_output
 from ..lego.units import PLATE_MM, STUD_HEIGHT_MM, STUD_MM
+from ..lego.visibility import OrthoView, front_mask
 from . import scene as lego_scene
 
 #: Elevation and azimuth of the instruction camera (degrees): a 3/4 view from the front-right
@@ -182,8 +183,9 @@ def model_bounds(collection, depsgraph=None) -> tuple[np.ndarray, np.ndarray]:
 
 def place_camera(
     cam_ob, bmin, bmax, aspect: float, *, azimuth_deg: float = CAMERA_AZIMUTH, scene_box=None
-) -> None:
-    """Point an (orthographic) camera object at a box so that it fills the frame."""
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Point an (orthographic) camera object at a box so that it fills the frame; returns
+    ``(location, rotation, ortho_scale)``."""
     loc, rot, scale, dist = frame_box(
         bmin, bmax, aspect, azimuth_deg=azimuth_deg, scene_box=scene_box
     )
@@ -194,6 +196,7 @@ def place_camera(
     cam.clip_start = max(1e-4, dist * 0.01)
     cam.clip_end = dist * 4
     cam_ob.matrix_world = Matrix.Translation(Vector(loc)) @ Matrix(rot.tolist()).to_4x4()
+    return loc, rot, scale
 
 
 def brick_boxes(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -455,6 +458,22 @@ def _evaluated_bounds(sc, collection):
         return model_bounds(collection, dg)
 
 
+def _at_rest(collection, lo, hi, whole, tol: float = 2e-4) -> bool:
+    """Whether the scene shows the model where :mod:`.scene` put it: step parents untransformed
+    and the evaluated bounds equal to the model's own (within ``tol`` metres: the parts'
+    0.1 mm clearance)."""
+    ident = np.eye(4)
+    for p in lego_scene.step_parents(collection):
+        if not np.allclose(np.array(p.matrix_world), ident, atol=1e-9):
+            return False
+    if not len(lo):
+        return False
+    return bool(
+        np.allclose(whole[0], lo.min(axis=0), atol=tol)
+        and np.allclose(whole[1], hi.max(axis=0), atol=tol)
+    )
+
+
 # --------------------------------------------------------------------------- rendering
 
 
@@ -509,6 +528,10 @@ def render_steps(
     try:
         bmin, bmax = _evaluated_bounds(sc, collection)
         whole = (bmin, bmax)
+        # The new bricks' pixels come from casting rays against the model's bricks (~0.1 s
+        # CPU less per step than a second, ID-coloured render) when the scene shows the model
+        # where the scene module placed it; if anything was moved, from the ID render.
+        analytic = _at_rest(collection, lo, hi, whole)
         # Each step only touches its own objects (O(bricks) in all, not O(bricks × steps)):
         # everything starts hidden and black (the ID pass colour of "not new"); a step is
         # shown, white for its ID pass, then black again.
@@ -524,16 +547,21 @@ def render_steps(
                 vlo, vhi = step_view_box(lo, hi, brick_step, step)
             else:  # a step parent without bricks in the model record: frame everything
                 vlo, vhi = whole
-            place_camera(sc.camera, vlo, vhi, aspect, scene_box=whole)
+            cam = place_camera(sc.camera, vlo, vhi, aspect, scene_box=whole)
             _setup_workbench(sc, res, fxaa=False, cavity=False)
             full = soften_edges(_load_rgba(_render_to(sc, tmp / "full.png")))
-            for o in objects:
-                o.color = (1, 1, 1, 1)
-            _setup_workbench(sc, id_res, id_pass=True)
-            ids = _load_rgba(_render_to(sc, tmp / "id.png"))
-            mask = upscale_mask((ids[..., 0] > 127) & (ids[..., 3] > 127), full.shape[:2])
-            for o in objects:
-                o.color = (0, 0, 0, 1)
+            if analytic:
+                view = OrthoView(cam[0], cam[1], cam[2], id_res)
+                new = front_mask(model, view, brick_step == step, brick_step <= step)
+            else:
+                for o in objects:
+                    o.color = (1, 1, 1, 1)
+                _setup_workbench(sc, id_res, id_pass=True)
+                ids = _load_rgba(_render_to(sc, tmp / "id.png"))
+                new = (ids[..., 0] > 127) & (ids[..., 3] > 127)
+                for o in objects:
+                    o.color = (0, 0, 0, 1)
+            mask = upscale_mask(new, full.shape[:2])
             img = compose_step(full, mask, first=(k == 0))
             paths.append(_save_png(img, out_dir / f"step_{step + 1:03d}.png"))
             tm["step_times"].append(time.perf_counter() - t0)
