@@ -9,6 +9,11 @@ Reports the longest main-thread block of each, for the same photo and settings, 
 (background mode).
 
     python benchmarks/bench_blender_ui.py [--image examples/chair.png]
+    python benchmarks/bench_blender_ui.py --models   # scene building for bigger models
+
+``--models`` times what stays on the main thread for bigger models: building the scene of
+coloured domes of 16³ to 56³ voxels (about 200 to 4,000 bricks) with stats precomputed (as
+the worker does), both scene methods, median of 3.
 """
 
 from __future__ import annotations
@@ -25,7 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image", type=Path, default=REPO / "examples" / "chair.png")
+    ap.add_argument("--models", action="store_true", help="scene building for bigger models")
     args = ap.parse_args(argv)
+    if args.models:
+        return scene_sizes()
 
     import tempfile
 
@@ -96,6 +104,34 @@ def main(argv=None) -> int:
         f"longest main-thread block: {worst_before * 1000:.0f} ms → {worst_after * 1000:.0f} ms "
         f"({worst_before / worst_after:.0f}× shorter)"
     )
+    return 0
+
+
+def scene_sizes() -> int:
+    import bpy
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_instructions import demo_voxels
+
+    from image2lego.blender import scene as lego_scene
+    from image2lego.lego.convert import ConvertOptions, voxels_to_bricks
+
+    print("| voxels | bricks | objects | geometry nodes (default) |")
+    print("|---|---|---|---|")
+    for n in (16, 24, 40, 56):
+        grid, rgb = demo_voxels(n)
+        model = voxels_to_bricks(grid, rgb, ConvertOptions(color_mode="photo", k=3))
+        stats = lego_scene.compute_stats(model)
+        row = []
+        for method in ("objects", "geonodes"):
+            ts = []
+            for _ in range(3):
+                bpy.ops.wm.read_factory_settings(use_empty=True)
+                t = time.perf_counter()
+                lego_scene.build_model(bpy.context, model, name="M", method=method, stats=stats)
+                ts.append(time.perf_counter() - t)
+            row.append(f"{statistics.median(ts) * 1000:.0f} ms")
+        print(f"| {n}³ | {len(model.bricks)} | {row[0]} | {row[1]} |", flush=True)
     return 0
 
 
