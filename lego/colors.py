@@ -240,7 +240,105 @@ def unknown_bricklink(codes) -> list[int]:
     return sorted({int(c) for c in codes if get(c).bricklink_id is None})
 
 
+#: Surface colour regions smaller than this many cells are given to their neighbours'
+#: colour (see :func:`regularise_labels`).
+MIN_REGION_CELLS = 4
+
+
+def regularise_labels(
+    codes: np.ndarray, min_region: int = MIN_REGION_CELLS
+) -> tuple[np.ndarray, dict[str, int]]:
+    """Colour labels a builder can see and the bricks can merge (issue #17, item 1).
+
+    ``codes`` is an int grid ``[x, y, z]`` (LDraw code, -1 empty). Only the surface (cells
+    with an empty face neighbour) shows; there, in order:
+
+    * **specks and spurs go**: a cell with at most one surface neighbour (of 26) of its own
+      colour takes the colour most of its surface neighbours have (twice, so a jagged
+      boundary is smoothed too; a colour patch of 2x2 cells or more stays);
+    * **a minimum region size**: surface regions (26-connected, one colour) under
+      ``min_region`` cells take the colour that borders them most;
+    * **interior cells** take the colour of the nearest surface cell, so a surface region
+      continues inwards in columns and layers the merger can tile with the same bricks.
+
+    Returns the new codes and counts ``{"surface_changed", "interior_changed"}``.
+    """
+    from scipy import ndimage
+
+    codes = np.asarray(codes)
+    if codes.ndim != 3 or codes.dtype.kind not in "iu":
+        raise ValueError(f"codes must be a 3-D int grid, got {codes.dtype} {codes.shape}")
+    if isinstance(min_region, bool) or not isinstance(min_region, int) or min_region < 0:
+        raise ValueError(f"min_region must be an int >= 0, got {min_region!r}")
+    occ = codes >= 0
+    out = codes.copy()
+    info = {"surface_changed": 0, "interior_changed": 0}
+    if not occ.any():
+        return out, info
+    inner = ndimage.binary_erosion(np.pad(occ, 1), ndimage.generate_binary_structure(3, 1))
+    surface = occ & ~inner[1:-1, 1:-1, 1:-1]
+    palette = np.unique(codes[occ])
+    if len(palette) > 1:
+        box = np.ones((3, 3, 3))
+        for _ in range(2):
+            counts = np.stack(
+                [
+                    ndimage.convolve((surface & (out == c)).astype(np.int16), box, mode="constant")
+                    for c in palette
+                ]
+            )
+            own = (
+                np.take_along_axis(counts, np.searchsorted(palette, np.maximum(out, 0))[None], 0)[0]
+                - 1
+            )
+            best = counts.argmax(axis=0)
+            change = surface & (own <= 1) & (counts.max(axis=0) > own + 1) & (palette[best] != out)
+            if not change.any():
+                break
+            out[change] = palette[best[change]]
+            info["surface_changed"] += int(change.sum())
+        if min_region > 1:
+            info["surface_changed"] += _absorb_small(out, surface, palette, min_region)
+    deep = occ & ~surface
+    if deep.any():
+        idx = ndimage.distance_transform_edt(~surface, return_distances=False, return_indices=True)
+        near = out[tuple(i[deep] for i in idx)]
+        info["interior_changed"] = int((near != out[deep]).sum())
+        out[deep] = near
+    return out, info
+
+
+def _absorb_small(
+    out: np.ndarray, surface: np.ndarray, palette: np.ndarray, min_region: int
+) -> int:
+    """Give each surface region under ``min_region`` cells the colour bordering it most."""
+    from scipy import ndimage
+
+    eight = np.ones((3, 3, 3), bool)
+    changed = 0
+    for c in palette:
+        lab, n = ndimage.label(surface & (out == c), eight)
+        if not n:
+            continue
+        sizes = np.bincount(lab.ravel())
+        boxes = ndimage.find_objects(lab)
+        for k in np.flatnonzero(sizes[1:] < min_region) + 1:
+            sl = tuple(
+                slice(max(b.start - 1, 0), min(b.stop + 1, n_))
+                for b, n_ in zip(boxes[k - 1], out.shape, strict=True)
+            )
+            sub, region = out[sl], lab[sl] == k
+            ring = ndimage.binary_dilation(region, eight) & surface[sl] & ~region & (sub != c)
+            if not ring.any():
+                continue  # a whole small surface in one colour: nothing to give it to
+            vals, cnt = np.unique(sub[ring], return_counts=True)
+            sub[region] = vals[np.argmax(cnt)]
+            changed += int(region.sum())
+    return changed
+
+
 __all__ = [
+    "regularise_labels",
     "BRICKLINK_PALETTE",
     "GREYS",
     "LDRAW_COLORS",

@@ -50,6 +50,10 @@ class ConvertOptions:
       a support column (:func:`image2lego.lego.join.join_pieces`; ``meta["join"]`` says
       what was added where, ``meta["added_cells"]`` marks the lattice cells); ``False``
       builds the voxels as given.
+    * ``regularise_colors``: per-voxel colours are cleaned before merging
+      (:func:`image2lego.lego.colors.regularise_labels`: no isolated specks on the surface,
+      regions of at least ``MIN_REGION_CELLS``, interior cells in the nearest surface
+      colour); ``False`` keeps the quantised labels as they are.
     """
 
     scale: choices.Scale = "proportional"
@@ -64,6 +68,7 @@ class ConvertOptions:
     seed: int = 0
     max_bricks_per_step: int = DEFAULT_MAX_BRICKS_PER_STEP
     join: bool = True
+    regularise_colors: bool = True
 
     def __post_init__(self) -> None:
         self.validate()
@@ -94,6 +99,10 @@ class ConvertOptions:
             )
         if not isinstance(self.join, bool):
             raise ValueError(f"join must be True or False, got {self.join!r}")
+        if not isinstance(self.regularise_colors, bool):
+            raise ValueError(
+                f"regularise_colors must be True or False, got {self.regularise_colors!r}"
+            )
 
 
 def _rgb01(colors, what: str) -> np.ndarray:
@@ -270,6 +279,11 @@ def voxels_to_bricks(grid, colors=None, options: ConvertOptions | None = None) -
         solid = joined.copy()
     if isinstance(codes, np.ndarray):
         codes = _extend_codes(codes, grid, solid)
+        if opts.regularise_colors:
+            from .colors import regularise_labels
+
+            codes, changed = regularise_labels(codes)
+            color_info["regularised"] = changed
     else:
         codes = np.where(solid, codes, -1)
 

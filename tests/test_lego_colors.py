@@ -207,3 +207,76 @@ def test_quantize_large_input_is_deterministic_and_k_bounded():
     a = C.quantize_colors(x, 5, seed=7)
     b = C.quantize_colors(x, 5, seed=7)
     assert np.array_equal(a, b) and 1 <= len(set(a.tolist())) <= 5
+
+
+# ----------------------------------------------------------------- surface colour regularisation
+
+
+def _slab(code=1):
+    codes = np.full((10, 10, 4), code, np.int64)
+    return codes
+
+
+def test_an_isolated_speck_on_a_face_takes_its_neighbours_colour():
+    codes = _slab()
+    codes[5, 5, 3] = 4  # one red cell on the top face
+    out, info = C.regularise_labels(codes)
+    assert (out == 1).all() and info["surface_changed"] == 1
+
+
+def test_a_2x2_patch_stays_and_a_3_cell_region_goes():
+    codes = _slab()
+    codes[2:4, 2:4, 3] = 4  # a 2x2 patch (4 cells: the minimum region) on the top face
+    codes[7, 6:9, 3] = 14  # a 1x3 line: ends are spurs, then the middle is a speck
+    out, _ = C.regularise_labels(codes)
+    assert (out[2:4, 2:4, 3] == 4).all()
+    assert (out[7, 6:9, 3] == 1).all()
+    assert (out >= 0).all()
+
+
+def test_interior_cells_take_the_nearest_surface_colour():
+    codes = np.full((7, 7, 7), 1, np.int64)
+    codes[0, :, :] = 4  # the x = 0 face is red
+    codes[4, 3, 3] = 14  # an interior cell nobody sees, nearest to a 1-coloured face
+    codes[1, 3, 3] = 1  # an interior cell next to the red face
+    out, info = C.regularise_labels(codes)
+    assert out[4, 3, 3] == 1 and out[1, 3, 3] == 4
+    assert (out[0, 1:-1, 1:-1] == 4).all()
+    assert info["interior_changed"] >= 1
+
+
+def test_min_region_zero_keeps_small_regions_and_bad_input_is_refused():
+    codes = _slab()
+    codes[2:4, 2, 3] = 4  # two cells: each has one own-colour neighbour -> spur rule changes it
+    out, _ = C.regularise_labels(codes, min_region=0)
+    assert (out[2:4, 2, 3] == 1).all()
+    with pytest.raises(ValueError, match="min_region"):
+        C.regularise_labels(codes, min_region=-1)
+    with pytest.raises(ValueError, match="3-D int grid"):
+        C.regularise_labels(codes.astype(float))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.floats(0.3, 1.0), st.integers(2, 4))
+def test_regularised_labels_keep_the_shape_and_leave_no_small_surface_region(seed, fill, k):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    occ = ndimage.binary_closing(rng.random((9, 9, 7)) < fill)
+    palette = np.array([1, 4, 14, 15])[:k]
+    codes = np.where(occ, rng.choice(palette, size=occ.shape), -1)
+    out, _ = C.regularise_labels(codes)
+    np.testing.assert_array_equal(out >= 0, occ)  # occupancy never changes
+    assert set(np.unique(out[occ]).tolist()) <= set(palette.tolist())
+    inner = ndimage.binary_erosion(np.pad(occ, 1), ndimage.generate_binary_structure(3, 1))
+    surface = occ & ~inner[1:-1, 1:-1, 1:-1]
+    eight = np.ones((3, 3, 3), bool)
+    for c in palette:
+        lab, n = ndimage.label(surface & (out == c), eight)
+        for r in range(1, n + 1):
+            region = lab == r
+            if region.sum() >= C.MIN_REGION_CELLS:
+                continue
+            # a small region is left only where no other colour borders it
+            ring = ndimage.binary_dilation(region, eight) & surface & ~region
+            assert (out[ring] == c).all()

@@ -110,7 +110,9 @@ def test_colour_yields_to_connectivity_and_says_so():
     c = np.zeros(g.shape + (3,))
     c[0::2] = (0.9, 0.05, 0.05)
     c[1::2] = (0.05, 0.1, 0.8)
-    m = voxels_to_bricks(g, colors=c, options=ConvertOptions(color_mode="photo", k=2))
+    # (stripes one voxel wide; the surface regulariser would thin them out before merging)
+    opts = ConvertOptions(color_mode="photo", k=2, regularise_colors=False)
+    m = voxels_to_bricks(g, colors=c, options=opts)
     assert m.meta["connected"] and connectivity.analyze(m).n_components == 1
     col = cell_colours(m)
     red, blue = nearest_color((0.9, 0.05, 0.05)), nearest_color((0.05, 0.1, 0.8))
@@ -282,3 +284,21 @@ def test_bricks_only_thin_sheet_warns():
 def test_unknown_single_colour_is_rejected():
     with pytest.raises(ValueError, match="not a solid colour"):
         voxels_to_bricks(np.ones((2, 2, 2), dtype=bool), options=ConvertOptions(color=9999))
+
+
+def test_photo_colours_are_regularised_before_merging():
+    from image2lego.lego.convert import ConvertOptions, voxels_to_bricks
+
+    g = np.zeros((12, 12, 6), bool)
+    g[:, :, :] = True
+    rgb = np.zeros(g.shape + (3,))
+    rgb[..., 0] = 0.8  # red everywhere
+    rng = np.random.default_rng(0)
+    specks = rng.random(g.shape) < 0.05
+    rgb[specks] = (0.1, 0.2, 0.9)  # blue specks, inside and on the surface
+    opts = dict(color_mode="photo", k=2)
+    raw = voxels_to_bricks(g, colors=rgb, options=ConvertOptions(regularise_colors=False, **opts))
+    reg = voxels_to_bricks(g, colors=rgb, options=ConvertOptions(**opts))
+    assert len({b.color for b in raw.bricks}) == 2 and len({b.color for b in reg.bricks}) == 1
+    assert len(reg.bricks) < len(raw.bricks)
+    assert reg.meta["colors"]["regularised"]["surface_changed"] > 0
