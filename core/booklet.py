@@ -60,7 +60,8 @@ def color_name(code: int) -> str:
 def color_rgb255(code: int) -> tuple[int, int, int]:
     c = LDRAW_COLORS.get(int(code))
     rgb = c.rgb if c is not None else (0.63, 0.65, 0.64)
-    return tuple(round(v * 255) for v in rgb)
+    r, g, b = (round(v * 255) for v in rgb)
+    return r, g, b
 
 
 def _sorted_parts(parts: Mapping[PartKey, int]) -> list[tuple[PartKey, int]]:
@@ -108,7 +109,7 @@ def _validate(step_images, step_parts) -> None:
 # --------------------------------------------------------------------------- drawing
 
 
-def _font(size: int) -> ImageFont.FreeTypeFont:
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
@@ -120,7 +121,7 @@ def _open_rgba(path) -> Image.Image:
 def _fit(im: Image.Image, box_w: int, box_h: int, max_scale: float = 2.0) -> Image.Image:
     s = min(box_w / im.width, box_h / im.height, max_scale)
     size = (max(1, round(im.width * s)), max(1, round(im.height * s)))
-    return im.resize(size, Image.LANCZOS) if size != im.size else im
+    return im.resize(size, Image.Resampling.LANCZOS) if size != im.size else im
 
 
 def _crop_to_content(im: Image.Image, pad: int = 4) -> Image.Image:
@@ -283,8 +284,8 @@ def compose_step_page(
         d.text((margin, num_box[3] + 14), sub, font=sub_font, fill=MUTED, anchor="la")
         num_w = max(num_w, margin + sub_w)
         sub_h = 40
-    callout = _callout(parts, thumbs, max_w=W - num_w - 3 * margin, max_h=int(H * 0.32))
-    cx = num_w + margin
+    callout = _callout(parts, thumbs, max_w=int(W - num_w - 3 * margin), max_h=int(H * 0.32))
+    cx = int(num_w + margin)
     page.alpha_composite(callout, (cx, margin))
     top = margin + max(callout.height, 110 + sub_h) + 20
     pic = _open_rgba(image)

@@ -58,7 +58,8 @@ class _Params:
     """Tensor access with a clear error for a missing one; remembers which keys were used."""
 
     def __init__(self, tensors: dict[str, np.ndarray], path: Path):
-        self.t, self.path, self.used = tensors, path, set()
+        self.t, self.path = tensors, path
+        self.used: set[str] = set()
 
     def __call__(self, key: str) -> np.ndarray:
         if key not in self.t:
@@ -166,6 +167,12 @@ class NumpyNet:
     files: dict[str, Path] = field(default_factory=dict)
 
     @property
+    def autoencoder(self) -> _Params:
+        if self.ae is None:
+            raise RuntimeError("these weights have no autoencoder")
+        return self.ae
+
+    @property
     def dec_resolutions(self) -> tuple[int, ...]:
         return tuple(2 ** (i + 1) for i in range(len(self.config["dec_channels"])))
 
@@ -190,7 +197,7 @@ class NumpyNet:
     # ------------------------------------------------------------------ voxel encoder
     def encode_voxels(self, grid: np.ndarray) -> np.ndarray:
         """bool (B, 32, 32, 32) → latents (B, 256)."""
-        p = self.ae
+        p = self.autoencoder
         x = (grid.astype(np.float32) * 2.0 - 1.0)[:, None]
         n = len(self.config["enc_channels"])
         for i in range(n):
@@ -203,7 +210,7 @@ class NumpyNet:
 
     # ------------------------------------------------------------------ decoder
     def _block(self, i: int, x: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        p, pre = self.ae, f"decoder.blocks.{i}"
+        p, pre = self.autoencoder, f"decoder.blocks.{i}"
         x = _elu(_affine(_up2(x, p(f"{pre}.up.weight")), p.bn(f"{pre}.bn")))
         if mask is not None:
             x = x * mask
@@ -223,7 +230,7 @@ class NumpyNet:
 
     def decode_steps(self, z: np.ndarray, thresholds: dict[int, float], max_res: int):
         """Latents (B, 256) → yields ``(res, logits (B, 1, r, r, r))`` level by level."""
-        p = self.ae
+        p = self.autoencoder
         x = z.reshape(z.shape[0], -1, 1, 1, 1).astype(np.float32)
         mask = None
         for i, res in enumerate(self.dec_resolutions):

@@ -34,6 +34,7 @@ is not bit-identical - inference with given weights is.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -129,7 +130,7 @@ def neighbour_index(coords: torch.Tensor, res: int) -> torch.Tensor:
 
 def _bn(bn: nn.BatchNorm3d, x: torch.Tensor) -> torch.Tensor:
     training = bn.training and x.shape[0] > 1
-    if training and bn.momentum is not None:
+    if training and bn.momentum is not None and bn.num_batches_tracked is not None:
         bn.num_batches_tracked.add_(1)
     return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, training,
                         0.0 if bn.momentum is None else bn.momentum, bn.eps)  # fmt: skip
@@ -159,10 +160,12 @@ def _conv3(conv: nn.Conv3d, x: torch.Tensor, nb: Neighbours, absent: torch.Tenso
 def _absent_feature(bottleneck: nn.Sequential) -> torch.Tensor:
     """``ELU(BN(conv1(0)))`` of a bottleneck branch: what the dense tensor holds at pruned cells
     when its 3³ convolution runs (running statistics)."""
-    conv, bn = bottleneck[0], bottleneck[1]
+    conv, bn = cast(nn.Conv3d, bottleneck[0]), cast(nn.BatchNorm3d, bottleneck[1])
     zero = conv.weight.new_zeros(1, conv.weight.shape[0])
     if conv.bias is not None:
         zero = zero + conv.bias
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("the sparse decoder needs BatchNorm running statistics")
     y = (zero - bn.running_mean) / torch.sqrt(bn.running_var + bn.eps) * bn.weight + bn.bias
     return F.elu(y)[0]
 
@@ -222,6 +225,7 @@ class SparseOctreeDecoder(nn.Module):
         coords[:, 0] = torch.arange(b, device=z.device)
         out: dict[int, SparseLevel] = {}
         child = _CHILD.to(z.device)
+        block: Any
         for block, res in zip(self.dense.blocks, self.cfg.resolutions, strict=True):
             if max_res is not None and res > max_res:
                 break
@@ -240,7 +244,7 @@ class SparseOctreeDecoder(nn.Module):
             x = F.elu(_bn(block.bn, x))
             x = self._block(block, x, coords, res)
             if res in heads:
-                logit = _conv1(self.dense.heads[str(res)], x)[:, 0]
+                logit = _conv1(cast(nn.Conv3d, self.dense.heads[str(res)]), x)[:, 0]
                 out[res] = SparseLevel(res, coords, logit)
                 if mode == "none":
                     continue
@@ -248,6 +252,7 @@ class SparseOctreeDecoder(nn.Module):
                 if mode == "pred":
                     keep = pred
                 else:
+                    assert targets is not None  # checked above
                     t = targets[res]
                     tv = t[coords[:, 0], 0, coords[:, 1], coords[:, 2], coords[:, 3]] > 0.5
                     keep = tv if mode == "gt" else tv | pred

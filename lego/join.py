@@ -178,7 +178,11 @@ def _bridge(
                 if want:
                     path.append(cur)
             start = cur
-            shift = lambda c: tuple(int(v) for v in np.add(c, off))  # noqa: E731
+
+            def shift(c) -> tuple[int, int, int]:
+                x, y, z = (int(v) for v in np.add(c, off))
+                return x, y, z
+
             return [shift(c) for c in path], shift(start), shift(end)
         empty = grown & ~o
         if not empty.any():
@@ -267,7 +271,8 @@ def join_pieces(
         kind: Literal["bridge", "support"] = "bridge"
         if found is None:
             if piece[:, :, ground].any():  # stands on the ground by itself
-                settled.add(tuple(int(v[0]) for v in np.nonzero(piece)))
+                sx, sy, sz = (int(v[0]) for v in np.nonzero(piece))
+                settled.add((sx, sy, sz))
                 continue
             found = _support(occ, piece, ground)
             kind = "support"
