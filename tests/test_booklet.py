@@ -154,3 +154,20 @@ def test_sub_step_label_is_drawn_and_in_the_html(tmp_path, inputs):
     with pytest.raises(ValueError, match="step labels"):
         booklet.build_booklet(out, title="T", cover=cover, step_images=steps, step_parts=parts,
                               step_labels=["x"])  # fmt: skip
+
+
+def test_pdf_pages_keep_their_size_and_order_and_any_title(tmp_path):
+    from PIL import PdfParser
+
+    sizes = [(1403, 992), (992, 1403), (300, 200)]
+    pages = (Image.new("RGB", s, (40 * i, 90, 200)) for i, s in enumerate(sizes))
+    pdf = booklet.write_pdf(pages, tmp_path / "b.pdf", title="Chaise «rouge» (1) \\ )", dpi=120)
+    p = PdfParser.PdfParser(str(pdf))
+    try:
+        assert len(p.pages) == 3
+        for page, (w, h) in zip(p.pages, sizes, strict=True):
+            box = [float(v) for v in p.read_indirect(page)[b"MediaBox"]]
+            assert box == pytest.approx([0, 0, w * 72 / 120, h * 72 / 120], abs=1e-3)
+        assert bytes(p.info.Title).decode("utf-16") == "Chaise «rouge» (1) \\ )"
+    finally:
+        p.close()
