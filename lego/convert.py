@@ -196,18 +196,20 @@ def _merge(cells: np.ndarray, opts: ConvertOptions, n_cells: int):
     connected voxel set gives a connected model in every colour mode. Returns
     ``(assembly, result, strategy, recoloured_visible_cells)``.
     """
+    deadline = time.perf_counter() + CONNECT_BUDGET_S
     if len(np.unique(cells[cells >= 0])) < 2:
-        asm, res, strategy = _merge_cells(cells, opts, n_cells)
+        asm, res, strategy = _merge_cells(cells, opts, n_cells, deadline)
         return asm, res, strategy, 0
     # When no colour-respecting tiling can be as connected as the cells, skip the try.
     if merge.colour_bound(cells) <= n_cells:
-        asm, res, strategy = _merge_cells(cells, opts, n_cells, COLOUR_TRY_BUDGET_S)
+        try_end = min(deadline, time.perf_counter() + COLOUR_TRY_BUDGET_S)
+        asm, res, strategy = _merge_cells(cells, opts, n_cells, try_end)
         if res.connected:
             return asm, res, strategy, 0
     else:
         asm = res = None
     blind = np.where(cells >= 0, 0, -1)
-    alt, alt_res, alt_strategy = _merge_cells(blind, opts, n_cells)
+    alt, alt_res, alt_strategy = _merge_cells(blind, opts, n_cells, deadline)
     if res is not None and alt_res.n_components >= res.n_components:
         return asm, res, strategy, 0
     merge.paint_majority(alt, cells)
@@ -220,16 +222,27 @@ def _merge(cells: np.ndarray, opts: ConvertOptions, n_cells: int):
 #: colour yields (a colour-blind merge, then colours restored where they keep it joined).
 COLOUR_TRY_BUDGET_S = 2.0
 
+#: Seconds all connection passes of one conversion may spend together (every candidate and
+#: colour try shares it). Real shapes need well under a second (a 32³ chair 0.05 s, a 64³
+#: sphere 0.15 s); a 32³ checkerboard or a 64³ random fill has thousands of breaks, each
+#: needing its own re-tiling: they stop here, with a warning naming the budget.
+CONNECT_BUDGET_S = 8.0
 
-def _merge_cells(cells: np.ndarray, opts: ConvertOptions, n_cells: int, budget: float = 20.0):
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.perf_counter())
+
+
+def _merge_cells(cells: np.ndarray, opts: ConvertOptions, n_cells: int, deadline: float):
     """Merge, connect, and in mixed mode stack plates; returns (assembly, result, strategy).
 
     In mixed mode, when thin parts forced bricks to be demoted to plates, a second
     candidate is built from plates only (then stacked into bricks where three identical
-    plates meet) and the connected candidate with fewer parts wins.
+    plates meet) and the connected candidate with fewer parts wins. Connecting stops at
+    ``deadline`` (``time.perf_counter()``).
     """
     asm = merge.build(cells, opts.brick_types, opts.seed)
-    res = merge.connect(asm, n_cells, opts.seed, time_budget=budget)
+    res = merge.connect(asm, n_cells, opts.seed, time_budget=_left(deadline))
     if opts.brick_types != "mixed":
         merge.coalesce(asm)
         return asm, res, opts.brick_types
@@ -237,9 +250,9 @@ def _merge_cells(cells: np.ndarray, opts: ConvertOptions, n_cells: int, budget: 
     merge.coalesce(asm)
     strategy = "mixed"
     small = int((cells >= 0).sum()) <= merge.GREEDY_CANDIDATE_MAX_MODEL
-    if res.demoted or not res.connected or (small and res.fixes):
+    if _left(deadline) > 0 and (res.demoted or not res.connected or (small and res.fixes)):
         alt = merge.build(cells, "plates", opts.seed)
-        alt_res = merge.connect(alt, n_cells, opts.seed, time_budget=budget)
+        alt_res = merge.connect(alt, n_cells, opts.seed, time_budget=_left(deadline))
         merge.stack_plates(alt)
         merge.coalesce(alt)
         better = (not alt_res.connected, alt.n_alive) < (not res.connected, asm.n_alive)
@@ -307,7 +320,8 @@ def voxels_to_bricks(grid, colors=None, options: ConvertOptions | None = None) -
     n_cells = merge.cell_components(layers.occ)
     asm, res, strategy, recoloured = _merge(cells, opts, n_cells)
     if not res.connected:
-        warnings.append(res.message)
+        budget = f"; connecting gets {CONNECT_BUDGET_S:g} s per model" if res.timed_out else ""
+        warnings.append(res.message + budget)
     t_merge = time.perf_counter()
 
     d = asm.arrays()

@@ -37,7 +37,9 @@ The algorithm, in four stages:
 
 Determinism: everything is a pure function of the inputs and ``seed`` (the seed rotates the
 order in which equally good variants are preferred) — unless :func:`connect` runs out of its
-time budget (20 s by default, only reached by pathological inputs), which it reports.
+time budget (20 s by default; a conversion shares one of
+:data:`image2lego.lego.convert.CONNECT_BUDGET_S` among its candidates), which only
+pathological inputs reach and which it reports (``ConnectResult.timed_out``).
 """
 
 from __future__ import annotations
@@ -501,10 +503,13 @@ class Assembly:
         # edges across each plate boundary p|p+1, recomputed only where the lattice changed
         self._edges: dict[int, np.ndarray] = {}
         self._dirty: set[int] = set(range(self.shape[2] - 1))
+        # components() of the unchanged assembly (a kept trial's count is asked for again)
+        self._components: tuple[int, np.ndarray] | None = None
 
     def touch(self, z: int, height: int) -> None:
         """Mark the plate boundaries around layers ``z .. z+height-1`` as changed."""
         self._dirty.update(range(max(z - 1, 0), min(z + height, self.shape[2] - 1)))
+        self._components = None
 
     def restore(self, saved) -> None:
         """Bring back removed bricks ``(i, x, y, z, nx, ny, h)`` (undo of :meth:`remove`)."""
@@ -565,6 +570,8 @@ class Assembly:
 
     def components(self) -> tuple[int, np.ndarray]:
         """``(n, comp)`` over alive bricks; ``comp[i]`` is -1 for removed bricks."""
+        if self._components is not None:
+            return self._components[0], self._components[1].copy()
         n = len(self.x)
         alive = np.asarray(self.alive, dtype=bool)
         for p in self._dirty:
@@ -582,6 +589,7 @@ class Assembly:
         uniq, comp_alive = np.unique(lab[alive], return_inverse=True)
         comp = np.full(n, -1, dtype=np.int64)
         comp[alive] = comp_alive
+        self._components = (len(uniq), comp.copy())
         return len(uniq), comp
 
     # ----- output -------------------------------------------------------------------------
@@ -799,6 +807,7 @@ class ConnectResult:
     fixes: int
     message: str
     demoted: int = 0  # bricks turned into plates by the fallback
+    timed_out: bool = False  # stopped at ``time_budget`` before reaching ``n_target``
 
 
 def cell_components(occ: np.ndarray) -> int:
@@ -1017,7 +1026,7 @@ def connect(
         )
         fixes += f2
     for widen in (False, True):
-        if n <= n_target or not asm.allow_plates:
+        if n <= n_target or not asm.allow_plates or time.perf_counter() >= deadline:
             break
         # Fallback: demote the bricks of the smaller pieces (then also the bricks next to
         # them) to staggered plates, and bridge again at plate resolution.
@@ -1043,17 +1052,23 @@ def connect(
         n, comp, fixes2 = _connect_loop(asm, n, comp, n_target, seed, max_fixes, deadline, True)
         fixes += fixes2
     ok = n <= n_target
+    timed_out = not ok and time.perf_counter() >= deadline
     if ok:
         msg = "bricks are connected" if n_target == 1 else f"bricks form {n} pieces like the voxels"
+    elif timed_out:
+        msg = (
+            f"could not connect the bricks before the time budget ran out: {n} separate "
+            f"pieces where the voxels form {n_target} (a shape this fragmented, e.g. a "
+            "checkerboard or a random fill, has too many breaks to bridge in time)"
+        )
     else:
         msg = (
             f"could not connect the bricks: {n} separate pieces where the voxels form "
             f"{n_target} (parts one layer thick cannot be bridged"
             + ("" if asm.allow_plates else "; plates are disabled")
-            + ("; stopped at the time budget" if time.perf_counter() >= deadline else "")
             + ")"
         )
-    return ConnectResult(ok, n, n_target, fixes, msg, demoted)
+    return ConnectResult(ok, n, n_target, fixes, msg, demoted, timed_out)
 
 
 #: Breaks tried with the expensive local fixes before whole pieces are demoted to plates.

@@ -99,23 +99,24 @@ def defer_to_support(steps: np.ndarray, z: np.ndarray, edges: np.ndarray) -> np.
         nbr[b].append(a)
     out = steps.copy()
     placed = np.zeros(n, dtype=bool)
+    # bricks whose step has come and that are not placed yet: a waiting brick has no placed
+    # neighbour (it is queued the moment one is placed), so each step starts from its own
+    # bricks only; linear in bricks + edges, however many bricks never reach the ground
+    waiting = np.zeros(n, dtype=bool)
     order = np.argsort(steps, kind="stable")
     bounds = np.flatnonzero(np.diff(steps[order])) + 1
-    pending: list[int] = []
     for ids in np.split(order, bounds):
         s = int(steps[ids[0]])
-        cand = pending + ids.tolist()
-        waiting = set(cand)
-        queue = [i for i in cand if z[i] == 0 or any(placed[j] for j in nbr[i])]
+        waiting[ids] = True
+        queue = [i for i in ids.tolist() if z[i] == 0 or any(placed[j] for j in nbr[i])]
         while queue:
             i = queue.pop()
             if placed[i]:
                 continue
             placed[i] = True
-            waiting.discard(i)
+            waiting[i] = False
             out[i] = s
-            queue.extend(j for j in nbr[i] if j in waiting)
-        pending = [i for i in cand if not placed[i]]
+            queue.extend(j for j in nbr[i] if waiting[j])
     return np.unique(out, return_inverse=True)[1].astype(np.int64)
 
 

@@ -302,3 +302,24 @@ def test_photo_colours_are_regularised_before_merging():
     assert len({b.color for b in raw.bricks}) == 2 and len({b.color for b in reg.bricks}) == 1
     assert len(reg.bricks) < len(raw.bricks)
     assert reg.meta["colors"]["regularised"]["surface_changed"] > 0
+
+
+def test_connecting_a_fragmented_shape_stops_at_the_budget_and_says_so(monkeypatch):
+    """A checkerboard has a break at nearly every cell: connecting stops at the conversion's
+    budget (shared by every candidate) with a warning naming it, and the bricks still cover
+    the same cells as a conversion given all the time it needs."""
+    from image2lego.lego import convert
+
+    i, j, k = np.indices((8, 8, 8))
+    g = (i + j + k) % 2 == 0
+    full = voxels_to_bricks(g)
+    monkeypatch.setattr(convert, "CONNECT_BUDGET_S", 0.0)
+    m = voxels_to_bricks(g)
+    assert m.meta["connected"] is False
+    (w,) = [w for w in m.meta["warnings"] if "could not connect" in w]
+    assert "time budget ran out" in w and "connecting gets 0 s per model" in w
+    assert not any("time budget" in w for w in full.meta["warnings"])
+    np.testing.assert_array_equal(m.occupancy(), full.occupancy())
+    monkeypatch.setattr(convert, "CONNECT_BUDGET_S", 60.0)  # a real shape never needs it
+    m = voxels_to_bricks(g[:, :, :1] | True)
+    assert m.meta["connected"] and m.meta["warnings"] == []
