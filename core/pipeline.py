@@ -19,7 +19,7 @@ import numpy as np
 from ..lego.bricks import BrickModel
 from ..lego.convert import ConvertOptions, voxels_to_bricks
 from ..lego.progress import Progress, run  # noqa: F401  (the pipeline's API)
-from ..lego.repair import RepairReport, repair
+from ..lego.repair import RepairOptions, RepairReport, repair
 from ..lego.stability import fully_supported
 from ..lego.voxels import FRAGMENT_FRACTION, drop_fragments, validate_grid
 
@@ -120,7 +120,8 @@ def _finish(
         yield Progress(0.8, note)
     elif options.repair:
         yield Progress(0.8, "Checking stability and repairing")
-        model, report = repair(model, reinforce=options.reinforce)
+        typed = RepairOptions.from_convert(options.convert)
+        model, report = repair(model, reinforce=options.reinforce, options=typed)
     yield Progress(0.95, f"{len(model)} bricks")
     return model, report
 

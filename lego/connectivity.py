@@ -92,6 +92,56 @@ def lattice_edges(lab: np.ndarray) -> np.ndarray:
     return np.stack([key // n, key % n], axis=1)
 
 
+def seams(lab: np.ndarray, comp: np.ndarray) -> np.ndarray:
+    """Breaks: horizontally adjacent lattice cells whose bricks are in different components
+    (``comp[brick]``; the one seam finder of the merger and the repair).
+
+    Returns unique rows ``(b1, b2, x1, y1, x2, y2, p)`` with ``b1 < b2``, one cell pair per
+    brick pair (the first in scan order: x seams, then y seams).
+    """
+    cl = np.where(lab >= 0, comp[np.maximum(lab, 0)], -1)
+    rows = []
+    for ax in (0, 1):
+        sl0 = tuple(slice(None, -1) if a == ax else slice(None) for a in range(3))
+        sl1 = tuple(slice(1, None) if a == ax else slice(None) for a in range(3))
+        c0, c1 = cl[sl0], cl[sl1]
+        m = (c0 >= 0) & (c1 >= 0) & (c0 != c1)
+        if m.any():
+            x, y, p = np.nonzero(m)
+            x2, y2 = (x + 1, y) if ax == 0 else (x, y + 1)
+            rows.append(np.stack([lab[sl0][m], lab[sl1][m], x, y, x2, y2, p], axis=1))
+    if not rows:
+        return np.zeros((0, 7), dtype=np.int64)
+    r = np.concatenate(rows)
+    swap = r[:, 0] > r[:, 1]
+    r[swap] = r[swap][:, [1, 0, 4, 5, 2, 3, 6]]
+    _, first = np.unique(r[:, 0] * (len(comp) + 1) + r[:, 1], return_index=True)
+    return r[np.sort(first)]
+
+
+def neighbours(lab: np.ndarray, boxes, ids, vertical: bool = False) -> set[int]:
+    """Bricks touching ``ids`` sideways in the same plate layers (and, with ``vertical``,
+    directly above or below their footprints), ``ids`` themselves left out.
+
+    ``boxes`` is ``(x, y, z, nx, ny, h)``: per-brick sequences indexed like ``lab``'s values
+    (an :class:`~image2lego.lego.merge.Assembly`'s lists or :func:`brick_arrays`' arrays).
+    """
+    bx, by, bz, bnx, bny, bh = boxes
+    X, Y, Z = lab.shape
+    out: set[int] = set()
+    for i in ids:
+        x, y, z = int(bx[i]), int(by[i]), int(bz[i])
+        x1, y1, z1 = x + int(bnx[i]), y + int(bny[i]), z + int(bh[i])
+        out.update(np.unique(lab[max(x - 1, 0) : x1 + 1, max(y - 1, 0) : y1 + 1, z:z1]).tolist())
+        if vertical:
+            if z > 0:
+                out.update(np.unique(lab[x:x1, y:y1, z - 1]).tolist())
+            if z1 < Z:
+                out.update(np.unique(lab[x:x1, y:y1, z1]).tolist())
+    out.discard(-1)
+    return out - {int(i) for i in ids}
+
+
 def brick_graph(model: BrickModel) -> tuple[int, np.ndarray]:
     """``(n_bricks, edges)``: ``edges[k] = (i, j)`` indexes ``model.bricks``, ``i`` below ``j``.
 

@@ -55,6 +55,7 @@ from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from . import connectivity
 from .bricks import Brick, BrickModel
 from .catalogue import CATALOGUE
 from .units import PLATES_PER_BRICK
@@ -843,37 +844,8 @@ def colour_bound(cells: np.ndarray) -> int:
 
 
 def _seams(asm: Assembly, comp: np.ndarray) -> np.ndarray:
-    """Breaks: horizontally adjacent cells whose bricks are in different components.
-
-    Returns unique rows ``(b1, b2, x1, y1, x2, y2, p)`` (one cell pair per brick pair).
-    """
-    lab = asm.lab
-    cl = np.where(lab >= 0, comp[np.maximum(lab, 0)], -1)
-    rows = []
-    for ax in (0, 1):
-        sl0 = (
-            (slice(None, -1), slice(None), slice(None))
-            if ax == 0
-            else (slice(None), slice(None, -1), slice(None))
-        )
-        sl1 = (
-            (slice(1, None), slice(None), slice(None))
-            if ax == 0
-            else (slice(None), slice(1, None), slice(None))
-        )
-        c0, c1 = cl[sl0], cl[sl1]
-        m = (c0 >= 0) & (c1 >= 0) & (c0 != c1)
-        if m.any():
-            x, y, p = np.nonzero(m)
-            x2, y2 = (x + 1, y) if ax == 0 else (x, y + 1)
-            rows.append(np.stack([lab[sl0][m], lab[sl1][m], x, y, x2, y2, p], axis=1))
-    if not rows:
-        return np.zeros((0, 7), dtype=np.int64)
-    r = np.concatenate(rows)
-    swap = r[:, 0] > r[:, 1]
-    r[swap] = r[swap][:, [1, 0, 4, 5, 2, 3, 6]]
-    _, first = np.unique(r[:, 0] * (len(asm.x) + 1) + r[:, 1], return_index=True)
-    return r[np.sort(first)]
+    """Breaks: rows ``(b1, b2, x1, y1, x2, y2, p)`` (:func:`connectivity.seams`)."""
+    return connectivity.seams(asm.lab, comp)
 
 
 def _bridges(asm: Assembly, ids, cell1, cell2, comp, need) -> list[Rects]:
@@ -943,15 +915,7 @@ def _try_bridge(asm, ids, bridge: Rects, n_before: int) -> bool:
 
 def _neighbours(asm: Assembly, ids) -> set[int]:
     """Bricks horizontally adjacent to ``ids`` in the same plate layers."""
-    out: set[int] = set()
-    X, Y, _ = asm.shape
-    for i in ids:
-        xs, ys, zs = asm.cells_of(i)
-        x0, x1 = max(xs.start - 1, 0), min(xs.stop + 1, X)
-        y0, y1 = max(ys.start - 1, 0), min(ys.stop + 1, Y)
-        out.update(np.unique(asm.lab[x0:x1, y0:y1, zs]).tolist())
-    out.discard(-1)
-    return out - set(int(i) for i in ids)
+    return connectivity.neighbours(asm.lab, (asm.x, asm.y, asm.z, asm.nx, asm.ny, asm.h), ids)
 
 
 def _retile(asm: Assembly, ids, demote: bool, variant: int, seed: int) -> list[int]:

@@ -15,7 +15,7 @@ cells, or nothing helps any more:
    bricks of the connection and their same-layer neighbours are re-tiled together, in brick
    layers and, when the model may use plates, demoted to staggered plates, so longer bricks
    spread the load over more studs.
-3. **Shell models** (``meta["options"]["hollow"] == "shell"``): hidden columns of 1x1
+3. **Shell models** (:attr:`RepairOptions.shell`): hidden columns of 1x1
    bricks/plates are added in the empty interior under weak bricks, down to the next brick
    or the ground, only where they are enclosed by the shell.
 4. **Props** (``reinforce=True``, the default): when re-tiling the same cells cannot hold an
@@ -213,35 +213,15 @@ def _done(r: StabilityReport, n_cells: int) -> bool:
 
 
 def _neighbours(lab: np.ndarray, arr: dict, ids, vertical: bool = False) -> set[int]:
-    """Bricks touching ``ids`` sideways in the same plate layers (and, with ``vertical``,
-    directly above or below their footprints)."""
-    out: set[int] = set()
-    X, Y, Z = lab.shape
-    for i in ids:
-        x, y, z = int(arr["x"][i]), int(arr["y"][i]), int(arr["z"][i])
-        x1, y1, z1 = x + int(arr["nx"][i]), y + int(arr["ny"][i]), z + int(arr["h"][i])
-        out.update(np.unique(lab[max(x - 1, 0) : x1 + 1, max(y - 1, 0) : y1 + 1, z:z1]).tolist())
-        if vertical:
-            if z > 0:
-                out.update(np.unique(lab[x:x1, y:y1, z - 1]).tolist())
-            if z1 < Z:
-                out.update(np.unique(lab[x:x1, y:y1, z1]).tolist())
-    out.discard(-1)
-    return out
+    """Bricks touching ``ids`` sideways (and, with ``vertical``, above or below)."""
+    boxes = (arr["x"], arr["y"], arr["z"], arr["nx"], arr["ny"], arr["h"])
+    return connectivity.neighbours(lab, boxes, ids, vertical)
 
 
 def _seam_pairs(lab: np.ndarray, comp: np.ndarray) -> list[tuple[int, int]]:
     """Horizontally adjacent brick pairs in different components (sorted, unique)."""
-    cl = np.where(lab >= 0, comp[np.maximum(lab, 0)], -1)
-    pairs = []
-    for ax in (0, 1):
-        a, c = np.moveaxis(lab, ax, 0), np.moveaxis(cl, ax, 0)
-        m = (c[:-1] >= 0) & (c[1:] >= 0) & (c[:-1] != c[1:])
-        pairs.append(np.stack([a[:-1][m], a[1:][m]], axis=1))
-    p = np.concatenate(pairs)
-    if not len(p):
-        return []
-    return [tuple(map(int, q)) for q in np.unique(np.sort(p, axis=1), axis=0)]
+    rows = connectivity.seams(lab, comp)
+    return sorted({(int(a), int(b)) for a, b in rows[:, :2]})
 
 
 def _worst_first(r: StabilityReport) -> np.ndarray:
@@ -288,10 +268,49 @@ def _weak_regions(model: BrickModel, r: StabilityReport) -> list[list[int]]:
     return regions
 
 
-def _interior(model: BrickModel, occ: np.ndarray) -> np.ndarray | None:
+@dataclass(frozen=True)
+class RepairOptions:
+    """What repair needs to know about how the model was built (typed, not string keys).
+
+    * ``shell``: the model is a shell (hollow, ``ConvertOptions.hollow == "shell"``), so
+      hidden supports may go in its empty interior;
+    * ``may_demote``: bricks may be re-tiled as plates (not when only bricks are allowed);
+    * ``max_bricks_per_step``: the step size used when the repaired model's steps are
+      assigned again.
+    """
+
+    shell: bool = False
+    may_demote: bool = True
+    max_bricks_per_step: int = DEFAULT_MAX_BRICKS_PER_STEP
+
+    @staticmethod
+    def from_convert(opts) -> RepairOptions:
+        """From a :class:`~image2lego.lego.convert.ConvertOptions`."""
+        return RepairOptions(
+            shell=opts.hollow == "shell",
+            may_demote=opts.brick_types != "bricks",
+            max_bricks_per_step=int(opts.max_bricks_per_step),
+        )
+
+    @staticmethod
+    def of(model: BrickModel) -> RepairOptions:
+        """From the options the converter recorded in ``model.meta["options"]`` (the one
+        place that reads them); defaults for a model that has none (e.g. read from LDraw)."""
+        opts = model.meta.get("options") if isinstance(model.meta, dict) else None
+        if not isinstance(opts, dict):
+            return RepairOptions()
+        per = opts.get("max_bricks_per_step")
+        ok = isinstance(per, int) and not isinstance(per, bool) and per >= 1
+        return RepairOptions(
+            shell=opts.get("hollow") == "shell",
+            may_demote=opts.get("brick_types") != "bricks",
+            max_bricks_per_step=per if ok else DEFAULT_MAX_BRICKS_PER_STEP,
+        )
+
+
+def _interior(occ: np.ndarray, options: RepairOptions) -> np.ndarray | None:
     """Empty cells enclosed by a shell model (where hidden support may go), else None."""
-    opts = model.meta.get("options") if isinstance(model.meta, dict) else None
-    if not isinstance(opts, dict) or opts.get("hollow") != "shell":
+    if not options.shell:
         return None
     return ndimage.binary_fill_holes(occ) & ~occ
 
@@ -449,12 +468,221 @@ def _reasons(model: BrickModel, r: StabilityReport) -> list[tuple[int, str]]:
     return out
 
 
-def _with_steps(model: BrickModel, bricks: list[Brick]) -> BrickModel:
-    opts = model.meta.get("options") if isinstance(model.meta, dict) else None
-    per = DEFAULT_MAX_BRICKS_PER_STEP
-    if isinstance(opts, dict) and isinstance(opts.get("max_bricks_per_step"), int):
-        per = opts["max_bricks_per_step"]
-    return assign_steps(BrickModel(bricks, model.shape, dict(model.meta)), per)
+def _with_steps(model: BrickModel, bricks: list[Brick], per_step: int) -> BrickModel:
+    return assign_steps(BrickModel(bricks, model.shape, dict(model.meta)), per_step)
+
+
+class _Search:
+    """One repair run's state: the current best model and its analysis, the counters, the
+    CPU deadline; one method per kind of move (each returns True when it found a better
+    model and made it current)."""
+
+    def __init__(
+        self,
+        model: BrickModel,
+        options: RepairOptions,
+        seed: int,
+        clutch_n: float,
+        ground_clutch: bool,
+        time_budget_s: float,
+        add_budget: int,
+    ):
+        self.model, self.options, self.seed = model, options, seed
+        self.clutch_n, self.ground_clutch = clutch_n, ground_clutch
+        self.time_budget_s = time_budget_s
+        # The budget is process CPU time: the same amount of search on a busy or an idle
+        # machine (on an idle one it is about wall time). Reported times are wall time.
+        self.deadline = time.process_time() + time_budget_s
+        self.objective = "sum"  # fast, exact verdict; "max" when there is work to do
+        self.occ0 = model.occupancy()
+        self.n_cells = merge.cell_components(self.occ0) if len(model) else 0
+        self.interior = _interior(self.occ0, options)
+        self.add_budget = add_budget
+        self.iterations = self.changes = self.supports = self.props = self.added_n = 0
+        self.retile_cpu = 0.0
+        self.messages: list[str] = []
+        rep0 = self.analyse(model)
+        if rep0.overloaded:
+            # The search compares and targets min-max equilibria: their largest utilisation
+            # is the clutch the model needs, and their overloaded connections are the
+            # critical ones (the least-total-tension equilibrium piles pull onto arbitrary
+            # studs).
+            self.objective = "max"
+            rep0 = self.analyse(model)
+        self.rep0 = rep0
+        self.cur, self.rep = model, rep0
+
+    def analyse(self, m: BrickModel) -> StabilityReport:
+        return analyze_stability(
+            m, clutch_n=self.clutch_n, ground_clutch=self.ground_clutch, objective=self.objective
+        )
+
+    def done(self) -> bool:
+        return _done(self.rep, self.n_cells)
+
+    def out_of_time(self) -> bool:
+        return time.process_time() >= self.deadline
+
+    def consider(self, bricks: list[Brick]) -> bool:
+        """Make ``bricks`` the current model if it is strictly better (:func:`_key`)."""
+        cand = BrickModel(bricks, self.model.shape, dict(self.model.meta))
+        r = self.analyse(cand)
+        if _key(r) < _key(self.rep):
+            self.cur, self.rep = cand, r
+            return True
+        return False
+
+    def reconnect(self) -> bool:
+        """Breaks first: the merger's re-merge-around-breaks pass, with another seed."""
+        if not len(self.cur) or self.rep.n_components <= self.n_cells:
+            return False
+        asm = merge.Assembly.from_bricks(self.cur.bricks, self.cur.shape)
+        asm.allow_plates = self.options.may_demote
+        budget = max(0.0, min(10.0, self.deadline - time.process_time()))
+        res = merge.connect(asm, self.n_cells, seed=self.seed + 1, time_budget=budget)
+        if res.fixes and self.consider(asm.to_bricks()):
+            self.changes += 1
+            return True
+        return False
+
+    def shell_supports(self) -> bool:
+        """Shell models: hidden interior columns under the weak bricks."""
+        if self.interior is None:
+            return False
+        extra = _supports(self.cur, self.rep, self.interior)
+        if extra and self.consider(self.cur.bricks + extra):
+            self.supports += len(extra)
+            return True
+        return False
+
+    def retile(self) -> bool:
+        """Re-tile the weak regions; at most RETILE_SHARE of the budget, so that props always
+        get their turn."""
+        t = time.process_time()
+        try:
+            demotes = (False, True) if self.options.may_demote else (False,)
+            for region in _weak_regions(self.cur, self.rep)[:RETILE_REGIONS]:
+                if time.process_time() - t + self.retile_cpu >= RETILE_SHARE * self.time_budget_s:
+                    return False
+                chosen = [self.cur.bricks[i] for i in region]
+                for demote in demotes:
+                    seed = self.seed + self.iterations
+                    cand = merge.remerge_region(self.cur, chosen, seed=seed, demote=demote)
+                    if self.consider(cand.bricks):
+                        self.changes += 1
+                        return True
+            return False
+        finally:
+            self.retile_cpu += time.process_time() - t
+
+    def prop_up(self) -> bool:
+        """The cells themselves cannot carry the load: prop up the overhangs."""
+        if self.added_n >= self.add_budget or not self.rep.overloaded:
+            return False
+        for extra in _props(self.cur, self.rep, self.add_budget - self.added_n):
+            if self.out_of_time():
+                return False
+            if self.consider(self.cur.bricks + extra):
+                self.props += len(extra)
+                self.added_n += _cells(extra)
+                return True
+        return False
+
+    def run(self, max_iterations: int) -> None:
+        """Iterate the moves until done, stuck, or out of iterations or time."""
+        self.reconnect()
+        skip_retile = 0
+        while self.iterations < max_iterations and not self.done() and not self.out_of_time():
+            self.iterations += 1
+            # Shell models: hidden interior columns under the weak bricks are the surest fix.
+            if self.shell_supports():
+                continue
+            # Re-tiling keeps the shape and is tried first, props first when a connection
+            # needs several times its clutch; after a re-tiling pass has failed only props
+            # are tried for a few iterations, unless they find nothing either.
+            rep = self.rep
+            severe = bool(rep.overloaded) and float(np.max(rep.stress[rep.overloaded])) > (
+                PROPS_FIRST
+            )
+            paused = skip_retile > 0
+            skip_retile = max(0, skip_retile - 1)
+            moves = [self.prop_up] if severe else []
+            moves += [] if paused else [self.retile]
+            moves += [] if severe else [self.prop_up]
+            improved = False
+            for move in moves:
+                improved = move()
+                if improved:
+                    break
+                if move == self.retile:
+                    skip_retile = RETILE_PAUSE
+            if not improved and paused:
+                improved = self.retile()
+            if not improved:
+                break
+
+    def finish(self, reinforce: bool, max_added_fraction: float) -> tuple[BrickModel, RepairReport]:
+        """Guard, re-step and report the best model found."""
+        model, cur, rep = self.model, self.cur, self.rep
+        if self.out_of_time() and not self.done():
+            self.messages.append(f"stopped at the time budget of {self.time_budget_s:g} s (CPU)")
+        if reinforce and rep.overloaded and self.add_budget - self.added_n < PLATES_PER_BRICK:
+            self.messages.append(
+                f"props used up their cap of {100 * max_added_fraction:g} % of the cells "
+                f"({self.added_n} plate cells)"
+            )
+        if cur is not model:
+            cur, rep = self._checked(cur, rep)
+        if rep.n_components > self.n_cells:
+            self.messages.append(
+                f"bricks form {rep.n_components} pieces where the cells form {self.n_cells}: "
+                "some seams could not be bridged"
+            )
+        if cur is model:  # hand back a copy so the caller's model is never mutated
+            cur = BrickModel(list(model.bricks), model.shape, dict(model.meta))
+        required = None
+        if rep.overloaded:
+            if self.objective != "max":
+                self.objective = "max"
+                rep = self.analyse(cur)
+            finite = rep.stress[np.isfinite(rep.stress)]
+            required = float(finite.max() * self.clutch_n) if finite.size else None
+        report = RepairReport(
+            before=Snapshot.of(model, self.rep0),
+            after=Snapshot.of(cur, rep),
+            n_cell_components=self.n_cells,
+            iterations=self.iterations,
+            changes=self.changes,
+            support_bricks=self.supports,
+            reinforcement_bricks=self.props,
+            added_cells=self.added_n,
+            time_s=0.0,
+            clutch_n=float(self.clutch_n),
+            unrepairable=_reasons(cur, rep),
+            messages=self.messages,
+            stability=rep,
+            required_clutch_n=required,
+        )
+        cur.meta["stability"] = report.to_dict()
+        _refresh_warnings(cur, rep, self.n_cells)
+        return cur, report
+
+    def _checked(self, cur: BrickModel, rep: StabilityReport):
+        """The changed model, re-stepped, if it only added cells where repair may (hidden
+        shell supports, props); else the original (a bug guard)."""
+        occ1 = cur.occupancy()
+        new_cells = occ1 & ~self.occ0
+        outside = new_cells if self.interior is None else new_cells & ~self.interior
+        if (self.occ0 & ~occ1).any() or (outside.any() and not self.props):
+            # Never hand back a model whose visible cells differ.
+            self.messages.append("repair changed the occupied cells; the original layout is kept")
+            return self.model, self.rep0
+        cur = _with_steps(cur, cur.bricks, self.options.max_bricks_per_step)
+        rep = self.analyse(cur)  # indices changed with the step order
+        if self.props:  # visible props are added cells, like the converter's bridges
+            prev = cur.meta.get("added_cells") or []
+            cur.meta["added_cells"] = list(prev) + np.argwhere(outside).tolist()
+        return cur, rep
 
 
 def repair(
@@ -466,6 +694,7 @@ def repair(
     time_budget_s: float = 30.0,
     reinforce: bool = True,
     max_added_fraction: float = MAX_ADDED_FRACTION,
+    options: RepairOptions | None = None,
 ) -> tuple[BrickModel, RepairReport]:
     """Make ``model`` connected and stable by local re-tiling; report what could not be.
 
@@ -475,7 +704,8 @@ def repair(
     when it runs out). When re-tiling the same cells cannot make it stable and ``reinforce``
     is on, visible props (1x1 columns) are added under the overhangs that pull too hard, at
     most ``max_added_fraction`` of the model's cells in all; ``reinforce=False`` never adds a
-    visible cell.
+    visible cell. ``options`` (how the model was built) defaults to
+    :meth:`RepairOptions.of` the model.
     """
     if not isinstance(model, BrickModel):
         raise TypeError(f"repair needs a BrickModel, got {type(model).__name__}")
@@ -483,173 +713,18 @@ def repair(
         raise ValueError(f"max_iterations must be >= 0, got {max_iterations}")
     if not 0.0 <= max_added_fraction <= 1.0:
         raise ValueError(f"max_added_fraction must be in [0, 1], got {max_added_fraction}")
-    # The budget is process CPU time: the same amount of search on a busy or an idle machine
-    # (on an idle one it is about wall time). Reported times are wall time.
+    if options is None:
+        options = RepairOptions.of(model)
+    elif not isinstance(options, RepairOptions):
+        raise TypeError(f"options must be a RepairOptions, got {type(options).__name__}")
     t0 = time.perf_counter()
-    deadline = time.process_time() + time_budget_s
-
-    objective = "sum"  # fast, exact verdict; switched to "max" when there is work to do
-
-    def analyse(m: BrickModel) -> StabilityReport:
-        return analyze_stability(
-            m, clutch_n=clutch_n, ground_clutch=ground_clutch, objective=objective
-        )
-
-    occ0 = model.occupancy()
-    n_cells = merge.cell_components(occ0) if len(model) else 0
-    opts = model.meta.get("options") if isinstance(model.meta, dict) else None
-    may_demote = not (isinstance(opts, dict) and opts.get("brick_types") == "bricks")
-    interior = _interior(model, occ0)
-    rep0 = analyse(model)
-    cur, rep = model, rep0
-    if rep.overloaded:
-        # The search compares and targets min-max equilibria: their largest utilisation is
-        # the clutch the model needs, and their overloaded connections are the critical ones
-        # (the least-total-tension equilibrium piles pull onto arbitrary studs).
-        objective = "max"
-        rep0 = rep = analyse(model)
-    messages: list[str] = []
-    iterations = changes = supports = props = added_n = skip_retile = 0
-    add_budget = int(max_added_fraction * occ0.sum()) if reinforce else 0
-
-    def consider(cand_bricks: list[Brick]) -> bool:
-        nonlocal cur, rep
-        cand = BrickModel(cand_bricks, model.shape, dict(model.meta))
-        r = analyse(cand)
-        if _key(r) < _key(rep):
-            cur, rep = cand, r
-            return True
-        return False
-
-    # Breaks first: A's re-merge-around-breaks pass, with another seed.
-    if len(model) and rep.n_components > n_cells:
-        asm = merge.Assembly.from_bricks(cur.bricks, cur.shape)
-        asm.allow_plates = may_demote
-        budget = max(0.0, min(10.0, deadline - time.process_time()))
-        res = merge.connect(asm, n_cells, seed=seed + 1, time_budget=budget)
-        if res.fixes and consider(asm.to_bricks()):
-            changes += 1
-
-    retile_cpu = 0.0
-
-    def retile() -> bool:
-        # at most RETILE_SHARE of the budget, so that props always get their turn
-        nonlocal changes, retile_cpu
-        t = time.process_time()
-        try:
-            for region in _weak_regions(cur, rep)[:RETILE_REGIONS]:
-                if time.process_time() - t + retile_cpu >= RETILE_SHARE * time_budget_s:
-                    return False
-                chosen = [cur.bricks[i] for i in region]
-                for demote in (False, True) if may_demote else (False,):
-                    cand = merge.remerge_region(cur, chosen, seed=seed + iterations, demote=demote)
-                    if consider(cand.bricks):
-                        changes += 1
-                        return True
-            return False
-        finally:
-            retile_cpu += time.process_time() - t
-
-    def prop_up() -> bool:
-        # The cells themselves cannot carry the load: prop up the overhangs.
-        nonlocal props, added_n
-        if added_n >= add_budget or not rep.overloaded:
-            return False
-        for extra in _props(cur, rep, add_budget - added_n):
-            if time.process_time() >= deadline:
-                return False
-            if consider(cur.bricks + extra):
-                props += len(extra)
-                added_n += _cells(extra)
-                return True
-        return False
-
-    while (
-        iterations < max_iterations and not _done(rep, n_cells) and time.process_time() < deadline
-    ):
-        iterations += 1
-        # Shell models: hidden interior columns under the weak bricks are the surest fix.
-        if interior is not None:
-            extra = _supports(cur, rep, interior)
-            if extra and consider(cur.bricks + extra):
-                supports += len(extra)
-                continue
-        # Re-tiling keeps the shape and is tried first, props first when a connection needs
-        # several times its clutch; after a re-tiling pass has failed only props are tried for
-        # a few iterations, unless they find nothing either.
-        severe = bool(rep.overloaded) and float(np.max(rep.stress[rep.overloaded])) > PROPS_FIRST
-        paused = skip_retile > 0
-        skip_retile = max(0, skip_retile - 1)
-        moves = [prop_up] if severe else []
-        moves += [] if paused else [retile]
-        moves += [] if severe else [prop_up]
-        improved = False
-        for move in moves:
-            improved = move()
-            if improved:
-                break
-            if move is retile:
-                skip_retile = RETILE_PAUSE
-        if not improved and paused:
-            improved = retile()
-        if not improved:
-            break
-    if time.process_time() >= deadline and not _done(rep, n_cells):
-        messages.append(f"stopped at the time budget of {time_budget_s:g} s (CPU)")
-    if reinforce and rep.overloaded and add_budget - added_n < PLATES_PER_BRICK:
-        messages.append(
-            f"props used up their cap of {100 * max_added_fraction:g} % of the cells "
-            f"({added_n} plate cells)"
-        )
-
-    if cur is not model:
-        occ1 = cur.occupancy()
-        new_cells = occ1 & ~occ0
-        # cells may only be added as hidden interior supports (shell) or as props
-        outside = new_cells if interior is None else new_cells & ~interior
-        if (occ0 & ~occ1).any() or (outside.any() and not props):
-            # Never hand back a model whose visible cells differ; this is a bug guard.
-            messages.append("repair changed the occupied cells; the original layout is kept")
-            cur, rep = model, rep0
-        else:
-            cur = _with_steps(cur, cur.bricks)
-            rep = analyse(cur)  # indices changed with the step order
-            if props:  # visible props are added cells, like the converter's bridges
-                shown = outside if interior is None else new_cells & ~interior
-                prev = cur.meta.get("added_cells") or []
-                cur.meta["added_cells"] = list(prev) + np.argwhere(shown).tolist()
-    if rep.n_components > n_cells:
-        messages.append(
-            f"bricks form {rep.n_components} pieces where the cells form {n_cells}: "
-            "some seams could not be bridged"
-        )
-    if cur is model:  # hand back a copy so the caller's model is never mutated
-        cur = BrickModel(list(model.bricks), model.shape, dict(model.meta))
-    required = None
-    if rep.overloaded:
-        if objective != "max":
-            objective = "max"
-            rep = analyse(cur)
-        finite = rep.stress[np.isfinite(rep.stress)]
-        required = float(finite.max() * clutch_n) if finite.size else None
-    report = RepairReport(
-        before=Snapshot.of(model, rep0),
-        after=Snapshot.of(cur, rep),
-        n_cell_components=n_cells,
-        iterations=iterations,
-        changes=changes,
-        support_bricks=supports,
-        reinforcement_bricks=props,
-        added_cells=added_n,
-        time_s=time.perf_counter() - t0,
-        clutch_n=float(clutch_n),
-        unrepairable=_reasons(cur, rep),
-        messages=messages,
-        stability=rep,
-        required_clutch_n=required,
-    )
+    n_occupied = int(model.occupancy().sum()) if len(model) else 0
+    add_budget = int(max_added_fraction * n_occupied) if reinforce else 0
+    search = _Search(model, options, seed, clutch_n, ground_clutch, time_budget_s, add_budget)
+    search.run(max_iterations)
+    cur, report = search.finish(reinforce, max_added_fraction)
+    report.time_s = time.perf_counter() - t0
     cur.meta["stability"] = report.to_dict()
-    _refresh_warnings(cur, rep, n_cells)
     return cur, report
 
 
@@ -683,4 +758,4 @@ def _refresh_warnings(model: BrickModel, r: StabilityReport, n_cells: int) -> No
         }
 
 
-__all__ = ["RepairReport", "Snapshot", "repair"]
+__all__ = ["RepairOptions", "RepairReport", "Snapshot", "repair"]

@@ -97,3 +97,63 @@ def test_summary_and_empty_model():
         "n_articulation": 0,
         "n_links": 0,
     }
+
+
+# ------------------------------------------------------------- the shared seam / neighbour helpers
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from image2lego.lego.connectivity import (  # noqa: E402
+    brick_arrays,
+    label_lattice,
+    neighbours,
+    seams,
+)
+
+
+def _random_model(seed: int) -> BrickModel:
+    rng = np.random.default_rng(seed)
+    lab = np.full((6, 6, 4), -1)
+    bricks = []
+    for _ in range(30):
+        x, y, z = (int(v) for v in rng.integers(0, [5, 6, 4]))
+        if (lab[x : x + 2, y, z] < 0).all() and x + 2 <= 6:
+            lab[x : x + 2, y, z] = len(bricks)
+            bricks.append(Brick(z, y, x, "3023"))  # 1x2 plate along x
+        elif lab[x, y, z] < 0:
+            lab[x, y, z] = len(bricks)
+            bricks.append(Brick(z, y, x, "3024"))  # 1x1 plate
+    return BrickModel(bricks, (6, 6, 4))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_seams_and_neighbours_match_brute_force(seed):
+    m = _random_model(seed)
+    d = brick_arrays(m)
+    lab = label_lattice(d, m.shape)
+    comp = analyze(m, articulation=False).component_of
+    want = set()
+    for x, y, z in np.argwhere(lab >= 0):
+        for dx, dy in ((1, 0), (0, 1)):
+            if x + dx < 6 and y + dy < 6:
+                a, b = lab[x, y, z], lab[x + dx, y + dy, z]
+                if b >= 0 and comp[a] != comp[b]:
+                    want.add((min(a, b), max(a, b)))
+    rows = seams(lab, comp)
+    assert {(int(a), int(b)) for a, b in rows[:, :2]} == want and len(rows) == len(want)
+    for b1, b2, x1, y1, x2, y2, p in rows.tolist():
+        assert abs(x1 - x2) + abs(y1 - y2) == 1 and {lab[x1, y1, p], lab[x2, y2, p]} == {b1, b2}
+    boxes = (d["x"], d["y"], d["z"], d["nx"], d["ny"], d["h"])
+    for i in range(len(m.bricks)):
+        cells = np.argwhere(lab == i)
+        side, vert = set(), set()
+        for x, y, z in cells:
+            for dx, dy, dz in ((1, 0, 0), (-1, 0, 0), (0, 1, 0), (0, -1, 0), (0, 0, 1), (0, 0, -1)):
+                q = (x + dx, y + dy, z + dz)
+                if all(0 <= v < s for v, s in zip(q, lab.shape)) and lab[q] not in (-1, i):
+                    (vert if dz else side).add(int(lab[q]))
+        got = neighbours(lab, boxes, [i])
+        assert side <= got  # face neighbours sideways (and diagonal ones in the box ring)
+        assert side | vert <= neighbours(lab, boxes, [i], vertical=True)
+        assert i not in got

@@ -219,3 +219,22 @@ def test_warnings_describe_the_repaired_model_not_the_converted_one():
     assert fixed.meta["warnings"] == [
         f"{n} brick(s) are not connected to the ground layer (after repair)"
     ]
+
+
+def test_repair_options_are_typed_from_the_converter_or_its_meta():
+    from image2lego.lego.convert import ConvertOptions
+    from image2lego.lego.repair import RepairOptions
+
+    opts = ConvertOptions(hollow="shell", brick_types="bricks", max_bricks_per_step=7)
+    typed = RepairOptions.from_convert(opts)
+    assert typed == RepairOptions(shell=True, may_demote=False, max_bricks_per_step=7)
+    g = np.zeros((6, 6, 6), bool)
+    g[1:5, 1:5, 0:5] = True
+    m = voxels_to_bricks(g, options=opts)
+    assert RepairOptions.of(m) == typed
+    # a model without (or with hostile) recorded options gets the defaults
+    assert RepairOptions.of(BrickModel([], (1, 1, 1))) == RepairOptions()
+    bad = BrickModel([], (1, 1, 1), {"options": {"max_bricks_per_step": "9", "hollow": 3}})
+    assert RepairOptions.of(bad) == RepairOptions()
+    with pytest.raises(TypeError, match="RepairOptions"):
+        repair(m, options={"hollow": "shell"})  # type: ignore[arg-type]
