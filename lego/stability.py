@@ -66,6 +66,7 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -536,3 +537,77 @@ def step_stability(
         checked_steps=checked,
         cpu_time_s=time.process_time() - c0,
     )
+
+
+def stabilise_steps(
+    model: BrickModel,
+    clutch_n: float = CLUTCH_N_DEFAULT,
+    ground_clutch: bool = True,
+    time_budget_s: float = 20.0,
+) -> tuple[BrickModel, StepStability, int]:
+    """Reorder the build so that every intermediate model holds (issue #17, item 3).
+
+    Walks the steps in order and analyses each intermediate model as :func:`step_stability`
+    does (the LP at each layer's end, the graph check between). Where one does not hold,
+    the bricks of that step that fail (unsupported or overloaded; else the step's bricks in
+    the same piece as a failing brick: the load that overloads it) are put on one step
+    later, with what comes next (a brick that pulls on an overhang waits for the bricks
+    that hold it), and the step is analysed again. The finished model is never changed,
+    only the order; what the last step leaves unstable stays so. ``time_budget_s`` (CPU)
+    bounds the moves; the checks always run to the end. Returns the reordered model (steps
+    renumbered, sorted by step), its :class:`StepStability` and the bricks moved.
+    """
+    c0 = time.process_time()
+    bricks = sorted(model.bricks, key=lambda b: (b.step, b.z, b.y, b.x))
+    step = np.array([b.step for b in bricks], dtype=np.int64)
+    moved = 0
+    unstable: dict[int, bool] = {}
+    worst: dict[int, float] = {}
+    k = 0
+    while True:
+        steps = np.unique(step)
+        if k >= len(steps):
+            break
+        s_ = steps[k]
+        idx = np.flatnonzero(step <= s_)
+        sub = BrickModel([bricks[i] for i in idx], model.shape, {})
+        last = k == len(steps) - 1
+        z_now = min(bricks[i].z for i in np.flatnonzero(step == s_))
+        layer_end = last or min(bricks[i].z for i in np.flatnonzero(step == steps[k + 1])) != z_now
+        if layer_end:
+            r = analyze_stability(sub, clutch_n=clutch_n, ground_clutch=ground_clutch)
+            worst[k] = float(r.max_stress)
+            failing = [] if r.stable else sorted(set(r.unsupported) | set(r.overloaded))
+            bad = not r.stable
+        else:
+            failing = connectivity.analyze(sub, articulation=False).ungrounded
+            bad = bool(failing)
+        unstable[k] = bad
+        if not bad or last or time.process_time() - c0 > time_budget_s:
+            k += 1
+            continue
+        now = [int(idx[j]) for j in failing if step[idx[j]] == s_]
+        if not now and layer_end:
+            # the load is put on elsewhere: the step's bricks in the failing bricks' piece
+            fail = set(failing)
+            piece = {j for comp in r.components if fail & set(comp) for j in comp}
+            now = [int(idx[j]) for j in sorted(piece) if step[idx[j]] == s_]
+        if not now:
+            k += 1
+            continue
+        step[now] = steps[k + 1]
+        moved += len(now)
+    rank = np.unique(step, return_inverse=True)[1]
+    new = [dataclasses.replace(b, step=int(r)) for b, r in zip(bricks, rank, strict=True)]
+    new.sort(key=lambda b: (b.step, b.z, b.y, b.x))
+    bad_steps = [k for k in sorted(unstable) if unstable[k]]
+    result = StepStability(
+        stable=not bad_steps,
+        n_steps=int(rank.max()) + 1 if len(rank) else 0,
+        first_unstable=bad_steps[0] if bad_steps else None,
+        unstable_steps=bad_steps,
+        max_stress=[worst[k] for k in sorted(worst)],
+        checked_steps=sorted(worst),
+        cpu_time_s=time.process_time() - c0,
+    )
+    return BrickModel(new, model.shape, dict(model.meta)), result, moved

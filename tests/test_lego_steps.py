@@ -160,3 +160,28 @@ def test_defer_to_support_leaves_never_grounded_bricks_at_their_step():
     edges = np.stack([np.arange(n, 2 * n - 1), np.arange(n + 1, 2 * n)], axis=1)
     out = defer_to_support(steps, z, edges)
     assert out[:n].tolist() == list(range(n)) and (out[n:] == 5).all()
+
+
+def test_reordering_puts_a_pulling_overhang_on_with_what_holds_it():
+    from image2lego.lego.stability import stabilise_steps, step_stability
+
+    # a staircase of 1x8 bricks reaching out from one 1x1 pillar, one layer each, whose top
+    # brick rests on a far pillar: finished it holds, but built layer by layer the fourth
+    # brick pulls the cantilever apart before the top one ties it to the far pillar
+    bricks = [Brick(0, 0, 0, "3005", False, 4, 0)]
+    bricks += [Brick(3 * s, 0, 7 * (s - 1), "3008", False, 4, s) for s in range(1, 5)]
+    bricks += [Brick(z, 0, 28, "3005", False, 4, z // 3) for z in range(0, 12, 3)]
+    m = BrickModel(bricks, (30, 1, 16))
+    before = step_stability(m, every="step")
+    assert not before.stable and before.unstable_steps == [3]
+    fixed, st, moved = stabilise_steps(m)
+    assert moved == 1 and st.stable and step_stability(fixed, every="step").stable
+    assert sorted((b.z, b.x, b.part_id) for b in fixed.bricks) == sorted(
+        (b.z, b.x, b.part_id) for b in bricks
+    )  # the same bricks, only their order changed
+    step = {(b.z, b.x): b.step for b in fixed.bricks}
+    assert step[(9, 14)] == step[(12, 21)] > step[(6, 7)]
+    # an unstable finished model stays so (only the order is changed)
+    tip = BrickModel(bricks[:5], (30, 1, 16))
+    _, st2, _ = stabilise_steps(tip)
+    assert not st2.stable and st2.first_unstable == st2.n_steps - 1
