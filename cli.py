@@ -20,6 +20,7 @@ from pathlib import Path
 from .cli_output import captured_native_output, progress_bar, summary_lines
 from .lego import choices
 from .lego.errors import Image2LegoError, get_logger, logging_to_stdout
+from .lego.fileio import check_path_text
 
 log = get_logger()
 
@@ -234,10 +235,8 @@ def _check_args(args: argparse.Namespace) -> None:
     """Option checks that need no work done: refuse before anything is read or written."""
     if not str(args.out).strip() or str(args.out) != str(args.out).strip():
         raise ValueError(f"-o/--out must name a folder, got {str(args.out)!r}")
-    if any(c in str(args.out) for c in "\n\r\0"):
-        raise ValueError(f"-o/--out must be a single-line path, got {str(args.out)!r}")
-    if any(c in str(args.input) for c in "\n\r\0"):
-        raise ValueError(f"input file name must be a single line, got {str(args.input)!r}")
+    check_path_text(args.out, "-o/--out")
+    check_path_text(args.input, "input file name")
     from .lego.colors import LDRAW_COLORS
 
     if args.color not in LDRAW_COLORS:

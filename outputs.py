@@ -18,7 +18,12 @@ import numpy as np
 
 from .core.pipeline import PipelineResult
 from .lego.errors import get_logger
-from .lego.fileio import atomic_write_bytes, atomic_write_text, check_output_dir
+from .lego.fileio import (
+    atomic_write_bytes,
+    atomic_write_text,
+    check_output_dir,
+    check_path_text,
+)
 from .lego.staging import staged_output
 
 log = get_logger()
@@ -96,6 +101,8 @@ def write_all(
     together only when every one of them succeeded; on any error ``out`` is left as it was.
     """
     out = check_output_dir(out)
+    if source is not None:
+        source = check_path_text(source, "source file name")
     with staged_output(out, products=PRODUCTS) as stage:
         staged = _write_products(
             result, stage, formats, render, instructions, blend, source, progress

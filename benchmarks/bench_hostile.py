@@ -176,8 +176,10 @@ def prepare(case: str, work: Path) -> tuple[list[str], Path | None]:
             f.write_text(text)
         elif case == "ldraw_cycle":
             f.write_text(f"0 FILE a.ldr\n{ref} b.ldr\n0 NOFILE\n0 FILE b.ldr\n{ref} a.ldr\n")
-        elif case == "ldraw_100MB_valid":
-            _write_big_ldr(f, 100 * 2**20)
+        elif case == "ldraw_50MB_valid":
+            _write_big_ldr(f, 50 * 2**20)  # ~0.9 M bricks: within MAX_BRICKS
+        elif case == "ldraw_120MB_over_brick_limit":
+            _write_big_ldr(f, 120 * 2**20)  # ~2.2 M valid brick lines: over MAX_BRICKS
         return _api(
             f"""
             from image2lego.lego import ldraw
@@ -260,7 +262,8 @@ CASES = [
     Case("ldraw_exponent", "ldraw", "error", budget_s=10, budget_gb=1),
     Case("ldraw_breadth_bomb", "ldraw", "error", budget_s=10, budget_gb=1),
     Case("ldraw_cycle", "ldraw", "error", budget_s=10, budget_gb=1),
-    Case("ldraw_100MB_valid", "ldraw", "ok", budget_s=60, budget_gb=4),
+    Case("ldraw_50MB_valid", "ldraw", "ok", budget_s=60, budget_gb=4),
+    Case("ldraw_120MB_over_brick_limit", "ldraw", "error", budget_s=60, budget_gb=4),
     Case("weights_latent_huge", "weights", "error", budget_s=30, budget_gb=1),
     Case("weights_latent_negative", "weights", "error", budget_s=30, budget_gb=1),
     Case("image_decompression_bomb", "image", "error", budget_s=30, budget_gb=1),

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import zipfile
-from pathlib import Path
 
 import numpy as np
 
 from ..lego.errors import Image2LegoError
+from ..lego.fileio import check_path_text
 from ..lego.voxels import MAX_VOXELS_PER_AXIS, validate_grid
 
 
@@ -68,7 +68,10 @@ def read_voxel_file(path: str | os.PathLike) -> np.ndarray:
     Integer grids holding only 0 and 1 are converted; an ``.npz`` must hold one array, or one
     named ``voxels``. Every problem is a one-line :class:`VoxelFileError`.
     """
-    path = Path(path)
+    try:
+        path = check_path_text(path, "voxel file name")
+    except ValueError as e:
+        raise VoxelFileError(str(e)) from None
     if not path.exists():
         raise VoxelFileError(f"voxel file not found: {path}")
     if not path.is_file():

@@ -30,6 +30,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps, ImageSequence
 
 from ..lego.errors import Image2LegoError
+from ..lego.fileio import check_path_text
 
 SIZE = 128
 MARGIN = 0.08  # fraction of the object's longer side left free on each side
@@ -155,7 +156,10 @@ def _open(src) -> Image.Image:
         data = bytes(src)
         name = "<bytes>"
     else:
-        p = Path(src)
+        try:
+            p = check_path_text(src, "image file name")
+        except ValueError as e:
+            raise ImageError(str(e)) from None
         name = str(p)
         if not p.exists():
             raise ImageError(f"image file not found: {p}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,6 +50,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, mkdir: bool = Fa
     return Path(path)
 
 
+def check_path_text(path, what: str = "file name") -> Path:
+    """``path`` as a :class:`Path`; ``ValueError`` (one line) when its text holds a newline
+    or another control character, which no file we read or write may have (titles, LDraw
+    names and report lines are made from it; the name would only be refused after the work)."""
+    text = os.fspath(path) if isinstance(path, os.PathLike) else path
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a path, got {type(path).__name__}")
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise ValueError(f"{what} must be a single line without control characters, got {text!r}")
+    return Path(text)
+
+
 def check_output_dir(path) -> Path:
     """Make sure ``path`` is (or can become) a writable folder; raise ``ValueError`` otherwise.
 
@@ -57,6 +72,7 @@ def check_output_dir(path) -> Path:
     """
     if not str(path).strip():
         raise ValueError("no output folder set")
+    check_path_text(path, "output folder")
     p = Path(os.path.abspath(os.path.expanduser(str(path))))
     probe = p
     while not probe.exists():

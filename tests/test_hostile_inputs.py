@@ -171,6 +171,36 @@ def test_newline_in_file_name_is_refused_before_work(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("odd", ["a\nb", "a\rb", "tab\there", "bell\x07", "del\x7f", "c1\x85"])
+def test_control_characters_in_file_names_are_refused_by_the_api(tmp_path, odd):
+    """Not only the CLI: every reader and the output writer refuse such a name up front, in
+    one line, before any work (it used to be processed fully, then refused by the LDraw
+    title check)."""
+    from image2lego import outputs
+    from image2lego.core.preprocess import load_mask, preprocess_image
+
+    src = tmp_path / f"{odd}.npy"
+    np.save(src, _grid())
+    readers = [
+        lambda: read_voxel_file(src),
+        lambda: pipeline.load_voxel_file(src),
+        lambda: preprocess_image(tmp_path / f"{odd}.png"),
+        lambda: load_mask(str(tmp_path / f"{odd}.png")),
+    ]
+    for read in readers:
+        with pytest.raises(Image2LegoError, match="single line without control characters"):
+            read()
+    result = pipeline.run(pipeline.voxels_to_lego_steps(_grid()))
+    plain = dict(formats=["ldr"], render=False, instructions=False, blend=False)
+    with pytest.raises(ValueError, match="output folder must be a single line") as e:
+        outputs.write_all(result, tmp_path / f"out{odd}", **plain)
+    assert "\n" not in str(e.value)
+    with pytest.raises(ValueError, match="source file name must be a single line"):
+        outputs.write_all(result, tmp_path / "out", source=src, **plain)
+    assert not any(p.name.startswith("out") for p in tmp_path.iterdir())
+    assert outputs.write_all(result, tmp_path / "fine", source=tmp_path / "ok.npy", **plain)
+
+
 def test_ctrl_c_is_one_line(tmp_path, capsys, monkeypatch):
     src = tmp_path / "g.npy"
     np.save(src, _grid())
