@@ -107,6 +107,7 @@ class Image2LegoSettings(bpy.types.PropertyGroup):
     )
     color_mode: EnumProperty(
         name="Colours",
+        description="Where the bricks' colours come from",
         items=choices.enum_items(choices.COLOR_MODE),
         default="single",
     )
@@ -125,11 +126,13 @@ class Image2LegoSettings(bpy.types.PropertyGroup):
     )
     brick_types: EnumProperty(
         name="Brick Types",
+        description="Which parts the model may use",
         items=choices.enum_items(choices.BRICK_TYPES),
         default="mixed",
     )
     scale_mode: EnumProperty(
         name="Scale",
+        description="How voxel layers become brick and plate layers",
         items=choices.enum_items(choices.SCALE),
         default="proportional",
     )
@@ -155,6 +158,7 @@ class Image2LegoSettings(bpy.types.PropertyGroup):
     )
     display_mode: EnumProperty(
         name="Display",
+        description="What the bricks' colours show",
         items=[
             ("colors", "Colours", "Bricks in their LEGO colours"),
             ("stress", "Stress", "Bricks coloured by stability stress (green safe, red failing)"),

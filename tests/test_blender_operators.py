@@ -415,3 +415,21 @@ def test_update_model_rebuilds_a_voxel_model_from_its_file(scene, voxel_file):
     assert {b.color for b in after.bricks} == {1} and len(after) == len(before)
     voxel_file.unlink()
     assert not bpy.ops.image2lego.update_model.poll()  # its file is gone
+
+
+def test_every_setting_and_operator_has_a_tooltip(scene):
+    """What Blender shows on hover: every operator, every setting and every menu item says
+    what it does (a short label alone is not a tooltip)."""
+    settings = bpy.types.Scene.bl_rna.properties["image2lego"].fixed_type
+    for p in settings.properties:
+        if p.identifier == "rna_type":
+            continue
+        assert len(p.description) >= 12, p.identifier
+        if p.type == "ENUM":
+            for item in p.enum_items:
+                assert len(item.description) >= 8, (p.identifier, item.identifier)
+    ops = [n for n in dir(bpy.types) if n.startswith("IMAGE2LEGO_OT_")]
+    assert len(ops) >= 10
+    for n in ops:
+        op = getattr(bpy.ops.image2lego, n.removeprefix("IMAGE2LEGO_OT_"))
+        assert len(op.get_rna_type().description) >= 15, n
