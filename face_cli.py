@@ -1,0 +1,188 @@
+"""``python -m image2lego face PHOTO``: a face photo → a coloured 3D LEGO bust (see
+:mod:`.core.face`).
+
+Writes the same products as the main command: ``model.ldr`` / ``model.mpd``, ``parts.csv``,
+``bricklink.xml``, ``rebrickable.csv``, ``voxels.npy``, ``report.json`` (with a ``face``
+section: landmarks, faces found, the face's size in pixels, colours, time per stage),
+``input.png`` (the photo at one pixel per stud) and ``mask.png`` (the face outline) and, with
+Blender's Python module, ``render.png``, ``instructions/`` and ``model.blend``. Needs the
+optional mediapipe extra (``requirements-face.lock``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from .cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, FORMATS, _folder, _one_line, _Parser
+from .cli_output import captured_native_output, progress_bar, summary_lines
+from .lego import choices
+from .lego.errors import Image2LegoError, get_logger, logging_to_stdout
+
+log = get_logger()
+
+#: a face bust overhangs (chin, nose, brows), so its stability needs the LP; it is checked up
+#: to this many bricks by default (the 16-stud bust of the test photo has ~650, 24 studs ~1,900)
+FACE_REPAIR_MAX_BRICKS = 4000
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .core.face import MAX_SIZE, MIN_SIZE
+
+    p = _Parser(
+        prog="python -m image2lego face",
+        description="Turn a face photo into a coloured 3D LEGO bust (mediapipe face mesh → "
+        "solid relief with a flat back, neck and plinth; k-means colours in CIELAB → LEGO "
+        "colours): LDraw, parts lists, renders, instructions.",
+    )
+    p.add_argument("input", type=Path, help="photo with a face (.png/.jpg/…)")
+    p.add_argument("-o", "--out", type=_folder, default=Path("out/face"), help="output folder")
+    p.add_argument(
+        "--size",
+        type=int,
+        default=16,
+        help=f"studs across the face ({MIN_SIZE}..{MAX_SIZE}; default 16)",
+    )
+    p.add_argument(
+        "--scale",
+        choices=choices.values(choices.SCALE),
+        default="proportional",
+        help=choices.help_text(choices.SCALE, "proportional"),
+    )
+    p.add_argument(
+        "--bricks",
+        choices=choices.values(choices.BRICK_TYPES),
+        default="mixed",
+        help=choices.help_text(choices.BRICK_TYPES, "mixed"),
+    )
+    p.add_argument("-k", "--colors", type=int, default=4, help="number of colours (default 4)")
+    p.add_argument("--palette", type=str, default=None, help="comma-separated LDraw codes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-repair", action="store_true", help="skip the stability repair")
+    p.add_argument(
+        "--repair-max-bricks",
+        type=int,
+        default=FACE_REPAIR_MAX_BRICKS,
+        metavar="N",
+        help=f"check stability only up to N bricks (default {FACE_REPAIR_MAX_BRICKS}; 0: any)",
+    )
+    p.add_argument(
+        "--no-reinforce",
+        action="store_true",
+        help="repair by re-tiling only: never add visible props",
+    )
+    p.add_argument(
+        "--formats",
+        type=str,
+        default=",".join(FORMATS),
+        help=f"comma-separated outputs among {', '.join(FORMATS)}",
+    )
+    p.add_argument("--no-render", action="store_true", help="skip render.png (needs bpy)")
+    p.add_argument("--no-instructions", action="store_true", help="skip instructions (needs bpy)")
+    p.add_argument("--no-blend", action="store_true", help="skip model.blend (needs bpy)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors and warnings only")
+    p.add_argument("-v", "--verbose", action="store_true", help="print debugging messages too")
+    return p
+
+
+def options(args: argparse.Namespace):
+    from .core.face import FaceError, FaceOptions
+    from .core.pipeline import PipelineOptions
+    from .lego.convert import ConvertOptions
+
+    palette = None
+    if args.palette:
+        try:
+            palette = [int(c) for c in args.palette.split(",") if c.strip()]
+        except ValueError:
+            raise FaceError(
+                f"--palette must be LDraw colour codes like 15,71,0, not {args.palette!r}"
+            ) from None
+    if args.repair_max_bricks < 0:
+        raise FaceError(f"--repair-max-bricks must be >= 0, got {args.repair_max_bricks}")
+    pipe = PipelineOptions(
+        convert=ConvertOptions(
+            scale=args.scale, brick_types=args.bricks, color_mode="photo", seed=args.seed
+        ),
+        repair=not args.no_repair,
+        reinforce=not args.no_reinforce,
+        repair_max_bricks=args.repair_max_bricks,
+    )
+    opt = FaceOptions(size=args.size, k=args.colors, palette=palette, seed=args.seed, pipeline=pipe)
+    opt.validate()
+    return opt
+
+
+def main(argv: list[str]) -> int:
+    from .cli import log_level
+
+    args = build_parser().parse_args(argv)
+    with logging_to_stdout(log_level(args)):
+        try:
+            return _run(args)
+        except KeyboardInterrupt:
+            print("image2lego: interrupted; the output folder was left as it was", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except MemoryError:
+            print("image2lego: error: out of memory (try a smaller --size)", file=sys.stderr)
+            return EXIT_ERROR
+        except (Image2LegoError, ValueError, TypeError, OSError, KeyError) as exc:
+            print(f"image2lego face: error: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_ERROR
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import outputs
+    from .core import face, pipeline
+    from .lego.fileio import check_output_dir
+
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise ValueError(f"unknown --formats {unknown}; choose among {list(FORMATS)}")
+    opt = options(args)
+    check_output_dir(args.out)
+    src: Path = args.input
+    if not src.exists():
+        raise ValueError(f"input not found: {src}")
+    t0 = time.perf_counter()
+    # mediapipe's native log (TensorFlow Lite delegate notes) only with -v
+    with captured_native_output("mediapipe"), progress_bar("Building the face") as on_progress:
+        result = pipeline.run(face.face_to_lego_steps(src, opt), on_progress)
+    blender = not (args.no_render and args.no_instructions and args.no_blend)
+    capture: contextlib.AbstractContextManager = (
+        captured_native_output() if blender else contextlib.nullcontext([])
+    )
+    with capture, progress_bar("Blender outputs") as on_progress:
+        written = outputs.write_all(
+            result,
+            args.out,
+            formats=formats,
+            render=not args.no_render,
+            instructions=not args.no_instructions,
+            blend=not args.no_blend,
+            source=src,
+            progress=on_progress,
+        )
+    summary = outputs.summary(result)
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    log.debug(json.dumps(summary, indent=2))
+    info = result.model.meta.get("face", {})
+    log.info(
+        f"Face: {info.get('landmarks')} landmarks in {result.seconds.get('landmarks', 0):.2f} s, "
+        f"{info.get('face_px', ['?'])[0]} px wide → {opt.size} studs; colours "
+        + ", ".join(_color_names(info.get("colors", [])))
+    )
+    for line in summary_lines(summary, written, args.out, result.stability):
+        log.info(line)
+    return EXIT_OK
+
+
+def _color_names(codes) -> list[str]:
+    from .lego.colors import color_name
+
+    return [f"{color_name(c)} ({c})" for c in codes]
