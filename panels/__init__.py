@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..blender import registry
 
 # Submodules in registration order; each defines ``classes``.
-_SUBMODULES = ("sidebar",)
+_SUBMODULES = ("sidebar", "face")
 
 
 def register() -> None:

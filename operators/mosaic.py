@@ -1,0 +1,99 @@
+"""Mosaic: the input image as a 2D LEGO mosaic of 1×1 tiles or plates on a plate base
+(:mod:`..lego.mosaic`), built into the scene like any model (it takes a second or two)."""
+
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, IntProperty
+
+from ..blender import jobs
+from ..blender import scene as lego_scene
+from .build import _built, _message
+
+_ELEMENTS = (
+    ("tile", "Tile", "Square 1x1 tiles (3070b): a smooth picture"),
+    ("round_tile", "Round Tile", "Round 1x1 tiles (98138): dots, the base shows between them"),
+    ("plate", "Plate", "Square 1x1 plates (3024): studs on top"),
+    ("round_plate", "Round Plate", "Round 1x1 plates (6141): dots with studs"),
+)
+
+
+def mosaic_result(context, width: int, height: int, k: int, element: str, dither: bool):
+    """Checked inputs → (a PipelineResult holding the mosaic model, output folder, path)."""
+    import numpy as np
+
+    from ..blender import properties
+    from ..core.face import load_rgb
+    from ..core.pipeline import PipelineResult
+    from ..lego import mosaic
+
+    s = jobs.settings_of(context)
+    path = jobs.check_image(properties.image_path(s) if s is not None else None)
+    out_dir = jobs.check_output_dir(properties.output_dir(s)) if s is not None else None
+    seed = int(s.seed) if s is not None else 0
+    opt = mosaic.MosaicOptions(
+        width=width, height=height, k=k, element=element, dither=dither, seed=seed
+    )
+    try:
+        opt.validate()
+        result = mosaic.make_mosaic(load_rgb(path), opt)
+    except ValueError as exc:
+        raise jobs.JobError(str(exc)) from None
+    grid = np.zeros((width, height, 1), dtype=bool)  # the picture as a one-layer grid
+    grid[:, :, 0] = (result.codes >= 0).T[:, ::-1]
+    return PipelineResult(model=result.model, voxels=grid), out_dir, str(path)
+
+
+class IMAGE2LEGO_OT_mosaic(bpy.types.Operator):
+    """Turn the input image into a 2D LEGO mosaic: 1x1 tiles or plates in k LEGO colours
+    (k-means in CIELAB, nearest by CIEDE2000) on a two-layer plate base"""
+
+    bl_idname = "image2lego.mosaic"
+    bl_label = "Mosaic"
+    bl_options = {"REGISTER", "UNDO"}
+
+    width: IntProperty(
+        name="Width", description="Studs across (16 to 96, a multiple of 8)",
+        default=48, min=16, max=96, step=8,
+    )  # fmt: skip
+    height: IntProperty(
+        name="Height", description="Studs down (16 to 96, a multiple of 8)",
+        default=48, min=16, max=96, step=8,
+    )  # fmt: skip
+    colors: IntProperty(
+        name="Colours", description="Number of LEGO colours in the picture",
+        default=8, min=1, max=32,
+    )  # fmt: skip
+    element: EnumProperty(
+        name="Element", description="The 1x1 part each stud of the picture is", items=_ELEMENTS
+    )
+    dither: BoolProperty(
+        name="Dither",
+        description="Floyd–Steinberg error diffusion over the chosen LEGO colours",
+        default=False,
+    )
+
+    @classmethod
+    def poll(cls, context):
+        s = getattr(context.scene, "image2lego", None)
+        return s is not None and bool(s.image_path)
+
+    def execute(self, context):
+        try:
+            w, h = self.width - self.width % 8, self.height - self.height % 8
+            result, out_dir, path = mosaic_result(
+                context, w, h, self.colors, self.element, self.dither
+            )
+            coll = jobs.finish(context, result, name="LEGO Mosaic", out_dir=out_dir)
+            lego_scene.set_source(coll, {"kind": "mosaic", "path": path})
+        except Exception as exc:  # noqa: BLE001
+            self.report({"ERROR"}, _message(exc))
+            return {"CANCELLED"}
+        _built(self, context, coll)
+        return {"FINISHED"}
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_props_dialog(self)
+
+
+classes = (IMAGE2LEGO_OT_mosaic,)

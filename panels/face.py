@@ -1,0 +1,28 @@
+"""3D Viewport → Sidebar (N) → "LEGO" → "Face & Mosaic": the input image as a 3D face bust
+or a 2D mosaic (each button asks for its few settings)."""
+
+from __future__ import annotations
+
+import bpy
+
+from .sidebar import _Base
+
+
+class IMAGE2LEGO_PT_face_mosaic(_Base, bpy.types.Panel):
+    bl_idname = "IMAGE2LEGO_PT_face_mosaic"
+    bl_label = "Face & Mosaic"
+    bl_parent_id = "IMAGE2LEGO_PT_main"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context):
+        from ..core.face import mediapipe_available
+
+        layout = self.layout
+        col = layout.column(align=True)
+        col.operator("image2lego.face_to_lego", icon="USER")
+        if not mediapipe_available():
+            col.label(text="Needs mediapipe (face extra)", icon="INFO")
+        layout.operator("image2lego.mosaic", icon="TEXTURE")
+
+
+classes = (IMAGE2LEGO_PT_face_mosaic,)
