@@ -296,6 +296,89 @@ def compose_step_page(
     return page.convert("RGB")
 
 
+#: A step with at most this many kinds of part may share its page with its neighbour.
+SMALL_STEP_KINDS = 4
+
+
+def page_groups(
+    step_parts: Sequence[Mapping[PartKey, int]],
+    per_page: int = 2,
+    small_kinds: int = SMALL_STEP_KINDS,
+) -> list[list[int]]:
+    """Steps (0-based) per page, in order: consecutive small steps (at most ``small_kinds``
+    kinds of part each) share a page, up to ``per_page`` side by side, as printed LEGO and
+    LPub3D booklets do; a bigger step gets a page of its own."""
+    if per_page < 1:
+        raise ValueError(f"per_page must be at least 1, got {per_page}")
+    groups: list[list[int]] = []
+    for i, parts in enumerate(step_parts):
+        small = len(parts) <= small_kinds
+        last = groups[-1] if groups else None
+        if (
+            small
+            and last is not None
+            and len(last) < per_page
+            and all(len(step_parts[j]) <= small_kinds for j in last)
+        ):
+            last.append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+def compose_steps_page(
+    steps: Sequence[tuple[int, object, Mapping[PartKey, int], str]],
+    n_steps: int,
+    thumbs: Mapping[PartKey, os.PathLike] | None = None,
+    *,
+    title: str = "",
+    page_no: int | None = None,
+    n_pages: int | None = None,
+    size: tuple[int, int] = PAGE_SIZE,
+) -> Image.Image:
+    """Several steps on one page, side by side: ``steps`` = ``[(step_no, image, parts,
+    sublabel)]``, each in its own panel (number, parts callout, render), divided by a rule.
+    One step gives :func:`compose_step_page`'s page."""
+    if len(steps) == 1:
+        no, image, parts, sub = steps[0]
+        return compose_step_page(
+            no, n_steps, image, parts, thumbs, title=title, page_no=page_no,
+            n_pages=n_pages, size=size, sublabel=sub,
+        )  # fmt: skip
+    thumbs = thumbs or {}
+    W, H = size
+    page = Image.new("RGBA", size, (*BACKGROUND, 255))
+    d = ImageDraw.Draw(page)
+    margin = 40
+    panel_w = (W - margin * (len(steps) + 1)) // len(steps)
+    num_font = _font(90)
+    bottom = H - 60
+    for k, (no, image, parts, sub) in enumerate(steps):
+        x0 = margin + k * (panel_w + margin)
+        if k:
+            d.line([(x0 - margin // 2, margin), (x0 - margin // 2, bottom)], fill=MUTED, width=2)
+        d.text((x0, margin - 10), str(no), font=num_font, fill=TEXT, anchor="la")
+        num_box = d.textbbox((x0, margin - 10), str(no), font=num_font, anchor="la")
+        sub_h, right = 0, num_box[2]
+        if sub:
+            sub_font = _font(20)
+            d.text((x0, num_box[3] + 12), sub, font=sub_font, fill=MUTED, anchor="la")
+            right = max(right, x0 + d.textlength(sub, font=sub_font))
+            sub_h = 34
+        cx = int(right) + 24
+        callout = _callout(parts, thumbs, max_w=int(x0 + panel_w - cx), max_h=int(H * 0.3))
+        page.alpha_composite(callout, (cx, margin))
+        top = margin + max(callout.height, 95 + sub_h) + 20
+        pic = _crop_to_content(_open_rgba(image), pad=10)
+        pic = _fit(pic, panel_w, bottom - top, max_scale=2.0)
+        page.alpha_composite(
+            pic, (x0 + (panel_w - pic.width) // 2, top + (bottom - top - pic.height) // 2)
+        )
+    if page_no is not None:
+        _footer(page, title, page_no, n_pages or page_no)
+    return page.convert("RGB")
+
+
 def _image_size(path) -> tuple[int, int]:
     with Image.open(path) as im:
         return im.size
@@ -658,8 +741,12 @@ def build_booklet(
     basename: str = "instructions",
     back=None,
     step_labels: Sequence[str] | None = None,
+    steps_per_page: int = 2,
 ) -> tuple[Path, Path]:
     """Write ``<basename>.html`` and ``<basename>.pdf`` into ``out_dir``; return both paths.
+
+    In the PDF, consecutive small steps share a page, up to ``steps_per_page`` side by side
+    (:func:`page_groups`; 1: a page per step); the HTML has one section per step.
 
     ``step_images[i]`` is the render of step ``i + 1``; ``step_parts[i]`` maps
     ``(part_id, colour)`` to how many of it step ``i + 1`` adds; ``thumbnails`` maps the same
@@ -683,21 +770,24 @@ def build_booklet(
             total[k] = total.get(k, 0) + v
     n_bricks = sum(total.values()) if n_bricks is None else int(n_bricks)
     n_steps = len(step_images)
-    n_pages = 1 + n_steps + 1 + n_parts_pages(len(total))
+    groups = page_groups(step_parts, per_page=steps_per_page)
+    n_pages = 1 + len(groups) + 1 + n_parts_pages(len(total))
     labels = list(step_labels) if step_labels is not None else [""] * n_steps
     if len(labels) != n_steps:
         raise ValueError(f"{len(labels)} step labels for {n_steps} steps")
 
     def pages():
         yield compose_cover(title, cover, n_bricks, n_steps, len(total))
-        for i, (img, parts) in enumerate(zip(step_images, step_parts, strict=True)):
-            yield compose_step_page(
-                i + 1, n_steps, img, parts, thumbs, title=title, page_no=i + 2,
-                n_pages=n_pages, sublabel=labels[i],
+        for g, group in enumerate(groups):
+            yield compose_steps_page(
+                [(i + 1, step_images[i], step_parts[i], labels[i]) for i in group], n_steps,
+                thumbs, title=title, page_no=g + 2, n_pages=n_pages,
             )  # fmt: skip
-        yield compose_finished_page(cover, back, title=title, page_no=n_steps + 2, n_pages=n_pages)
+        yield compose_finished_page(
+            cover, back, title=title, page_no=len(groups) + 2, n_pages=n_pages
+        )
         yield from compose_parts_pages(
-            total, thumbs, title=title, first_page_no=n_steps + 3, n_pages=n_pages
+            total, thumbs, title=title, first_page_no=len(groups) + 3, n_pages=n_pages
         )
 
     pdf_path = write_pdf(pages(), out_dir / f"{basename}.pdf", title=title)

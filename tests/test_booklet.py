@@ -50,7 +50,10 @@ def test_booklet_html_and_pdf(tmp_path, inputs):
     assert "Test &lt;Model&gt;" in text  # escaped
     assert 'id="step-3"' in text and 'id="step-4"' not in text
     assert "8 bricks" in text  # 2+1+1+4, counted from the parts when n_bricks is not given
-    assert booklet.pdf_page_count(pdf) == len(steps) + 3  # cover, steps, finished, parts
+    # cover, the step pages (three small steps: two on one page, one on the next), finished,
+    # parts
+    assert booklet.page_groups(parts) == [[0, 1], [2]]
+    assert booklet.pdf_page_count(pdf) == 2 + 3
     assert pdf.read_bytes().startswith(b"%PDF")
     # No temporary files left behind.
     assert sorted(p.name for p in out.iterdir()) == ["instructions.html", "instructions.pdf"]
@@ -171,3 +174,32 @@ def test_pdf_pages_keep_their_size_and_order_and_any_title(tmp_path):
         assert bytes(p.info.Title).decode("utf-16") == "Chaise «rouge» (1) \\ )"
     finally:
         p.close()
+
+
+def test_small_steps_share_pages_big_ones_stand_alone():
+    small, big = {("3001", 4): 1}, {("3001", c): 1 for c in range(booklet.SMALL_STEP_KINDS + 1)}
+    parts = [small, small, small, big, small, big, big, small, small]
+    assert booklet.page_groups(parts) == [[0, 1], [2], [3], [4], [5], [6], [7, 8]]
+    assert booklet.page_groups(parts, per_page=3) == [[0, 1, 2], [3], [4], [5], [6], [7, 8]]
+    assert booklet.page_groups(parts, per_page=1) == [[i] for i in range(9)]
+    with pytest.raises(ValueError):
+        booklet.page_groups(parts, per_page=0)
+
+
+def test_a_shared_page_shows_both_steps(inputs, tmp_path):
+    steps, _cover, parts, thumbs = inputs
+    one = np.asarray(booklet.compose_steps_page([(1, steps[0], parts[0], "")], 3, thumbs))
+    two = np.asarray(
+        booklet.compose_steps_page(
+            [(1, steps[0], parts[0], ""), (2, steps[1], parts[1], "layer 2 · part 1 of 2")],
+            3,
+            thumbs,
+        )  # fmt: skip
+    )
+    assert one.shape == two.shape == (booklet.PAGE_SIZE[1], booklet.PAGE_SIZE[0], 3)
+    # each step's render colour appears, the second one in the right half only
+    c0, c1 = np.array((0, 100, 200)), np.array((40, 100, 200))
+    half = two.shape[1] // 2
+    assert (np.abs(two[:, :half] - c0).sum(-1) < 8).sum() > 1000
+    assert (np.abs(two[:, half:] - c1).sum(-1) < 8).sum() > 1000
+    assert (np.abs(two[:, :half] - c1).sum(-1) < 8).sum() < 50
