@@ -555,12 +555,13 @@ def stabilise_steps(
     that hold it), and the step is analysed again. The finished model is never changed,
     only the order; what the last step leaves unstable stays so. ``time_budget_s`` (CPU)
     bounds the moves; the checks always run to the end. Returns the reordered model (steps
-    renumbered, sorted by step), its :class:`StepStability` and the bricks moved.
+    renumbered, sorted by step), its :class:`StepStability` and how many bricks were put on
+    later than before.
     """
     c0 = time.process_time()
     bricks = sorted(model.bricks, key=lambda b: (b.step, b.z, b.y, b.x))
     step = np.array([b.step for b in bricks], dtype=np.int64)
-    moved = 0
+    moved: set[int] = set()
     unstable: dict[int, bool] = {}
     worst: dict[int, float] = {}
     k = 0
@@ -596,7 +597,7 @@ def stabilise_steps(
             k += 1
             continue
         step[now] = steps[k + 1]
-        moved += len(now)
+        moved.update(now)
     rank = np.unique(step, return_inverse=True)[1]
     new = [dataclasses.replace(b, step=int(r)) for b, r in zip(bricks, rank, strict=True)]
     new.sort(key=lambda b: (b.step, b.z, b.y, b.x))
@@ -610,4 +611,4 @@ def stabilise_steps(
         checked_steps=sorted(worst),
         cpu_time_s=time.process_time() - c0,
     )
-    return BrickModel(new, model.shape, dict(model.meta)), result, moved
+    return BrickModel(new, model.shape, dict(model.meta)), result, len(moved)
