@@ -21,392 +21,127 @@ import argparse
 import json
 import logging
 import math
-import os
-import random
-import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from torch import nn
 
 from ..core.model import (
-    OUTPUT_RESOLUTIONS,
-    PRUNED_LOGIT,
     ImageEncoder,
     LossWeights,
     ModelConfig,
     OctreeAutoencoder,
-    iou,
     octree_loss,
     octree_targets,
 )
 from ..lego.errors import get_logger, logging_to_stdout
-from ..lego.fileio import atomic_path
+from .checkpoints import (
+    Resumed,
+    _check_grown,
+    _checkpoint_state,
+    _finalise,
+    _freeze_below,
+    _resume,
+    _warm_start,
+    grow_state,
+    import_weights,
+    load_checkpoint,
+    save_checkpoint,
+)
+from .evaluation import (
+    choose_thresholds,
+    decode_batches,
+    encode_images,
+    encode_voxels,
+    ious_from_latents,
+    recalibrate_bn,
+    recalibrate_checkpoint,
+)
+from .export import (
+    _git_commit,
+    export_weights,
+)
+from .processes import (
+    SEED,
+    Dist,
+    seed_everything,
+    setup_threads,
+    unwrap,
+    wrap_ddp,
+)
+from .sampling import (
+    _augment_images,
+    _balance_weights,
+    check_views_align,
+    class_weights,
+    epoch_order,
+    load_set_pose_views,
+    load_train_voxels,
+    load_views,
+    synthetic_shapes,
+)
 
-SEED = 1234
 log = get_logger()
+
+# Re-exported: the training package's helpers, where callers of train.py have found them.
+__all__ = [
+    "Dist",
+    "Resumed",
+    "SEED",
+    "_augment_images",
+    "_balance_weights",
+    "_check_grown",
+    "_checkpoint_state",
+    "_finalise",
+    "_freeze_below",
+    "_git_commit",
+    "_resume",
+    "_warm_start",
+    "check_views_align",
+    "choose_thresholds",
+    "class_weights",
+    "decode_batches",
+    "encode_images",
+    "encode_voxels",
+    "epoch_order",
+    "export_weights",
+    "grow_state",
+    "import_weights",
+    "ious_from_latents",
+    "load_checkpoint",
+    "load_set_pose_views",
+    "load_train_voxels",
+    "load_views",
+    "recalibrate_bn",
+    "recalibrate_checkpoint",
+    "save_checkpoint",
+    "seed_everything",
+    "setup_threads",
+    "synthetic_shapes",
+    "unwrap",
+    "wrap_ddp",
+]
 
 
 # --------------------------------------------------------------------------------------------
 # process setup
 
 
-def setup_threads(n: int | None = None) -> None:
-    """Use the cores we have (2 here) without oversubscribing when several ranks share them."""
-    if n is None:
-        world = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
-        n = max(1, (os.cpu_count() or 1) // max(1, world))
-    torch.set_num_threads(n)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    torch.manual_seed(seed)
-
-
-class Dist:
-    """Rank/world info; initialises ``torch.distributed`` when launched by torchrun."""
-
-    def __init__(self) -> None:
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.enabled = self.world > 1
-        if torch.cuda.is_available():
-            self.device = torch.device("cuda", self.local_rank)
-            torch.cuda.set_device(self.device)
-        else:
-            self.device = torch.device("cpu")
-        if self.enabled and not dist.is_initialized():
-            backend = "nccl" if self.device.type == "cuda" else "gloo"
-            dist.init_process_group(backend=backend)
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.enabled:
-            dist.barrier()
-
-    def all_reduce_mean(self, x: float) -> float:
-        if not self.enabled:
-            return x
-        t = torch.tensor([x], dtype=torch.float64)
-        dist.all_reduce(t)
-        return float(t.item()) / self.world
-
-    def any_flag(self, flag: bool) -> bool:
-        """True on every rank when it is true on any (keeps ranks in step when stopping)."""
-        if not self.enabled:
-            return flag
-        t = torch.tensor([1 if flag else 0])
-        dist.all_reduce(t)
-        return bool(t.item())
-
-    def close(self) -> None:
-        if self.enabled and dist.is_initialized():
-            dist.destroy_process_group()
-
-
-def wrap_ddp(model: nn.Module, d: Dist) -> nn.Module:
-    if not d.enabled:
-        return model
-    ids = [d.local_rank] if d.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
-
-
 # --------------------------------------------------------------------------------------------
 # data
-
-
-def class_weights(labels: np.ndarray, power: float = 0.0) -> np.ndarray:
-    """Per-row sampling probabilities so that class ``c`` (``n_c`` rows) is drawn in
-    proportion to ``n_c ** power``: 0 = every class equally often (class-balanced), 1 = every
-    row equally often (no balancing), 0.5 = the square root (no class dominates, and rare
-    classes are not repeated a hundred times per epoch)."""
-    if not 0.0 <= power <= 1.0:
-        raise ValueError(f"balance power must be in [0, 1], got {power}")
-    labs, inv, counts = np.unique(np.asarray(labels), return_inverse=True, return_counts=True)
-    w = counts.astype(np.float64) ** (power - 1.0)
-    p = w[inv]
-    return p / p.sum()
-
-
-def epoch_order(
-    n: int, epoch: int, seed: int, d: Dist, weights: np.ndarray | None = None
-) -> np.ndarray:
-    """This rank's sample order for one epoch: a seeded permutation split across ranks like
-    ``DistributedSampler`` (padded so every rank takes the same number of steps). With
-    ``weights`` (per-row probabilities, :func:`class_weights`) ``n`` rows are drawn with
-    replacement by those weights instead, seeded by (seed, epoch), and dealt to the ranks."""
-    if weights is not None:
-        if len(weights) != n:
-            raise ValueError(f"{len(weights)} sampling weights for {n} rows")
-        rng = np.random.default_rng([seed, epoch])
-        per = math.ceil(n / d.world)
-        draw = rng.choice(n, size=per * d.world, replace=True, p=weights)
-        return draw[d.rank :: d.world].astype(np.int64)
-    sampler = torch.utils.data.DistributedSampler(
-        range(n), num_replicas=d.world, rank=d.rank, shuffle=True, seed=seed, drop_last=False
-    )
-    sampler.set_epoch(epoch)
-    return np.fromiter(iter(sampler), dtype=np.int64)
-
-
-def synthetic_shapes(n: int, seed: int = 0, res: int = 32) -> np.ndarray:
-    """``n`` small procedural furniture-like shapes (seat slab, legs, optional back) for tests
-    and smoke runs; never a substitute for the real training data."""
-    rng = np.random.default_rng(seed)
-    out = np.zeros((n, res, res, res), dtype=bool)
-    for i in range(n):
-        w, dpt = rng.integers(8, 16, 2)
-        x0, y0 = (res - w) // 2, (res - dpt) // 2
-        seat = int(rng.integers(8, 14))
-        g = out[i]
-        g[x0 : x0 + w, y0 : y0 + dpt, seat : seat + 2] = True
-        for lx in (x0, x0 + w - 2):
-            for ly in (y0, y0 + dpt - 2):
-                g[lx : lx + 2, ly : ly + 2, 0:seat] = True
-        if rng.random() < 0.7:
-            top = int(rng.integers(seat + 6, res))
-            g[x0 : x0 + w, y0 + dpt - 2 : y0 + dpt, seat:top] = True
-    return out
-
-
-def load_train_voxels(cache: str | None, labels: Sequence[str] | None, split: str = "train"):
-    from .data import load_voxels
-
-    return load_voxels(cache=cache, split=split, labels=labels)
-
-
-def check_views_align(cache: str | None, vs) -> int:
-    """Rows of ``views128.npz`` that line up with the voxel cache ``vs`` (a prefix: the
-    views may have been rendered before more rows were appended). Raises on a mismatch."""
-    from ..core.paths import cache_dir
-
-    p = Path(cache) if cache else cache_dir(create=False)
-    if p.is_dir() or p.suffix != ".npz":
-        p = p / "views128.npz"
-    with np.load(p, allow_pickle=False) as z:
-        if "model_id" not in z.files:
-            return min(len(vs), len(z["images"]))
-        mid, rot = z["model_id"], z["rotation"]
-    n = min(len(mid), len(vs))
-    bad = np.flatnonzero((mid[:n] != vs.model_id[:n]) | (rot[:n] != vs.rotation[:n]))
-    if len(bad):
-        raise ValueError(f"{p} does not line up with the voxel cache (first bad row {bad[0]})")
-    return n
-
-
-def load_set_pose_views(cache: str | None = None, parts: str | None = None):
-    """``(rows, images)``: voxel-cache row indices and their set-pose view (uint8 128²), from
-    ``views128.npz`` or, with ``parts``, from partial renders (``part*.npz``)."""
-    if parts:
-        rows, imgs = [], []
-        for p in sorted(Path(parts).glob("part*.npz")):
-            with np.load(p) as z:
-                rows.append(z["rows"])
-                imgs.append(z["v0"])
-        if not rows:
-            raise FileNotFoundError(f"no part*.npz renders in {parts}")
-        rows_a, imgs_a = np.concatenate(rows), np.concatenate(imgs)
-        order = np.argsort(rows_a)
-        return rows_a[order], imgs_a[order]
-    v = load_views(cache)
-    return np.arange(len(v)), v[:, 0]
-
-
-def load_views(cache: str | None) -> np.ndarray:
-    """``views128.npz`` from ``training.render.render_cache``: its ``images`` array, uint8
-    (N, V, 128, 128), rows aligned with the voxel cache's rows, view 0 = set pose."""
-    from ..core.paths import cache_dir
-
-    p = Path(cache) if cache else cache_dir(create=False)
-    if p.is_dir() or p.suffix != ".npz":
-        p = p / "views128.npz"
-    if not p.is_file():
-        raise FileNotFoundError(f"rendered views {p} not found (training.render builds them)")
-    with np.load(p, allow_pickle=False) as z:
-        if "images" not in z.files:
-            raise ValueError(f"{p} has no 'images' array (keys: {z.files})")
-        return z["images"]
 
 
 # --------------------------------------------------------------------------------------------
 # checkpoints
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_path(path, mkdir=True) as tmp:
-        torch.save(state, tmp)
-
-
-def _finalise(last: Path, final: Path) -> None:
-    """A finished run's ``*_final.pt``: a copy of its last checkpoint (atomically)."""
-    with atomic_path(final) as tmp:
-        shutil.copyfile(last, tmp)
-
-
-def load_checkpoint(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
 # --------------------------------------------------------------------------------------------
 # evaluation helpers (also used by benchmarks/eval_model.py)
-
-
-@torch.no_grad()
-def decode_batches(decoder, latents: torch.Tensor, thresholds=None, batch: int = 64):
-    """Decoder logits in inference mode (pruning by prediction) for many latents."""
-    decoder.eval()
-    out: dict[int, list[torch.Tensor]] = {}
-    for i in range(0, len(latents), batch):
-        lg = decoder(latents[i : i + batch], mode="pred", thresholds=thresholds)
-        for r, v in lg.items():
-            out.setdefault(r, []).append(v)
-    return {r: torch.cat(v) for r, v in out.items()}
-
-
-@torch.no_grad()
-def encode_voxels(encoder, voxels: np.ndarray, batch: int = 64) -> torch.Tensor:
-    encoder.eval()
-    zs = []
-    for i in range(0, len(voxels), batch):
-        zs.append(encoder(torch.from_numpy(voxels[i : i + batch]).float()[:, None]))
-    return torch.cat(zs)
-
-
-@torch.no_grad()
-def encode_images(img_encoder, views: np.ndarray, batch: int = 128) -> torch.Tensor:
-    img_encoder.eval()
-    zs = []
-    for i in range(0, len(views), batch):
-        zs.append(img_encoder(torch.from_numpy(np.ascontiguousarray(views[i : i + batch]))))
-    return torch.cat(zs)
-
-
-@torch.no_grad()
-def ious_from_latents(
-    decoder, latents, voxels: np.ndarray, thresholds=None, batch: int = 64, max_res=None,
-    mode: str = "pred",
-):  # fmt: skip
-    """Per-sample IoU at every output resolution (up to ``max_res``): ``{res: (N,) array}``.
-    ``mode="gt"`` prunes by the ground truth instead of the predictions (a diagnosis: what each
-    level scores when the coarser levels are right)."""
-    decoder.eval()
-    res = [r for r in OUTPUT_RESOLUTIONS if max_res is None or r <= max_res]
-    res_iou: dict[int, list[np.ndarray]] = {r: [] for r in res}
-    thr = thresholds or {}
-    for i in range(0, len(latents), batch):
-        tg = octree_targets(torch.from_numpy(voxels[i : i + batch]), res)
-        lg = decoder(latents[i : i + batch], targets=tg, mode=mode, thresholds=thresholds,
-                     max_res=max_res)  # fmt: skip
-        for r in res:
-            res_iou[r].append(iou(lg[r] > thr.get(r, 0.0), tg[r]).numpy())
-    return {r: np.concatenate(v) for r, v in res_iou.items()}
-
-
-@torch.no_grad()
-def choose_thresholds(
-    decoder, latents, voxels: np.ndarray, grid=None, batch: int = 64
-) -> dict[int, float]:
-    """Logit thresholds per resolution maximising mean IoU, chosen coarse to fine. Use training
-    data.
-
-    A level's logits depend only on the coarser levels' thresholds (which prune), so each level
-    is decoded once and every candidate threshold is tried on the same logits (pruned cells
-    hold :data:`PRUNED_LOGIT`, below every candidate): one decoder pass per level instead of one
-    per candidate.
-    """
-    grid = np.round(np.arange(-2.0, 2.01, 0.25), 2) if grid is None else np.asarray(grid)
-    if grid.size and grid.min() <= PRUNED_LOGIT:
-        raise ValueError(f"threshold candidates must be above the pruned logit {PRUNED_LOGIT}")
-    decoder.eval()
-    thr: dict[int, float] = {}
-    for r in OUTPUT_RESOLUTIONS:
-        scores = []  # (candidates, batch) IoU per batch
-        for i in range(0, len(latents), batch):
-            lg = decoder(latents[i : i + batch], mode="pred", thresholds=thr, max_res=r)[r]
-            tg = octree_targets(torch.from_numpy(voxels[i : i + batch]), (r,))[r]
-            scores.append(np.stack([iou(lg > t, tg).numpy() for t in grid]))
-        thr[r] = float(grid[int(np.argmax(np.concatenate(scores, axis=1).mean(1)))])
-    return thr
-
-
-@torch.no_grad()
-def recalibrate_bn(
-    ae: OctreeAutoencoder, voxels: np.ndarray, batch: int = 16, decoder=True, encoder=True
-):
-    """Precise BatchNorm: replace the running statistics (an exponential average that lags
-    behind the weights while they still move fast) by the exact average over ``voxels`` with
-    the network in training-mode batches. Measured on the first run: val IoU 4³ 0.38 → 0.93
-    with the same weights. The decoder is recalibrated on the recalibrated encoder's latents,
-    with the training-time pruning (ground truth ∪ prediction)."""
-
-    def reset(mod):
-        for m in mod.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.reset_running_stats()
-                m.momentum = None  # cumulative average
-
-    def restore(mod):
-        for m in mod.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.momentum = 0.1
-
-    if encoder:
-        reset(ae.encoder)
-        ae.encoder.train()
-        for i in range(0, len(voxels) - batch + 1, batch):
-            ae.encoder(torch.from_numpy(voxels[i : i + batch]).float()[:, None])
-        ae.encoder.eval()
-        restore(ae.encoder)
-    ae.encoder.eval()
-    if decoder:
-        reset(ae.decoder)
-        ae.decoder.train()
-        for i in range(0, len(voxels) - batch + 1, batch):
-            x = torch.from_numpy(voxels[i : i + batch]).float()[:, None]
-            ae.decoder(ae.encoder(x), targets=octree_targets(x), mode="union")
-        restore(ae.decoder)
-    ae.eval()
-    return ae
-
-
-def recalibrate_checkpoint(args, src: Path, dst: Path, voxels: np.ndarray | None = None) -> Path:
-    """``src`` autoencoder checkpoint → ``dst`` with precise BatchNorm statistics."""
-    st = load_checkpoint(src)
-    if st.get("bn_recalibrated"):
-        if src != dst:
-            save_checkpoint(dst, st)
-        return dst
-    cfg = ModelConfig.from_dict(json.loads(st["config"]))
-    ae = OctreeAutoencoder(cfg)
-    ae.load_state_dict(st["model"])
-    if voxels is None:
-        voxels = load_train_voxels(args.cache, args.labels).voxels
-    rng = np.random.default_rng(args.seed)
-    pick = rng.choice(len(voxels), size=min(args.recal_samples, len(voxels)), replace=False)
-    # a run that froze the encoder (--freeze-below) keeps its statistics: recalibrating them
-    # on another data mix would move the latents under an image encoder trained on them
-    enc = not json.loads(st.get("args", "{}")).get("freeze_below", 0)
-    recalibrate_bn(ae, voxels[np.sort(pick)], encoder=enc)
-    st["model"] = ae.state_dict()
-    st["bn_recalibrated"] = True
-    save_checkpoint(dst, st)
-    return dst
 
 
 # --------------------------------------------------------------------------------------------
@@ -428,20 +163,6 @@ def _progress(total: int, initial: int, disable: bool, desc: str):
 
     return tqdm(total=total, initial=initial, disable=disable, desc=desc, mininterval=5.0,
                 file=sys.stdout, dynamic_ncols=False, ncols=110)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Resumed:
-    """Where a run starts: a checkpoint's position, or ``(0, 0, 0)`` for a fresh one."""
-
-    epoch: int = 0
-    step_in_epoch: int = 0
-    step: int = 0
-    history: list = field(default_factory=list)
-    minutes: float = 0.0  # training time already spent (the --max-minutes budget counts it)
-
-    def fresh(self, history: list) -> Resumed:
-        return Resumed(history=history)
 
 
 class TrainLoop:
@@ -609,47 +330,6 @@ def train_autoencoder(args, d: Dist, voxels: np.ndarray | None = None, val=None)
     return final_path if final_path.is_file() else ckpt_path
 
 
-def _balance_weights(args, labels, n: int) -> np.ndarray | None:
-    power = getattr(args, "balance", None)
-    if power is None:
-        return None
-    if labels is None:
-        raise ValueError("--balance needs the class labels of the voxel cache")
-    if len(labels) != n:
-        raise ValueError(f"{len(labels)} labels for {n} training rows")
-    w = class_weights(labels, power)
-    if getattr(args, "quiet", False) is False:
-        labs = np.unique(labels)
-        share = {str(c): round(float(w[labels == c].sum()), 3) for c in labs}
-        log.info(f"class-balanced sampling (power {power}): {json.dumps(share)}")
-    return w
-
-
-def _augment_images(x: torch.Tensor, gen: torch.Generator, shift: int = 6) -> torch.Tensor:
-    """Random shifts (pad + crop), scale jitter, brightness/contrast/gamma and noise so that
-    preprocessed real photos look like the rendered views. ``x`` float (B, 1, H, W) in [0, 1]."""
-    b, _, h, w = x.shape
-    # scale jitter + shift through one affine grid (bilinear, background = 1 - white)
-    s = 1.0 + (torch.rand(b, generator=gen) - 0.5) * 0.16
-    tx = (torch.rand(b, generator=gen) - 0.5) * 2 * shift / (w / 2)
-    ty = (torch.rand(b, generator=gen) - 0.5) * 2 * shift / (h / 2)
-    theta = torch.zeros(b, 2, 3)
-    theta[:, 0, 0] = s
-    theta[:, 1, 1] = s
-    theta[:, 0, 2] = tx
-    theta[:, 1, 2] = ty
-    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    bg = x[:, :, :2, :2].mean(dim=(1, 2, 3), keepdim=True)  # corner = background level
-    x = F.grid_sample(x - bg, grid, align_corners=False, padding_mode="zeros") + bg
-    gamma = torch.exp((torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.6)
-    x = x.clamp(0, 1) ** gamma
-    contrast = 1.0 + (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.5
-    bright = (torch.rand(b, 1, 1, 1, generator=gen) - 0.5) * 0.2
-    x = (x - 0.5) * contrast + 0.5 + bright
-    x = x + 0.02 * torch.randn(x.shape, generator=gen)
-    return x.clamp(0, 1)
-
-
 def _views_from_parts(args, ae):
     """Views rendered by row subsets (``part*.npz``: ``rows``, ``v0`` set pose, ``v1_rows``,
     ``v1`` one jittered view), with training.render and the same per-row seeds as
@@ -784,78 +464,6 @@ def train_image_encoder(
 # export to the shipped format
 
 
-def _git_commit() -> str:
-    import subprocess
-
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
-            cwd=Path(__file__).resolve().parents[1],
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
-def export_weights(args) -> dict:
-    """Checkpoints → ``weights/`` (safetensors + JSON), thresholds chosen on training rows."""
-    from ..core.weights import save_weights
-    from .data import load_voxels
-
-    out = Path(args.out)
-    ae_path = Path(args.ae) if args.ae else out / "ae_final.pt"
-    st_ae = load_checkpoint(ae_path)
-    cfg = ModelConfig.from_dict(json.loads(st_ae["config"]))
-    ae = OctreeAutoencoder(cfg)
-    ae.load_state_dict(st_ae["model"])
-    ae.eval()
-    img = None
-    img_path = Path(args.image) if args.image else out / "image_final.pt"
-    st_img = None
-    if img_path.is_file():
-        st_img = load_checkpoint(img_path)
-        img = ImageEncoder(cfg)
-        img.load_state_dict(st_img["model"])
-        img.eval()
-    allv = load_voxels(cache=args.cache)
-    rng = np.random.default_rng(args.seed)
-    tr = np.flatnonzero(allv.split == "train")
-    if args.labels:
-        tr = tr[np.isin(allv.label[tr], args.labels)]
-    if img is not None:
-        vrows, vimgs = load_set_pose_views(args.cache, args.views_parts)
-        pos = np.full(len(allv), -1)
-        pos[vrows] = np.arange(len(vrows))
-        tr = tr[pos[tr] >= 0]
-    pick = np.sort(rng.choice(tr, size=min(args.threshold_samples, len(tr)), replace=False))
-    vox = allv.voxels[pick]
-    thr = choose_thresholds(ae.decoder, encode_voxels(ae.encoder, vox), vox)
-    log.info(f"autoencoder thresholds (train rows): {thr}")
-    meta = {
-        "training": {
-            "data": "voxels32.npz (training.data): "
-            + ", ".join(f"{k} {v}" for k, v in allv.counts().items()),
-            "commit": _git_commit(),
-            "ae_checkpoint_args": json.loads(st_ae["args"]),
-            "ae_history": json.loads(st_ae["history"]),
-            "ae_minutes": round(float(st_ae.get("minutes", 0.0)), 1),
-        },
-    }
-    if img is not None:
-        zi = encode_images(img, vimgs[pos[pick]])
-        ithr = choose_thresholds(ae.decoder, zi, vox)
-        log.info(f"image thresholds (train rows, set-pose view): {ithr}")
-        meta["image_thresholds"] = {str(r): t for r, t in ithr.items()}
-        meta["training"].update(
-            image_checkpoint_args=json.loads(st_img["args"]),
-            image_history=json.loads(st_img["history"]),
-            image_minutes=round(float(st_img.get("minutes", 0.0)), 1),
-        )
-    files = save_weights(args.weights_out, ae, img, thr, meta=meta, fp16=not args.fp32)
-    for k, p in files.items():
-        log.info(f"{k}: {p} ({p.stat().st_size / 1e6:.2f} MB)")
-    return {k: str(p) for k, p in files.items()}
-
-
 # --------------------------------------------------------------------------------------------
 # command line
 
@@ -961,144 +569,6 @@ def _main(args: argparse.Namespace) -> int:
     finally:
         d.close()
     return 0
-
-
-def import_weights(weights_dir: str | Path | None, out: Path) -> tuple[Path, Path]:
-    """Shipped weights (safetensors, float16) -> ``<out>/ae_final.pt`` (marked BatchNorm
-    recalibrated: the shipped statistics are the precise ones) and ``<out>/image_final.pt``,
-    so a fine-tuning round can start from what ships (``--init`` / ``--init-image``)."""
-    from ..core.weights import load_weights
-
-    w = load_weights(weights_dir)
-    cfg = json.dumps(w.config.to_dict())
-    src = str(weights_dir or "weights/")
-    hist = json.dumps([{"imported": src, "meta": w.meta.get("training", {})}], default=str)
-    paths = []
-    for name, mod in (("ae_final.pt", w.autoencoder), ("image_final.pt", w.image_encoder)):
-        st = {k: v.float() if v.is_floating_point() else v for k, v in mod.state_dict().items()}
-        p = out / name
-        save_checkpoint(p, {"model": st, "config": cfg, "history": hist, "bn_recalibrated": True,
-                            "args": json.dumps({"imported": True})})  # fmt: skip
-        paths.append(p)
-    return paths[0], paths[1]
-
-
-def _checkpoint_state(model, opt, cfg, args, history, pos, t_start: float) -> dict:
-    """What a resumable checkpoint holds (read back by :func:`_resume`)."""
-    epoch, step_in_epoch, step = pos
-    return {
-        "model": model.state_dict(),
-        "opt": opt.state_dict(),
-        "epoch": epoch,
-        "step_in_epoch": step_in_epoch,
-        "step": step,
-        "config": json.dumps(cfg.to_dict()),
-        "args": json.dumps(vars(args), default=str),
-        "history": json.dumps(history),
-        "rng": torch.get_rng_state(),
-        "minutes": (time.time() - t_start) / 60,
-    }
-
-
-def _warm_start(init: Path, model: nn.Module, cfg: ModelConfig, d, grow: bool = False):
-    """Fine-tuning: the weights of another run's checkpoint (same configuration, or with
-    ``grow`` a wider / deeper one, see :func:`grow_state`); a fresh optimiser and schedule.
-    Returns the history that records where the weights came from."""
-    st = load_checkpoint(init)
-    old_cfg = ModelConfig.from_dict(json.loads(st["config"]))
-    grown = old_cfg != cfg
-    if grown and not grow:
-        raise ValueError(f"--init {init} has another model configuration (use --grow)")
-    if grown:
-        model.load_state_dict(grow_state(st["model"], model.state_dict()))
-        _check_grown(st["model"], old_cfg, model)
-    else:
-        model.load_state_dict(st["model"])
-    if d.main:
-        log.info(f"initialised from {init}" + (" (grown)" if grown else ""))
-    return [{"init": str(init), "init_history": json.loads(st.get("history", "[]"))}]
-
-
-def _check_grown(old_state: dict, old_cfg: ModelConfig, model: nn.Module) -> None:
-    """The grown autoencoder must give the old one's logits (eval mode, a few shapes)."""
-    if not isinstance(model, OctreeAutoencoder):
-        raise ValueError("--grow applies to the autoencoder only")
-    ref = OctreeAutoencoder(old_cfg)
-    ref.load_state_dict(old_state)
-    x = torch.from_numpy(synthetic_shapes(4, seed=0)).float()[:, None]
-    was = model.training
-    with torch.no_grad():
-        a, b = ref.eval()(x), model.eval()(x)
-    model.train(was)
-    worst = max(float((a[r] - b[r]).abs().max()) for r in a)
-    if worst > 1e-3:
-        raise ValueError(f"grown model is not function-preserving (logits differ by {worst:.3g})")
-
-
-def grow_state(old: dict, new: dict) -> dict:
-    """Function-preserving transfer of ``old`` weights into a wider / deeper model's state
-    ``new`` (Net2Net-style): every tensor of ``old`` is copied into the leading slice of its
-    counterpart; weights reading a *new input* channel are zeroed (so new channels change no
-    output) while new output channels keep their fresh initialisation; a new residual branch
-    (``conv`` / ``bn2`` of a block that had none) starts with a zero BatchNorm scale, so it adds
-    ELU(0) = 0. The grown network computes exactly what the old one did."""
-    dropped = sorted(set(old) - set(new))
-    if dropped:
-        raise ValueError(f"cannot grow: the new model has no {dropped[:3]}")
-    out = {}
-    for k, v in new.items():
-        v = v.clone()
-        if k in old:
-            o = old[k]
-            if o.dim() != v.dim() or any(a > b for a, b in zip(o.shape, v.shape, strict=True)):
-                raise ValueError(f"cannot grow {k}: {tuple(o.shape)} → {tuple(v.shape)}")
-            if v.dim() >= 2:
-                # ConvTranspose weights are (in, out, ...); Conv and Linear are (out, in, ...)
-                cin = 0 if k.endswith("up.weight") else 1
-                v.narrow(cin, o.shape[cin], v.shape[cin] - o.shape[cin]).zero_()
-            v[tuple(slice(0, n) for n in o.shape)] = o
-        else:
-            block = k.rsplit(".conv", 1)[0] if ".conv" in k else k.rsplit(".bn2", 1)[0]
-            if f"{block}.bn2.weight" in old or block == k:
-                raise ValueError(f"cannot grow: {k} is new and not part of a new residual branch")
-            if k == f"{block}.bn2.weight":
-                v.zero_()  # new residual branch: identity at the start
-        out[k] = v
-    return out
-
-
-def _freeze_below(model: OctreeAutoencoder, res: int) -> list[nn.Module]:
-    """Train only the decoder levels at ``res`` and above (0 = everything): the encoder and
-    the coarser levels are frozen (no gradients, BatchNorm in eval mode). Returns the frozen
-    modules."""
-    if not res:
-        return []
-    dec = model.decoder
-    if res not in dec.cfg.resolutions:
-        raise ValueError(f"--freeze-below {res}: not a decoder resolution {dec.cfg.resolutions}")
-    frozen: list[nn.Module] = [model.encoder]
-    frozen += [b for b, r in zip(dec.blocks, dec.cfg.resolutions, strict=True) if r < res]
-    frozen += [h for r, h in dec.heads.items() if int(r) < res]
-    for m in frozen:
-        m.requires_grad_(False)
-    return frozen
-
-
-def _resume(ckpt_path: Path, model, opt, d):
-    """Load a resumable checkpoint if there is one (its :class:`Resumed` position); a fresh
-    start otherwise."""
-    if not ckpt_path.is_file():
-        return Resumed()
-    st = load_checkpoint(ckpt_path)
-    model.load_state_dict(st["model"])
-    opt.load_state_dict(st["opt"])
-    torch.set_rng_state(st["rng"])
-    if d.main:
-        log.info(f"resumed {ckpt_path} at epoch {st['epoch']} step {st['step']}")
-    history = json.loads(st.get("history", "[]"))
-    return Resumed(
-        st["epoch"], st["step_in_epoch"], st["step"], history, float(st.get("minutes", 0.0))
-    )
 
 
 if __name__ == "__main__":
