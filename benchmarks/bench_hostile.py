@@ -59,6 +59,7 @@ class Row:
     expect: str
     outcome: str
     seconds: float
+    cpu_s: float
     peak_rss_mb: float
     budget_s: float
     budget_gb: float
@@ -320,6 +321,7 @@ def run_case(case: Case, timeout: float) -> Row:
                 time.sleep(0.02)
             proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - t0
+        cpu_s = usage.ru_utime + usage.ru_stime
         rss_mb = usage.ru_maxrss / (1024 if sys.platform != "darwin" else 1024**2)
         text = (work / "stderr").read_text(errors="replace").strip()
         lines = [line for line in text.splitlines() if line.strip()]
@@ -351,6 +353,7 @@ def run_case(case: Case, timeout: float) -> Row:
         case.expect,
         outcome,
         round(seconds, 2),
+        round(cpu_s, 2),
         round(rss_mb, 1),
         case.budget_s,
         case.budget_gb,
@@ -381,17 +384,19 @@ def markdown(rows: list[Row], meta: dict) -> str:
     out = [
         "# Hostile-input suite (issue #22)",
         "",
-        f"{meta['machine']}; {meta['date']}; `benchmarks/bench_hostile.py`. Each case in its "
-        "own process; time is wall time, memory the process's peak RSS.",
+        f"{meta['machine']}; {meta['date']}; load average {meta['load']} at the start; "
+        "`benchmarks/bench_hostile.py`. Each case in its own process; time is wall time (it "
+        "grows with the machine's load), CPU its user + system time, memory its peak RSS.",
         "",
-        "| case | group | expect | outcome | time (s) | peak RSS (MB) | budget | pass | message |",
-        "|---|---|---|---|---:|---:|---|---|---|",
+        "| case | group | expect | outcome | time (s) | CPU (s) | peak RSS (MB) | budget | pass "
+        "| message |",
+        "|---|---|---|---|---:|---:|---:|---|---|---|",
     ]
     for r in rows:
         msg = r.message.replace("|", "\\|")
         out.append(
             f"| {r.name} | {r.group} | {r.expect} | {r.outcome} | {r.seconds:.2f} | "
-            f"{r.peak_rss_mb:.0f} | {r.budget_s:g} s, {r.budget_gb:g} GB | "
+            f"{r.cpu_s:.2f} | {r.peak_rss_mb:.0f} | {r.budget_s:g} s, {r.budget_gb:g} GB | "
             f"{'yes' if r.passed else '**no**'} | {msg} |"
         )
     n_pass = sum(r.passed for r in rows)
@@ -416,12 +421,14 @@ def main(argv=None) -> int:
         for c in CASES
         if (not args.k or any(w in c.name for w in args.k)) and not (args.skip_big and c.big)
     ]
+    load0 = os.getloadavg()
     rows = []
     for case in cases:
         row = run_case(case, args.timeout)
         rows.append(row)
         print(
-            f"{row.name:28} {row.outcome:8} {row.seconds:8.2f} s {row.peak_rss_mb:8.0f} MB "
+            f"{row.name:28} {row.outcome:8} {row.seconds:8.2f} s {row.cpu_s:8.2f} s CPU "
+            f"{row.peak_rss_mb:8.0f} MB "
             f"{'pass' if row.passed else 'FAIL'}  {row.message[:90]}",
             flush=True,
         )
@@ -429,6 +436,7 @@ def main(argv=None) -> int:
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "date": time.strftime("%Y-%m-%d"),
         "python": platform.python_version(),
+        "load": " / ".join(f"{v:.1f}" for v in load0),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     doc = {"meta": meta, "rows": [asdict(r) for r in rows]}
