@@ -33,6 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", "--colors", type=int, default=8, help="number of colours (default 8)")
     p.add_argument("--element", choices=sorted(ELEMENTS), default="tile")
     p.add_argument("--dither", action="store_true", help="Floyd–Steinberg error diffusion")
+    p.add_argument(
+        "--standing",
+        action="store_true",
+        help="an upright wall of bricks on a foot, the picture on its front (one brick course "
+        "per row; --element is ignored) instead of tiles lying on a plate base",
+    )
     p.add_argument("--fit", choices=FITS, default="crop", help="crop to the aspect or stretch")
     p.add_argument("--base-color", type=int, default=0, help="LDraw colour of the base (0 black)")
     p.add_argument("--palette", type=str, default=None, help="comma-separated LDraw codes")
@@ -104,6 +110,7 @@ def _run(args: argparse.Namespace, log: logging.Logger) -> int:
         base_color=args.base_color,
         palette=palette,
         seed=args.seed,
+        orientation="standing" if args.standing else "lying",
     )
     options.validate()  # before touching the output folder
     times: dict[str, float] = {}
@@ -126,20 +133,31 @@ def _run(args: argparse.Namespace, log: logging.Logger) -> int:
     written["parts_rebrickable"] = partslist.write_parts(
         model, out / "rebrickable.csv", "rebrickable"
     )
-    picture = mosaic.render(result.codes, options.element, 16, options.base_color)
+    picture = front_picture(result, 16)
     written["picture"] = atomic_write_bytes(out / "mosaic.png", _png(picture))
     target = (result.target * 255).round().astype("uint8")
     written["target"] = atomic_write_bytes(out / "target.png", _png(target))
     times["files"] = time.perf_counter() - t
     if not args.no_instructions:
         t = time.perf_counter()
-        written.update(write_instructions(result, out, title))
+        write = write_standing_instructions if args.standing else write_instructions
+        written.update(write(result, out, title))
         times["instructions"] = time.perf_counter() - t
     report = dict(result.stats)
     report["seconds"] = {k: round(v, 3) for k, v in times.items()}
     report["options"] = {
         k: getattr(options, k)
-        for k in ("width", "height", "k", "element", "dither", "fit", "base_color", "seed")
+        for k in (
+            "width",
+            "height",
+            "k",
+            "element",
+            "dither",
+            "fit",
+            "base_color",
+            "seed",
+            "orientation",
+        )  # fmt: skip
     }
     written["report"] = atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     log.info(json.dumps(report, indent=2))
@@ -179,6 +197,67 @@ def write_instructions(result, out: Path, title: str) -> dict[str, Path]:
         cover=cover,
         step_images=images,
         step_parts=[per_step[s] for s in range(len(images))],
+        n_bricks=len(model),
+    )
+    return {"instructions_html": html, "instructions_pdf": pdf}
+
+
+def front_picture(result, cell: int, codes=None):
+    """The mosaic as seen: from above when lying, from the front when standing (each row a
+    brick course, 1.2 studs tall)."""
+    import numpy as np
+    from PIL import Image
+
+    from .lego import mosaic
+
+    opt = result.options
+    codes = result.codes if codes is None else codes
+    if opt.orientation != "standing":
+        return mosaic.render(codes, opt.element, cell, opt.base_color)
+    pic = mosaic.render(codes, "tile", cell, opt.base_color)
+    h, w = pic.shape[:2]
+    return np.asarray(Image.fromarray(pic).resize((w, round(h * 1.2)), Image.Resampling.NEAREST))
+
+
+def write_standing_instructions(result, out: Path, title: str) -> dict[str, Path]:
+    """The booklet of a standing mosaic: the converter's steps (foot, then course by course),
+    each page the front view with the rows built so far."""
+    import numpy as np
+
+    from .core import booklet
+    from .lego.fileio import atomic_write_bytes
+
+    model, codes = result.model, result.codes
+    h, w = codes.shape
+    n_steps = model.n_steps()
+    per_step: list[dict] = [{} for _ in range(n_steps)]
+    row_done = np.full(h, n_steps, dtype=np.int64)  # the step that finishes each picture row
+    row_last = np.full(h, -1, dtype=np.int64)
+    for b in model.bricks:
+        d = per_step[b.step]
+        d[(b.part_id, b.color)] = d.get((b.part_id, b.color), 0) + 1
+        course = b.z // 3  # paper scale: a brick course is 3 plates; course 0 is the foot
+        if course >= 1:
+            r = h - course
+            if 0 <= r < h:
+                row_last[r] = max(row_last[r], b.step)
+    row_done = np.where(row_last >= 0, row_last, row_done)
+    img_dir = out / "instructions_images"
+    img_dir.mkdir(exist_ok=True)
+    cell = max(6, 768 // max(h, w))
+    blank = np.full_like(codes, int(result.options.base_color))
+    images = []
+    for s in range(n_steps):
+        shown = np.where((row_done <= s)[:, None], codes, blank)
+        pic = front_picture(result, cell, shown)
+        images.append(atomic_write_bytes(img_dir / f"step_{s + 1:03d}.png", _png(pic)))
+    cover = atomic_write_bytes(img_dir / "cover.png", _png(front_picture(result, cell)))
+    html, pdf = booklet.build_booklet(
+        out,
+        title=title,
+        cover=cover,
+        step_images=images,
+        step_parts=per_step,
         n_bricks=len(model),
     )
     return {"instructions_html": html, "instructions_pdf": pdf}

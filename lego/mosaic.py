@@ -43,6 +43,11 @@ ELEMENTS: dict[str, str] = {
     "round_plate": "6141",
 }
 FITS = ("crop", "stretch")
+#: lying: tiles/plates face-up on a plate base (the classic mosaic); standing: an upright wall of
+#: bricks two studs deep on a foot, the picture on its front, one picture row per brick course
+ORIENTATIONS = ("lying", "standing")
+STAND_DEPTH = 2  # studs: the wall's depth (front cells show the picture, back ones the base)
+STAND_FOOT = 4  # studs: the foot's depth under the wall
 MIN_STUDS, MAX_STUDS, STEP_STUDS = 16, 96, 8
 SECTION = 16  # studs per instruction section side
 BASE = 8  # side of the base's large plates (studs)
@@ -60,6 +65,7 @@ class MosaicOptions:
     base_color: int = 0  # Black
     palette: list[int] | None = None  # None: colors.BRICKLINK_PALETTE
     seed: int = 0
+    orientation: str = "lying"  # see ORIENTATIONS
 
     def validate(self) -> None:
         for name in ("width", "height"):
@@ -80,6 +86,10 @@ class MosaicOptions:
             raise MosaicError(f"element must be one of {sorted(ELEMENTS)}, got {self.element!r}")
         if self.fit not in FITS:
             raise MosaicError(f"fit must be one of {FITS}, got {self.fit!r}")
+        if self.orientation not in ORIENTATIONS:
+            raise MosaicError(
+                f"orientation must be one of {ORIENTATIONS}, got {self.orientation!r}"
+            )
         if int(self.base_color) not in LDRAW_COLORS:
             raise MosaicError(f"base colour {self.base_color!r} is not an LDraw solid colour code")
         if self.palette is not None:
@@ -125,14 +135,17 @@ def _validate_image(image) -> np.ndarray:
     return a
 
 
-def fit_image(image, width: int, height: int, fit: str = "crop") -> np.ndarray:
-    """The photo as ``(height, width, 3)`` cell colours: centre crop to the aspect, area average."""
+def fit_image(
+    image, width: int, height: int, fit: str = "crop", aspect: float | None = None
+) -> np.ndarray:
+    """The photo as ``(height, width, 3)`` cell colours: centre crop to the aspect (``aspect``,
+    width over height, when the cells are not square), area average."""
     from skimage.transform import resize
 
     a = _validate_image(image)
     if fit == "crop":
         h, w = a.shape[:2]
-        target = width / height
+        target = aspect if aspect is not None else width / height
         if w / h > target:  # too wide
             cw = max(1, round(h * target))
             x0 = (w - cw) // 2
@@ -252,13 +265,67 @@ def build_model(codes: np.ndarray, options: MosaicOptions) -> BrickModel:
     return BrickModel(bricks, (w, h, 3), meta)
 
 
+def standing_rows(height: int) -> int:
+    """Picture rows of a standing mosaic ``height`` studs tall: one per brick course (a 1x1
+    brick is 1.2 studs tall), so the picture keeps its proportions."""
+    from .units import BRICK_MM, STUD_MM
+
+    return max(1, round(height * STUD_MM / BRICK_MM))
+
+
+def standing_model(codes: np.ndarray, options: MosaicOptions) -> BrickModel:
+    """An upright mosaic: the picture (``codes``, row 0 = top) on the front (-Y) of a wall of
+    bricks :data:`STAND_DEPTH` studs deep, on a one-brick foot :data:`STAND_FOOT` studs deep,
+    through the normal converter (one brick course per row, running bond where colours allow,
+    one piece; nothing overhangs, so it stands). Its steps are the converter's: course by
+    course, from the foot up."""
+    from .convert import ConvertOptions, voxels_to_bricks
+
+    h, w = codes.shape
+    base = int(options.base_color)
+    grid = np.zeros((w, STAND_FOOT, h + 1), dtype=bool)
+    grid[:, :STAND_DEPTH, 1:] = True
+    grid[:, :, 0] = True
+    rgb = np.zeros(grid.shape + (3,))
+    rgb[:, :, 0] = LDRAW_COLORS[base].rgb
+    lut = {int(c): LDRAW_COLORS[int(c)].rgb for c in np.unique(codes)}
+    front = np.array([[lut[int(c)] for c in row] for row in codes])  # (h, w, 3)
+    for y in range(STAND_DEPTH):  # the column's colour through the wall's depth
+        rgb[:, y, 1:] = front[::-1].transpose(1, 0, 2)
+    used = sorted({*lut, base})
+    opts = ConvertOptions(
+        scale="paper",
+        brick_types="bricks",
+        color_mode="photo",
+        k=len(used),
+        palette=used,
+        seed=int(options.seed),
+    )
+    model = voxels_to_bricks(grid, rgb, opts)
+    model.meta.update(
+        {
+            "kind": "mosaic",
+            "orientation": "standing",
+            "element": "brick",
+            "studs": [w, h],
+            "k": int(options.k),
+            "dither": bool(options.dither),
+            "base_color": base,
+        }
+    )
+    return model
+
+
 def make_mosaic(image, options: MosaicOptions | None = None) -> Mosaic:
     """Photo (``(H, W, 3|4)`` uint8 or float 0..1) → :class:`Mosaic`."""
     options = options or MosaicOptions()
     options.validate()
-    target = fit_image(image, options.width, options.height, options.fit)
+    standing = options.orientation == "standing"
+    rows = standing_rows(options.height) if standing else options.height
+    aspect = options.width / options.height
+    target = fit_image(image, options.width, rows, options.fit, aspect)
     codes = quantize(target, options)
-    model = build_model(codes, options)
+    model = standing_model(codes, options) if standing else build_model(codes, options)
     stats = {
         "studs": int(codes.size),
         "colors": len({int(c) for c in codes.reshape(-1)}),
@@ -266,7 +333,12 @@ def make_mosaic(image, options: MosaicOptions | None = None) -> Mosaic:
         "delta_e_blur1": round(color_error(target, codes, blur=1), 2),
         "bricks": len(model),
         "steps": model.n_steps(),
+        "orientation": options.orientation,
     }
+    if standing:  # surface cells the converter recoloured so that the bricks bond
+        reg = model.meta.get("colors", {}).get("regularised", {})
+        stats["recoloured_cells"] = int(reg.get("surface_changed", 0))
+        stats["connected"] = bool(model.meta.get("connected", False))
     return Mosaic(codes, target, model, options, stats)
 
 

@@ -18,7 +18,9 @@ _ELEMENTS = (
 )
 
 
-def mosaic_result(context, width: int, height: int, k: int, element: str, dither: bool):
+def mosaic_result(
+    context, width: int, height: int, k: int, element: str, dither: bool, standing=False
+):
     """Checked inputs → (a PipelineResult holding the mosaic model, output folder, path)."""
     import numpy as np
 
@@ -32,15 +34,20 @@ def mosaic_result(context, width: int, height: int, k: int, element: str, dither
     out_dir = jobs.check_output_dir(properties.output_dir(s)) if s is not None else None
     seed = int(s.seed) if s is not None else 0
     opt = mosaic.MosaicOptions(
-        width=width, height=height, k=k, element=element, dither=dither, seed=seed
+        width=width,
+        height=height,
+        k=k,
+        element=element,
+        dither=dither,
+        seed=seed,
+        orientation="standing" if standing else "lying",
     )
     try:
         opt.validate()
         result = mosaic.make_mosaic(load_rgb(path), opt)
     except ValueError as exc:
         raise jobs.JobError(str(exc)) from None
-    grid = np.zeros((width, height, 1), dtype=bool)  # the picture as a one-layer grid
-    grid[:, :, 0] = (result.codes >= 0).T[:, ::-1]
+    grid = np.ones((width, result.codes.shape[0], 1), dtype=bool)  # the picture's cells
     return PipelineResult(model=result.model, voxels=grid), out_dir, str(path)
 
 
@@ -72,6 +79,12 @@ class IMAGE2LEGO_OT_mosaic(bpy.types.Operator):
         description="Floyd–Steinberg error diffusion over the chosen LEGO colours",
         default=False,
     )
+    standing: BoolProperty(
+        name="Standing",
+        description="An upright wall of bricks on a foot with the picture on its front, "
+        "instead of tiles lying on a plate base",
+        default=False,
+    )
 
     @classmethod
     def poll(cls, context):
@@ -82,7 +95,7 @@ class IMAGE2LEGO_OT_mosaic(bpy.types.Operator):
         try:
             w, h = self.width - self.width % 8, self.height - self.height % 8
             result, out_dir, path = mosaic_result(
-                context, w, h, self.colors, self.element, self.dither
+                context, w, h, self.colors, self.element, self.dither, self.standing
             )
             coll = jobs.finish(context, result, name="LEGO Mosaic", out_dir=out_dir)
             lego_scene.set_source(coll, {"kind": "mosaic", "path": path})

@@ -102,6 +102,20 @@ def test_mosaic_builds_the_library_mosaic_and_writes_it(scene, tmp_path):
     assert len(written.bricks) == len(want.bricks)
 
 
+def test_standing_mosaic_builds_the_library_wall(scene, tmp_path):
+    from image2lego.core.face import load_rgb
+
+    photo = _photo(tmp_path)
+    scene.image_path = str(photo)
+    assert bpy.ops.image2lego.mosaic(width=16, height=16, colors=4, standing=True) == {"FINISHED"}
+    coll = lego_scene.find_model_collection(bpy.context)
+    opt = mosaic.MosaicOptions(width=16, height=16, k=4, orientation="standing")
+    want = mosaic.make_mosaic(load_rgb(photo), opt).model
+    assert _bricks(coll) == sorted(
+        (b.x, b.y, b.z, b.part_id, b.rotated, b.color) for b in want.bricks
+    )
+
+
 def test_mosaic_without_an_image_cannot_run_and_a_bad_image_reports(scene, tmp_path):
     scene.image_path = ""
     assert not bpy.ops.image2lego.mosaic.poll()

@@ -201,3 +201,61 @@ def test_leocad_builds_the_mosaic_exactly(tmp_path, ldraw_library, element):
     if element == "tile":  # a tile has no stud: LeoCAD's box is 4 LDU lower than a plate's
         want = [(*w[:5], w[5] - 4.0) if w[2] == 16.0 else w for w in want]
     assert boxes == want
+
+
+# --------------------------------------------------------------------------- standing
+
+
+def _front_colours(model) -> dict[tuple[int, int], int]:
+    """(x, course) → colour of the brick at the wall's front (y = 0), course 0 = the foot."""
+    out = {}
+    for b in model.bricks:
+        if b.y != 0:
+            continue
+        for x, _ in b.cells():
+            for z in range(b.z, b.z + b.height):
+                out[(x, z // 3)] = b.color
+    return out
+
+
+def test_standing_mosaic_is_one_upright_wall_on_a_foot_showing_the_picture():
+    from image2lego.lego.stability import fully_supported
+
+    opts = mosaic.MosaicOptions(16, 24, k=3, orientation="standing", base_color=0)
+    m = mosaic.make_mosaic(_stripes(), opts)
+    rows = mosaic.standing_rows(24)
+    assert rows == 20 and m.codes.shape == (20, 16)  # a 1x1 brick is 1.2 studs tall
+    occ = m.model.occupancy()
+    assert occ.shape == (16, mosaic.STAND_FOOT, 3 * (rows + 1))
+    assert occ[:, :, :3].all()  # the foot: the whole footprint on the ground
+    assert occ[:, : mosaic.STAND_DEPTH, 3:].all() and not occ[:, mosaic.STAND_DEPTH :, 3:].any()
+    a = connectivity.analyze(m.model)
+    assert a.connected and a.n_components == 1
+    assert fully_supported(m.model)  # nothing overhangs: it stands
+    assert {b.part_id for b in m.model.bricks} <= set(CATALOGUE)  # real bricks
+    # the front shows the picture (row 0 at the top), up to the cells recoloured for bonding
+    front = _front_colours(m.model)
+    wrong = sum(front[(x, rows - r)] != int(m.codes[r, x]) for r in range(rows) for x in range(16))
+    assert wrong <= m.stats["recoloured_cells"] and wrong <= 0.1 * m.codes.size
+    assert front[(2, rows)] == m.codes[0, 2] and front[(2, 1)] == m.codes[-1, 2]
+    assert m.codes[0, 2] != m.codes[-1, 2]  # the white bar on top, red below
+
+
+def test_cli_mosaic_standing_writes_everything(tmp_path):
+    from PIL import Image
+
+    src = tmp_path / "photo.png"
+    Image.fromarray((_gradient() * 255).astype(np.uint8)).save(src)
+    out = tmp_path / "out"
+    argv = ["mosaic", str(src), "-o", str(out), "--width", "16", "--height", "16", "--standing"]
+    assert main(argv + ["-q", "-k", "4"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["orientation"] == "standing" and report["connected"]
+    model = ldraw.parse_ldr(out / "mosaic.ldr")
+    assert len(model) == report["bricks"]
+    pages = sorted((out / "instructions_images").glob("step_*.png"))
+    assert len(pages) == report["steps"] == model.n_steps()
+    pic = Image.open(out / "mosaic.png")
+    assert pic.size == (16 * 16, round(mosaic.standing_rows(16) * 16 * 1.2))
+    with pytest.raises(Image2LegoError, match="orientation must be one of"):
+        mosaic.MosaicOptions(orientation="sideways").validate()
