@@ -285,3 +285,31 @@ def test_cli_face_errors_are_one_line_and_write_nothing(tmp_path, capsys):
     assert not out.exists()
     assert main(["face", str(photo), "-o", str(out), "--size", "200"]) == 2
     assert "size must be 8..96" in capsys.readouterr().err
+
+
+@pytest.mark.data
+def test_leocad_builds_the_bust_exactly(tmp_path, ldraw_library):
+    """The bust (the synthetic face at 10 studs, through the normal pipeline) opens in LeoCAD
+    with every brick where we put it."""
+    import shutil
+
+    from image2lego.core.pipeline import PipelineOptions, run, voxels_to_lego_steps
+    from image2lego.lego import ldraw
+    from image2lego.lego.convert import ConvertOptions
+
+    from .test_leocad import expected_boxes, obj_pieces, run_leocad
+
+    if not (shutil.which("leocad") and shutil.which("xvfb-run")):
+        pytest.skip("leocad and xvfb-run are not installed")
+    photo, face, oval, lips = synthetic_face()
+    fg = F.build_face_grid(photo, face, oval, F.FaceOptions(size=10), [lips])
+    convert = ConvertOptions(color_mode="photo", k=len(fg.codes), palette=fg.codes)
+    model = run(
+        voxels_to_lego_steps(fg.voxels, PipelineOptions(convert=convert), colors=fg.colors)
+    ).model
+    path = ldraw.write_ldr(model, tmp_path / "bust.ldr")
+    run_leocad(ldraw_library, path, "-obj", str(tmp_path / "bust.obj"))
+    pieces = obj_pieces(tmp_path / "bust.obj")
+    assert len(pieces) == len(model)
+    boxes = sorted(box for _, box, _ in pieces)
+    assert boxes == sorted(tuple(round(float(c), 1) for c in b) for _, b in expected_boxes(model))

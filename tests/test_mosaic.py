@@ -259,3 +259,19 @@ def test_cli_mosaic_standing_writes_everything(tmp_path):
     assert pic.size == (16 * 16, round(mosaic.standing_rows(16) * 16 * 1.2))
     with pytest.raises(Image2LegoError, match="orientation must be one of"):
         mosaic.MosaicOptions(orientation="sideways").validate()
+
+
+@pytest.mark.data
+def test_leocad_builds_the_standing_mosaic_exactly(tmp_path, ldraw_library):
+    from .test_leocad import expected_boxes, obj_pieces, run_leocad
+
+    if not (shutil.which("leocad") and shutil.which("xvfb-run")):
+        pytest.skip("leocad and xvfb-run are not installed")
+    opts = mosaic.MosaicOptions(16, 16, k=3, orientation="standing")
+    m = mosaic.make_mosaic(_gradient(), opts)
+    path = ldraw.write_ldr(m.model, tmp_path / "wall.ldr")
+    run_leocad(ldraw_library, path, "-obj", str(tmp_path / "wall.obj"))
+    pieces = obj_pieces(tmp_path / "wall.obj")
+    assert len(pieces) == len(m.model)
+    boxes = sorted(box for _, box, _ in pieces)
+    assert boxes == sorted(tuple(round(float(c), 1) for c in b) for _, b in expected_boxes(m.model))
