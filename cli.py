@@ -196,7 +196,7 @@ def log_level(args: argparse.Namespace) -> int:
     return logging.DEBUG if args.verbose else logging.INFO
 
 
-SUBCOMMANDS = ("mosaic", "face")
+SUBCOMMANDS = ("mosaic", "face", "caption")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         from . import mosaic_cli
 
         return mosaic_cli.main(argv[1:])
+    if argv and argv[0] == "caption":  # python -m image2lego caption "a red car" …
+        from . import caption_cli
+
+        return caption_cli.main(argv[1:])
     if argv and argv[0] == "face":  # python -m image2lego face PHOTO …
         from . import face_cli
 

@@ -70,8 +70,9 @@ def summary(result: PipelineResult) -> dict:
     out.update(model_summary(model, result.stability))
     if result.image is not None:  # a photo: floating specks removed
         out["fragments_dropped_cells"] = result.fragments_dropped_cells
-    if isinstance(model.meta.get("face"), dict):  # a face bust (core.face): its facts
-        out["face"] = dict(model.meta["face"])
+    for kind in ("face", "caption"):  # a face bust (core.face), a caption (core.caption)
+        if isinstance(model.meta.get(kind), dict):
+            out[kind] = dict(model.meta[kind])
     warnings = model.meta.get("warnings") or []
     if warnings:
         out["warnings"] = list(warnings)

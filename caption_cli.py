@@ -1,0 +1,126 @@
+"""``python -m image2lego caption "a small red car"``: a caption → a LEGO model, offline (see
+:mod:`.core.caption`: the caption picks a class, a colour, a size and a variant; the class's
+typical shape comes from the shipped autoencoder).
+
+Writes the same products as the main command (LDraw, parts lists, ``voxels.npy``,
+``report.json`` with a ``caption`` section saying what was understood and, with Blender's
+Python module, ``render.png``, ``instructions/`` and ``model.blend``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from .cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, FORMATS, _folder, _one_line, _Parser
+from .cli_output import captured_native_output, progress_bar, summary_lines
+from .lego import choices
+from .lego.errors import Image2LegoError, get_logger, logging_to_stdout
+
+log = get_logger()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="python -m image2lego caption",
+        description="Build a LEGO model from a caption such as 'a small red car' (offline: the "
+        "caption picks one of the trained classes, a LEGO colour, small = 16³ else 32³; the "
+        "shipped autoencoder decodes that class's typical shape).",
+    )
+    p.add_argument("caption", nargs="+", help="what to build, e.g. a dark red sofa")
+    p.add_argument("-o", "--out", type=_folder, default=Path("out/caption"), help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="which of the class's shapes (0, 1, 2…)")
+    p.add_argument(
+        "--scale",
+        choices=choices.values(choices.SCALE),
+        default="proportional",
+        help=choices.help_text(choices.SCALE, "proportional"),
+    )
+    p.add_argument(
+        "--bricks",
+        choices=choices.values(choices.BRICK_TYPES),
+        default="mixed",
+        help=choices.help_text(choices.BRICK_TYPES, "mixed"),
+    )
+    p.add_argument("--no-repair", action="store_true", help="skip the stability repair")
+    p.add_argument(
+        "--formats",
+        type=str,
+        default=",".join(FORMATS),
+        help=f"comma-separated outputs among {', '.join(FORMATS)}",
+    )
+    p.add_argument("--no-render", action="store_true", help="skip render.png (needs bpy)")
+    p.add_argument("--no-instructions", action="store_true", help="skip instructions (needs bpy)")
+    p.add_argument("--no-blend", action="store_true", help="skip model.blend (needs bpy)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors and warnings only")
+    p.add_argument("-v", "--verbose", action="store_true", help="print debugging messages too")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    from .cli import log_level
+
+    args = build_parser().parse_args(argv)
+    with logging_to_stdout(log_level(args)):
+        try:
+            return _run(args)
+        except KeyboardInterrupt:
+            print("image2lego: interrupted; the output folder was left as it was", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except (Image2LegoError, ValueError, TypeError, OSError, KeyError) as exc:
+            print(f"image2lego caption: error: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_ERROR
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import outputs
+    from .core import caption, pipeline
+    from .lego.convert import ConvertOptions
+    from .lego.fileio import check_output_dir
+
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise ValueError(f"unknown --formats {unknown}; choose among {list(FORMATS)}")
+    text = " ".join(args.caption)
+    caption.parse_caption(text, args.seed)  # a caption it cannot read fails before any work
+    check_output_dir(args.out)
+    opt = pipeline.PipelineOptions(
+        convert=ConvertOptions(scale=args.scale, brick_types=args.bricks, seed=args.seed),
+        repair=not args.no_repair,
+    )
+    t0 = time.perf_counter()
+    with progress_bar("Building the caption") as on_progress:
+        result = pipeline.run(caption.caption_to_lego_steps(text, opt, args.seed), on_progress)
+    blender = not (args.no_render and args.no_instructions and args.no_blend)
+    capture: contextlib.AbstractContextManager = (
+        captured_native_output() if blender else contextlib.nullcontext([])
+    )
+    with capture, progress_bar("Blender outputs") as on_progress:
+        written = outputs.write_all(
+            result,
+            args.out,
+            formats=formats,
+            render=not args.no_render,
+            instructions=not args.no_instructions,
+            blend=not args.no_blend,
+            progress=on_progress,
+        )
+    summary = outputs.summary(result)
+    summary["seconds"] = round(time.perf_counter() - t0, 2)
+    log.debug(json.dumps(summary, indent=2))
+    info = result.model.meta["caption"]
+    from .lego.colors import color_name
+
+    colour = color_name(info["color"]) if info["color"] is not None else "default colour"
+    log.info(
+        f"Caption: {info['class'].replace('_', ' ')} (shape {info['variant'] + 1} of "
+        f"{info['variants']}), {colour}, {info['resolution']}³, {info['cells']} cells"
+    )
+    for line in summary_lines(summary, written, args.out, result.stability):
+        log.info(line)
+    return EXIT_OK
