@@ -196,7 +196,7 @@ def log_level(args: argparse.Namespace) -> int:
     return logging.DEBUG if args.verbose else logging.INFO
 
 
-SUBCOMMANDS = ("mosaic", "face", "caption")
+SUBCOMMANDS = ("mosaic", "face", "caption", "text")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         from . import mosaic_cli
 
         return mosaic_cli.main(argv[1:])
-    if argv and argv[0] == "caption":  # python -m image2lego caption "a red car" …
+    if argv and argv[0] in ("caption", "text"):  # python -m image2lego caption "a red car" …
         from . import caption_cli
 
         return caption_cli.main(argv[1:])

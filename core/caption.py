@@ -54,6 +54,9 @@ CLASS_WORDS: dict[str, tuple[str, ...]] = {
     "watercraft": ("watercraft", "sailboat", "boat", "ship", "yacht", "canoe"),
 }
 SMALL_WORDS = ("small", "tiny", "little", "mini")
+#: phrases that ask for a mix of the first two objects named
+BLEND_WORDS = ("in the style of", "style of", "cross between", "between", "mix of", "blend of",
+               "shaped like", "looks like", "like a")  # fmt: skip
 #: colour words that are no LEGO colour's name (every name in lego.colors is understood too)
 COLOR_ALIASES = {"grey": 71, "silver": 71, "beige": 19}
 
@@ -70,6 +73,9 @@ class Caption:
     resolution: int = 32
     variant: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: "a chair in the style of a sofa", "a cross between a car and a boat": the second class,
+    #: whose latent is mixed in half and half
+    blend: str | None = None
 
 
 def _norm(text: str) -> str:
@@ -101,8 +107,12 @@ def parse_caption(text: str, seed: int = 0) -> Caption:
     hits.sort()
     label = hits[0][1]
     notes = []
+    blend = None
     if len(hits) > 1:
-        notes.append(f"several objects named; building the first: {label}")
+        if any(_find(t, w) >= 0 for w in BLEND_WORDS):
+            blend = hits[1][1]
+        else:
+            notes.append(f"several objects named; building the first: {label}")
     color = None
     colour_words = [(_norm(c.name).strip(), code) for code, c in LDRAW_COLORS.items()]
     colour_words += [(w, code) for w, code in COLOR_ALIASES.items() if code in LDRAW_COLORS]
@@ -114,7 +124,8 @@ def parse_caption(text: str, seed: int = 0) -> Caption:
     if best is not None:
         color = int(best[1])
     small = any(_find(t, w) >= 0 for w in SMALL_WORDS)
-    return Caption(text.strip(), label, color, 16 if small else 32, int(seed), tuple(notes))
+    res = 16 if small else 32
+    return Caption(text.strip(), label, color, res, int(seed), tuple(notes), blend)
 
 
 def load_class_latents(weights_dir: str | Path | None = None) -> dict[str, np.ndarray]:
@@ -158,13 +169,18 @@ def caption_voxels(
         )
     z = lat[caption.label]
     v = caption.variant % len(z)
+    zv = z[v : v + 1]
+    if caption.blend is not None and caption.blend in lat:
+        other = lat[caption.blend]
+        zv = 0.5 * (zv + other[caption.variant % len(other)][None])
     net = load_net(weights_dir, parts=("autoencoder",))
     thr = dict(net.thresholds)
-    logits = net.decode(z[v : v + 1], thr, caption.resolution)[caption.resolution]
+    logits = net.decode(zv, thr, caption.resolution)[caption.resolution]
     grid = logits[0, 0] > thr.get(caption.resolution, 0.0)
     info = {
         "caption": caption.text,
         "class": caption.label,
+        "blend": caption.blend,
         "variant": v,
         "variants": len(z),
         "color": caption.color,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..blender import registry
 
 # Submodules in registration order; each defines ``classes``.
-_SUBMODULES = ("build", "io", "instructions", "animation", "model", "face", "mosaic")
+_SUBMODULES = ("build", "io", "instructions", "animation", "model", "face", "mosaic", "caption")
 
 
 def register() -> None:

@@ -50,14 +50,16 @@ def _update_source(context):
         ok = Path(str(src.get("path", ""))).is_file()
     elif src["kind"] == "brickify":
         ok = any(bpy.data.objects.get(n) is not None for n in src.get("objects", []))
+    elif src["kind"] == "caption":
+        ok = bool(src.get("text"))
     else:
         ok = False
     return (coll, src) if ok else None
 
 
 class IMAGE2LEGO_OT_update_model(bpy.types.Operator):
-    """Build the model again from what it was made of (its image, voxel file or mesh objects)
-    with the settings shown for it (replaces it)"""
+    """Build the model again from what it was made of (its image, voxel file, mesh objects or
+    caption) with the settings shown for it (replaces it)"""
 
     bl_idname = "image2lego.update_model"
     bl_label = "Update Model"
@@ -80,6 +82,10 @@ class IMAGE2LEGO_OT_update_model(bpy.types.Operator):
         context.scene.image2lego.model_name = name
         if src["kind"] == "voxels":
             return bpy.ops.image2lego.voxels_to_lego(how, filepath=src["path"])
+        if src["kind"] == "caption":
+            return bpy.ops.image2lego.caption_to_lego(
+                how, text=src["text"], variant=int(src.get("variant", 0))
+            )
         if src["kind"] == "brickify":
             obs = [bpy.data.objects.get(n) for n in src["objects"]]
             obs = [o for o in obs if o is not None and o.name in context.view_layer.objects]

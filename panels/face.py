@@ -1,5 +1,5 @@
-"""3D Viewport → Sidebar (N) → "LEGO" → "Face & Mosaic": the input image as a 3D face bust
-or a 2D mosaic (each button asks for its few settings)."""
+"""3D Viewport → Sidebar (N) → "LEGO" → "Face, Mosaic & Caption": the input image as a 3D
+face bust or a 2D mosaic, or a model from a caption (each button asks for its few settings)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from .sidebar import _Base
 
 class IMAGE2LEGO_PT_face_mosaic(_Base, bpy.types.Panel):
     bl_idname = "IMAGE2LEGO_PT_face_mosaic"
-    bl_label = "Face & Mosaic"
+    bl_label = "Face, Mosaic & Caption"
     bl_parent_id = "IMAGE2LEGO_PT_main"
     bl_options = {"DEFAULT_CLOSED"}
 
@@ -23,6 +23,7 @@ class IMAGE2LEGO_PT_face_mosaic(_Base, bpy.types.Panel):
         if not mediapipe_available():
             col.label(text="Needs mediapipe (face extra)", icon="INFO")
         layout.operator("image2lego.mosaic", icon="TEXTURE")
+        layout.operator("image2lego.caption_to_lego", icon="FONT_DATA")
 
 
 classes = (IMAGE2LEGO_PT_face_mosaic,)

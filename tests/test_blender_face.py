@@ -131,3 +131,30 @@ def test_the_face_and_mosaic_panel_is_registered():
     assert hasattr(bpy.types, "IMAGE2LEGO_PT_face_mosaic")
     for op in ("face_to_lego", "mosaic"):
         assert len(getattr(bpy.ops.image2lego, op).get_rna_type().description) >= 15
+
+
+def test_caption_to_lego_builds_the_library_model_and_update_rebuilds_it(scene, tmp_path):
+    from image2lego.blender import jobs
+    from image2lego.core import caption as C
+    from image2lego.core.pipeline import run
+
+    scene.model_name = "Sofa"
+    scene.output_dir = str(tmp_path / "out")
+    assert bpy.ops.image2lego.caption_to_lego(text="a small red sofa", variant=1) == {"FINISHED"}
+    coll = lego_scene.find_model_collection(bpy.context)
+    want = run(C.caption_to_lego_steps("a small red sofa", jobs.pipeline_options(bpy.context), 1))
+    wanted = sorted((b.x, b.y, b.z, b.part_id, b.rotated, b.color) for b in want.model.bricks)
+    assert _bricks(coll) == wanted
+    assert {b.color for b in want.model.bricks} == {4}
+    assert lego_scene.get_source(coll) == {"kind": "caption", "text": "a small red sofa",
+                                            "variant": 1}  # fmt: skip
+    assert ldraw.parse_ldr(tmp_path / "out" / "Sofa.ldr").bricks
+    assert bpy.ops.image2lego.update_model() == {"FINISHED"}
+    models = lego_scene.model_collections(bpy.context)
+    assert len(models) == 1 and _bricks(models[0]) == wanted  # replaced by the same model
+
+
+def test_a_caption_without_a_known_object_reports_and_builds_nothing(scene):
+    with pytest.raises(RuntimeError, match="I can build"):
+        bpy.ops.image2lego.caption_to_lego(text="a flying saucer")
+    assert lego_scene.find_model_collection(bpy.context) is None

@@ -95,3 +95,26 @@ def test_cli_builds_a_caption_with_its_colour(tmp_path, capsys):
     assert cli.main(["caption", "a", "spaceship", "-o", str(tmp_path / "x")]) == 2
     assert "I can build" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_in_the_style_of_blends_the_two_classes_latents():
+    c = C.parse_caption("a chair in the style of a sofa")
+    assert (c.label, c.blend, c.notes) == ("chair", "sofa", ())
+    mixed, info = C.caption_voxels(c)
+    chair, _ = C.caption_voxels(C.parse_caption("a chair"))
+    sofa, _ = C.caption_voxels(C.parse_caption("a sofa"))
+    assert info["blend"] == "sofa" and mixed.any()
+    assert not np.array_equal(mixed, chair) and not np.array_equal(mixed, sofa)
+
+    # closer to each parent than the parents are to each other
+    def iou(a, b):
+        return (a & b).sum() / (a | b).sum()
+
+    assert min(iou(mixed, chair), iou(mixed, sofa)) > iou(chair, sofa)
+
+
+def test_text_is_the_same_command_as_caption(tmp_path):
+    out = tmp_path / "t"
+    assert cli.main(["text", "a", "lamp", "-o", str(out), "--no-render", "--no-instructions",
+                     "--no-blend", "-q"]) == 0  # fmt: skip
+    assert json.loads((out / "report.json").read_text())["caption"]["class"] == "lamp"
