@@ -49,6 +49,29 @@ def test_lego_imports_only_numerical_libraries(path):
     assert not foreign, f"{path.name} imports {sorted(foreign)}"
 
 
+# What each other layer may import besides the standard library (ARCHITECTURE.md's table).
+THIRD_PARTY = {
+    "core": {"numpy", "scipy", "skimage", "PIL", "cv2", "safetensors", "torch", "mediapipe"},
+    "blender": {"bpy", "bpy_extras", "mathutils", "numpy", "PIL"},
+    "operators": {"bpy", "bpy_extras", "mathutils", "numpy", "PIL"},
+    "panels": {"bpy"},
+    "training": {"numpy", "scipy", "sklearn", "PIL", "torch", "safetensors", "tqdm", "pyrender",
+                 "trimesh", "MinkowskiEngine"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for layer in THIRD_PARTY for p in _py(layer)],
+    ids=lambda p: str(p.relative_to(REPO)),
+)
+def test_each_layer_imports_only_its_libraries(path):
+    layer = path.relative_to(REPO).parts[0]
+    top, nested = _imports(path)
+    foreign = (top | nested) - set(sys.stdlib_module_names) - THIRD_PARTY[layer] - {"image2lego"}
+    assert not foreign, f"{path.name} ({layer}/) imports {sorted(foreign)}"
+
+
 @pytest.mark.parametrize("path", _py("core"), ids=lambda p: str(p.relative_to(REPO)))
 def test_core_never_imports_bpy(path):
     top, nested = _imports(path)
