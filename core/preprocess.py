@@ -422,7 +422,8 @@ def preprocess_image(
                 how = "grabcut+centre"
     if (cover > 0.5).sum() < max(1.0, MIN_MASK_FRACTION * h * w):
         raise ImageError(
-            f"no object found: the {how} mask is empty (under {MIN_MASK_FRACTION:.1%} of the image)"
+            f"no object found: the {how} mask is empty (under {MIN_MASK_FRACTION:.1%} of the "
+            "image); mark the object with --mask FILE or --crop LEFT,TOP,RIGHT,BOTTOM"
         )
     image, out_mask, bbox = frame_object(gray, cover, size, margin, BACKGROUND)
     return Preprocessed(image, out_mask, bbox, (w, h), how)
