@@ -10,16 +10,13 @@ Python module, ``render.png``, ``instructions/`` and ``model.blend``).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import sys
 import time
 from pathlib import Path
 
-from .cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, FORMATS, _folder, _one_line, _Parser
-from .cli_output import captured_native_output, progress_bar, summary_lines
+from .cli import EXIT_OK, FORMATS, _folder, _Parser, guarded, report, write_products
+from .cli_output import progress_bar
 from .lego import choices
-from .lego.errors import Image2LegoError, get_logger, logging_to_stdout
+from .lego.errors import get_logger
 
 log = get_logger()
 
@@ -62,22 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    from .cli import log_level
-
-    args = build_parser().parse_args(argv)
-    with logging_to_stdout(log_level(args)):
-        try:
-            return _run(args)
-        except KeyboardInterrupt:
-            print("image2lego: interrupted; the output folder was left as it was", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        except (Image2LegoError, ValueError, TypeError, OSError, KeyError) as exc:
-            print(f"image2lego caption: error: {_one_line(exc)}", file=sys.stderr)
-            return EXIT_ERROR
+    return guarded(build_parser().parse_args(argv), _run, "image2lego caption", "try 'small'")
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import outputs
     from .core import caption, pipeline
     from .lego.convert import ConvertOptions
     from .lego.fileio import check_output_dir
@@ -96,23 +81,8 @@ def _run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with progress_bar("Building the caption") as on_progress:
         result = pipeline.run(caption.caption_to_lego_steps(text, opt, args.seed), on_progress)
-    blender = not (args.no_render and args.no_instructions and args.no_blend)
-    capture: contextlib.AbstractContextManager = (
-        captured_native_output() if blender else contextlib.nullcontext([])
-    )
-    with capture, progress_bar("Blender outputs") as on_progress:
-        written = outputs.write_all(
-            result,
-            args.out,
-            formats=formats,
-            render=not args.no_render,
-            instructions=not args.no_instructions,
-            blend=not args.no_blend,
-            progress=on_progress,
-        )
-    summary = outputs.summary(result)
+    written, summary = write_products(result, args, formats)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
-    log.debug(json.dumps(summary, indent=2))
     info = result.model.meta["caption"]
     from .lego.colors import color_name
 
@@ -121,6 +91,5 @@ def _run(args: argparse.Namespace) -> int:
         f"Caption: {info['class'].replace('_', ' ')} (shape {info['variant'] + 1} of "
         f"{info['variants']}), {colour}, {info['resolution']}³, {info['cells']} cells"
     )
-    for line in summary_lines(summary, written, args.out, result.stability):
-        log.info(line)
+    report(summary, written, args.out, result.stability)
     return EXIT_OK

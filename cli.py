@@ -214,24 +214,66 @@ def main(argv: list[str] | None = None) -> int:
 
         return face_cli.main(argv[1:])
     args = build_parser().parse_args(argv)
+
+    def checked_run(args):
+        _check_args(args)
+        return _run(args)
+
+    return guarded(args, checked_run, "image2lego", "try a smaller grid or --no-repair")
+
+
+def guarded(args: argparse.Namespace, run, prog: str, memory_hint: str) -> int:
+    """``run(args)`` with the log level of ``-q``/``-v`` and every error a user can cause as
+    one line on stderr and an exit code (0 / 2 / 130): the one error policy of every command."""
     with logging_to_stdout(log_level(args)):
         try:
-            _check_args(args)
-            return _run(args)
+            return run(args)
         except KeyboardInterrupt:
             print("image2lego: interrupted; the output folder was left as it was", file=sys.stderr)
             return EXIT_INTERRUPTED
         except MemoryError:
-            print(
-                "image2lego: error: out of memory (try a smaller grid or --no-repair)",
-                file=sys.stderr,
-            )
+            print(f"{prog}: error: out of memory ({memory_hint})", file=sys.stderr)
             return EXIT_ERROR
         except (Image2LegoError, ValueError, TypeError, OSError, KeyError) as exc:
             # Image2LegoError: every error the user can cause (bad image, voxel or LDraw file,
             # missing/corrupt weights, …); the built-in ones: argument checks and the disk
-            print(f"image2lego: error: {_one_line(exc)}", file=sys.stderr)
+            print(f"{prog}: error: {_one_line(exc)}", file=sys.stderr)
             return EXIT_ERROR
+
+
+def write_products(result, args: argparse.Namespace, formats, source=None) -> tuple[dict, dict]:
+    """The files of a built model into ``args.out`` (all or nothing), with Blender's log
+    captured (shown with ``-v``) and progress bars; returns ``(written, summary)``."""
+    from . import outputs
+
+    blender = not (args.no_render and args.no_instructions and args.no_blend)
+    # Blender's own log (a "Saved: …" line per render, EGL notes) only with -v.
+    capture: contextlib.AbstractContextManager = (
+        captured_native_output() if blender else contextlib.nullcontext([])
+    )
+    with capture, progress_bar("Blender outputs") as on_progress:
+        written = outputs.write_all(
+            result,
+            args.out,
+            formats=formats,
+            render=not args.no_render,
+            instructions=not args.no_instructions,
+            blend=not args.no_blend,
+            source=source,
+            progress=on_progress,
+        )
+    return written, outputs.summary(result)
+
+
+def report(summary: dict, written: dict, out, stability) -> None:
+    """The short summary a run ends with (``-v``: the full report and every file)."""
+    log.debug(json.dumps(summary, indent=2))
+    if stability is not None:
+        log.debug(stability.summary())
+    for kind, path in written.items():
+        log.debug(f"  {kind:>17}: {path}")
+    for line in summary_lines(summary, written, out, stability):
+        log.info(line)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -270,7 +312,6 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import outputs
     from .core import pipeline
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
@@ -295,32 +336,9 @@ def _run(args: argparse.Namespace) -> int:
         )
     with progress_bar("Building the model") as on_progress:
         result = pipeline.run(steps, on_progress)
-    blender = not (args.no_render and args.no_instructions and args.no_blend)
-    # Blender's own log (a "Saved: …" line per render, EGL notes) only with -v.
-    capture: contextlib.AbstractContextManager = (
-        captured_native_output() if blender else contextlib.nullcontext([])
-    )
-    with capture, progress_bar("Blender outputs") as on_progress:
-        written = outputs.write_all(
-            result,
-            args.out,
-            formats=formats,
-            render=not args.no_render,
-            instructions=not args.no_instructions,
-            blend=not args.no_blend,
-            source=src,
-            progress=on_progress,
-        )
-    summary = outputs.summary(result)
+    written, summary = write_products(result, args, formats, source=src)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
-    stability = result.stability
-    log.debug(json.dumps(summary, indent=2))
-    if stability is not None:
-        log.debug(stability.summary())
-    for kind, path in written.items():
-        log.debug(f"  {kind:>17}: {path}")
-    for line in summary_lines(summary, written, args.out, stability):
-        log.info(line)
+    report(summary, written, args.out, result.stability)
     return EXIT_OK
 
 

@@ -12,16 +12,13 @@ optional mediapipe extra (``requirements-face.lock``).
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import sys
 import time
 from pathlib import Path
 
-from .cli import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, FORMATS, _folder, _one_line, _Parser
-from .cli_output import captured_native_output, progress_bar, summary_lines
+from .cli import EXIT_OK, FORMATS, _folder, _Parser, guarded, report, write_products
+from .cli_output import captured_native_output, progress_bar
 from .lego import choices
-from .lego.errors import Image2LegoError, get_logger, logging_to_stdout
+from .lego.errors import get_logger
 
 log = get_logger()
 
@@ -118,25 +115,10 @@ def options(args: argparse.Namespace):
 
 
 def main(argv: list[str]) -> int:
-    from .cli import log_level
-
-    args = build_parser().parse_args(argv)
-    with logging_to_stdout(log_level(args)):
-        try:
-            return _run(args)
-        except KeyboardInterrupt:
-            print("image2lego: interrupted; the output folder was left as it was", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        except MemoryError:
-            print("image2lego: error: out of memory (try a smaller --size)", file=sys.stderr)
-            return EXIT_ERROR
-        except (Image2LegoError, ValueError, TypeError, OSError, KeyError) as exc:
-            print(f"image2lego face: error: {_one_line(exc)}", file=sys.stderr)
-            return EXIT_ERROR
+    return guarded(build_parser().parse_args(argv), _run, "image2lego face", "try a smaller --size")
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import outputs
     from .core import face, pipeline
     from .lego.fileio import check_output_dir
 
@@ -153,32 +135,15 @@ def _run(args: argparse.Namespace) -> int:
     # mediapipe's native log (TensorFlow Lite delegate notes) only with -v
     with captured_native_output("mediapipe"), progress_bar("Building the face") as on_progress:
         result = pipeline.run(face.face_to_lego_steps(src, opt), on_progress)
-    blender = not (args.no_render and args.no_instructions and args.no_blend)
-    capture: contextlib.AbstractContextManager = (
-        captured_native_output() if blender else contextlib.nullcontext([])
-    )
-    with capture, progress_bar("Blender outputs") as on_progress:
-        written = outputs.write_all(
-            result,
-            args.out,
-            formats=formats,
-            render=not args.no_render,
-            instructions=not args.no_instructions,
-            blend=not args.no_blend,
-            source=src,
-            progress=on_progress,
-        )
-    summary = outputs.summary(result)
+    written, summary = write_products(result, args, formats, source=src)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
-    log.debug(json.dumps(summary, indent=2))
     info = result.model.meta.get("face", {})
     log.info(
         f"Face: {info.get('landmarks')} landmarks in {result.seconds.get('landmarks', 0):.2f} s, "
         f"{info.get('face_px', ['?'])[0]} px wide → {opt.size} studs; colours "
         + ", ".join(_color_names(info.get("colors", [])))
     )
-    for line in summary_lines(summary, written, args.out, result.stability):
-        log.info(line)
+    report(summary, written, args.out, result.stability)
     return EXIT_OK
 
 
