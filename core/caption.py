@@ -96,11 +96,18 @@ def parse_caption(text: str, seed: int = 0) -> Caption:
     if len(text) > MAX_CAPTION:
         raise CaptionError(f"the caption is {len(text)} characters long (at most {MAX_CAPTION})")
     t = _norm(text)
-    hits = []
+    spans = []  # (start, end, label) of every class word found
     for label, words in CLASS_WORDS.items():
-        pos = [p for p in (_find(t, w) for w in words) if p >= 0]
-        if pos:
-            hits.append((min(pos), label))
+        for w in words:
+            p = _find(t, w)
+            if p >= 0:
+                spans.append((p, p + len(w) + 1, label))
+    # a word inside a longer phrase ("table" in "bedside table") is not an object of its own
+    spans = [a for a in spans if not any(b[0] <= a[0] and a[1] <= b[1] and b != a
+                                         and b[2] != a[2] for b in spans)]  # fmt: skip
+    hits = sorted({label: p for p, _, label in sorted(spans, reverse=True)}.items(),
+                  key=lambda kv: kv[1])  # fmt: skip
+    hits = [(p, label) for label, p in hits]
     if not hits:
         known = ", ".join(sorted(w for ws in CLASS_WORDS.values() for w in ws[:1]))
         raise CaptionError(f"no object I know in {text.strip()!r}; I can build: {known}")

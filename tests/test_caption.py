@@ -20,7 +20,8 @@ def test_a_caption_gives_class_colour_size_and_variant():
     assert C.parse_caption("a grey boat").color == 71  # a plain colour word, not a name
     assert C.parse_caption("an aeroplane").color is None  # the converter's default colour
     # the longer phrase wins: a bedside table is a night stand, not a table
-    assert C.parse_caption("bedside table").label == "night_stand"
+    bedside = C.parse_caption("a bedside table")
+    assert bedside.label == "night_stand" and bedside.notes == ()
     two = C.parse_caption("a table and two chairs")
     assert two.label == "table" and two.notes  # the first object, and it says so
 
