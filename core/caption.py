@@ -105,16 +105,16 @@ def parse_caption(text: str, seed: int = 0) -> Caption:
     # a word inside a longer phrase ("table" in "bedside table") is not an object of its own
     spans = [a for a in spans if not any(b[0] <= a[0] and a[1] <= b[1] and b != a
                                          and b[2] != a[2] for b in spans)]  # fmt: skip
-    hits = sorted({label: p for p, _, label in sorted(spans, reverse=True)}.items(),
-                  key=lambda kv: kv[1])  # fmt: skip
-    hits = [(p, label) for label, p in hits]
+    first: dict[str, int] = {}  # each class at its first mention
+    for start, _end, label in sorted(spans):
+        first.setdefault(label, start)
+    hits: list[tuple[int, str]] = sorted((start, label) for label, start in first.items())
     if not hits:
         known = ", ".join(sorted(w for ws in CLASS_WORDS.values() for w in ws[:1]))
         raise CaptionError(f"no object I know in {text.strip()!r}; I can build: {known}")
-    hits.sort()
     label = hits[0][1]
     notes = []
-    blend = None
+    blend: str | None = None
     if len(hits) > 1:
         if any(_find(t, w) >= 0 for w in BLEND_WORDS):
             blend = hits[1][1]
