@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m image2lego",
         description="Turn a photo (or a voxel grid) into a buildable LEGO model: LDraw file, "
         "parts lists, renders, step-by-step instructions.",
+        epilog="Other commands (each has its own --help): `python -m image2lego face PHOTO` "
+        '(a 3D LEGO bust of a face), `… mosaic PHOTO` (a 2D mosaic), `… caption "a small red '
+        'sofa"` (or `… text`: a model from a caption). Exit codes: 0 done, 2 error, '
+        "130 interrupted.",
     )
     p.add_argument(
         "input",
@@ -123,15 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="photos: keep the specks of the prediction too (default: drop floating pieces "
         "under 1 %% of the cells; larger ones are bridged or stood on a support)",
     )
-    p.add_argument(
-        "--formats",
-        type=str,
-        default=",".join(FORMATS),
-        help=f"comma-separated outputs among {', '.join(FORMATS)}",
-    )
-    p.add_argument("--no-render", action="store_true", help="skip render.png (needs bpy)")
-    p.add_argument("--no-instructions", action="store_true", help="skip instructions (needs bpy)")
-    p.add_argument("--no-blend", action="store_true", help="skip model.blend (needs bpy)")
+    add_output_arguments(p)
     p.add_argument("--weights", type=Path, default=None, help="folder with the model weights")
     p.add_argument(
         "--mask", type=Path, default=None,
@@ -142,8 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="photo: rectangle around the object in pixels (left,top,right,bottom); "
         "background removal starts from it",
     )  # fmt: skip
-    p.add_argument("-q", "--quiet", action="store_true", help="print errors and warnings only")
-    p.add_argument("-v", "--verbose", action="store_true", help="print debugging messages too")
     return p
 
 
@@ -187,6 +181,30 @@ def _options(args):
             else args.repair_max_bricks
         ),
     )
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """The options every building command shares: which files, Blender's outputs, verbosity."""
+    p.add_argument(
+        "--formats",
+        type=str,
+        default=",".join(FORMATS),
+        help=f"comma-separated outputs among {', '.join(FORMATS)}",
+    )
+    p.add_argument("--no-render", action="store_true", help="skip render.png (needs bpy)")
+    p.add_argument("--no-instructions", action="store_true", help="skip instructions (needs bpy)")
+    p.add_argument("--no-blend", action="store_true", help="skip model.blend (needs bpy)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors and warnings only")
+    p.add_argument("-v", "--verbose", action="store_true", help="print debugging messages too")
+
+
+def parse_formats(text: str) -> list[str]:
+    """``--formats`` → the list of outputs, refusing unknown ones in one line."""
+    formats = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown:
+        raise ValueError(f"unknown --formats {unknown}; choose among {list(FORMATS)}")
+    return formats
 
 
 def log_level(args: argparse.Namespace) -> int:
@@ -314,10 +332,7 @@ def _check_args(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> int:
     from .core import pipeline
 
-    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
-    unknown = sorted(set(formats) - set(FORMATS))
-    if unknown:
-        raise ValueError(f"unknown --formats {unknown}; choose among {list(FORMATS)}")
+    formats = parse_formats(args.formats)
     src: Path = args.input
     suffix = src.suffix.lower()
     if not src.exists():

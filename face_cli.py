@@ -15,7 +15,16 @@ import argparse
 import time
 from pathlib import Path
 
-from .cli import EXIT_OK, FORMATS, _folder, _Parser, guarded, report, write_products
+from .cli import (
+    EXIT_OK,
+    _folder,
+    _Parser,
+    add_output_arguments,
+    guarded,
+    parse_formats,
+    report,
+    write_products,
+)
 from .cli_output import captured_native_output, progress_bar
 from .lego import choices
 from .lego.errors import get_logger
@@ -72,17 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="repair by re-tiling only: never add visible props",
     )
-    p.add_argument(
-        "--formats",
-        type=str,
-        default=",".join(FORMATS),
-        help=f"comma-separated outputs among {', '.join(FORMATS)}",
-    )
-    p.add_argument("--no-render", action="store_true", help="skip render.png (needs bpy)")
-    p.add_argument("--no-instructions", action="store_true", help="skip instructions (needs bpy)")
-    p.add_argument("--no-blend", action="store_true", help="skip model.blend (needs bpy)")
-    p.add_argument("-q", "--quiet", action="store_true", help="print errors and warnings only")
-    p.add_argument("-v", "--verbose", action="store_true", help="print debugging messages too")
+    add_output_arguments(p)
     return p
 
 
@@ -122,10 +121,7 @@ def _run(args: argparse.Namespace) -> int:
     from .core import face, pipeline
     from .lego.fileio import check_output_dir
 
-    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
-    unknown = sorted(set(formats) - set(FORMATS))
-    if unknown:
-        raise ValueError(f"unknown --formats {unknown}; choose among {list(FORMATS)}")
+    formats = parse_formats(args.formats)
     opt = options(args)
     check_output_dir(args.out)
     src: Path = args.input
