@@ -46,8 +46,8 @@ from ..lego.fileio import atomic_write_bytes
 from ..lego.progress import Progress, scaled
 from ..lego.progress import run as progress_run
 from ..lego.staging import staged_output
-from ..lego.units import PLATE_MM, STUD_HEIGHT_MM, STUD_MM
-from ..lego.visibility import OrthoView, front_mask
+from ..lego.units import CLEARANCE_MM, PLATE_MM, STUD_HEIGHT_MM, STUD_MM
+from ..lego.visibility import OrthoView, brick_bodies, front_mask
 from . import scene as lego_scene
 
 #: Elevation and azimuth of the instruction camera (degrees): a 3/4 view from the front-right
@@ -200,19 +200,15 @@ def place_camera(
 
 
 def brick_boxes(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """World-space boxes ``(lo [n, 3], hi [n, 3], step [n])`` of the bricks, in metres, as
-    :mod:`.scene` places them (model centred on the origin in X/Y, studs included)."""
-    n = len(model.bricks)
-    lo, hi = np.zeros((n, 3)), np.zeros((n, 3))
-    steps = np.zeros(n, int)
-    s, p, m = STUD_MM * 1e-3, PLATE_MM * 1e-3, 1e-3
-    cx, cy = model.shape[0] * s / 2, model.shape[1] * s / 2
-    for i, b in enumerate(model.bricks):
-        nx, ny = b.size
-        lo[i] = (b.x * s - cx, b.y * s - cy, b.z * p)
-        hi[i] = ((b.x + nx) * s - cx, (b.y + ny) * s - cy, b.top * p + STUD_HEIGHT_MM * m)
-        steps[i] = b.step
-    return lo, hi, steps
+    """World-space boxes ``(lo [n, 3], hi [n, 3], step [n])`` of the bricks' lattice cells, in
+    metres, as :mod:`.scene` places them (model centred on the origin in X/Y, studs included):
+    :func:`~..lego.visibility.brick_bodies` without the clearance, plus the studs."""
+    lo, hi = brick_bodies(model)
+    c = CLEARANCE_MM * 1e-3
+    lo[:, :2] -= c
+    hi[:, :2] += c
+    hi[:, 2] += STUD_HEIGHT_MM * 1e-3
+    return lo, hi, np.array([b.step for b in model.bricks], int)
 
 
 def step_view_box(lo, hi, steps, step: int) -> tuple[np.ndarray, np.ndarray]:

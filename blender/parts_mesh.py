@@ -17,11 +17,9 @@ import math
 import bpy
 
 from ..lego.catalogue import Part, part
-from ..lego.units import PLATE_MM, STUD_DIAMETER_MM, STUD_HEIGHT_MM, STUD_MM
+from ..lego.units import CLEARANCE_MM, PLATE_MM, STUD_DIAMETER_MM, STUD_HEIGHT_MM, STUD_MM
 
 M_PER_MM = 0.001
-#: Clearance per side of a real LEGO element, mm (a 1x1 brick is 7.8 mm across, not 8).
-CLEARANCE_MM = 0.1
 #: Segments around a stud's circumference.
 STUD_SEGMENTS = 16
 #: Custom property that marks a mesh as an Image2LEGO part mesh (value: LDraw part id).

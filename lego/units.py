@@ -24,6 +24,10 @@ BRICK_MM = BRICK_LDU * MM_PER_LDU  # 9.6
 STUD_HEIGHT_MM = STUD_HEIGHT_LDU * MM_PER_LDU  # 1.6
 STUD_DIAMETER_MM = STUD_DIAMETER_LDU * MM_PER_LDU  # 4.8
 
+#: Clearance per side of a real LEGO element, mm: a 1x1 brick is 7.8 mm across, not 8, so
+#: neighbours do not touch (the Blender part meshes and the instruction masks model it).
+CLEARANCE_MM = 0.1
+
 #: Height of one cubic voxel of side one stud, measured in plates (8 mm / 3.2 mm).
 PLATES_PER_STUD_WIDTH = STUD_LDU / PLATE_LDU  # 2.5
 

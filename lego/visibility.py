@@ -19,11 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bricks import BrickModel
-from .units import PLATE_MM, STUD_DIAMETER_MM, STUD_HEIGHT_MM, STUD_MM
+from .units import CLEARANCE_MM, PLATE_MM, STUD_DIAMETER_MM, STUD_HEIGHT_MM, STUD_MM
 
 M_PER_MM = 1e-3
-#: Clearance per side of a real LEGO element, mm (a 1x1 brick is 7.8 mm across).
-CLEARANCE_MM = 0.1
 _EPS = 1e-12
 
 
@@ -51,12 +49,12 @@ class OrthoView:
         return np.stack([w / 2 + rel[:, 0] / ps, h / 2 - rel[:, 1] / ps], axis=1)
 
 
-def brick_solids(model: BrickModel) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-    """Per brick: body box ``lo [n, 3]``, ``hi [n, 3]`` and its stud centres ``[k, 2]`` (x, y)
-    in metres; studs stand from the body's top to ``top + STUD_HEIGHT``."""
+def brick_bodies(model: BrickModel) -> tuple[np.ndarray, np.ndarray]:
+    """Body boxes ``lo [n, 3]``, ``hi [n, 3]`` of the bricks in metres, without studs, as
+    :mod:`blender.scene` places them (centred on the origin in X/Y, ground at Z = 0) and
+    :mod:`blender.parts_mesh` shapes them (inset by :data:`~.units.CLEARANCE_MM` per side)."""
     n = len(model.bricks)
     lo, hi = np.zeros((n, 3)), np.zeros((n, 3))
-    studs: list[np.ndarray] = []
     s, p, c = STUD_MM * M_PER_MM, PLATE_MM * M_PER_MM, CLEARANCE_MM * M_PER_MM
     cx, cy = model.shape[0] * s / 2, model.shape[1] * s / 2
     for i, b in enumerate(model.bricks):
@@ -64,9 +62,23 @@ def brick_solids(model: BrickModel) -> tuple[np.ndarray, np.ndarray, list[np.nda
         x0, y0 = b.x * s - cx, b.y * s - cy
         lo[i] = (x0 + c, y0 + c, b.z * p)
         hi[i] = (x0 + nx * s - c, y0 + ny * s - c, b.top * p)
-        gx, gy = np.meshgrid(np.arange(nx) + 0.5, np.arange(ny) + 0.5, indexing="ij")
-        studs.append(np.stack([x0 + gx.ravel() * s, y0 + gy.ravel() * s], axis=1))
-    return lo, hi, studs
+    return lo, hi
+
+
+def _stud_grid(model: BrickModel, i: int) -> tuple[tuple[float, float], tuple[int, int]]:
+    """Brick ``i``'s stud grid: the corner its studs are laid out from and (studs x, studs y);
+    stud ``(a, b)`` stands at ``corner + (a + 0.5, b + 0.5) · pitch``."""
+    b = model.bricks[i]
+    s = STUD_MM * M_PER_MM
+    return (b.x * s - model.shape[0] * s / 2, b.y * s - model.shape[1] * s / 2), b.size
+
+
+def stud_centres(model: BrickModel, i: int) -> np.ndarray:
+    """Centres ``[k, 2]`` (x, y, metres) of brick ``i``'s studs."""
+    (x0, y0), (nx, ny) = _stud_grid(model, i)
+    s = STUD_MM * M_PER_MM
+    gx, gy = np.meshgrid(np.arange(nx) + 0.5, np.arange(ny) + 0.5, indexing="ij")
+    return np.stack([x0 + gx.ravel() * s, y0 + gy.ravel() * s], axis=1)
 
 
 def _hit_box(o: np.ndarray, d: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -196,7 +208,7 @@ def front_mask(
     wanted = wanted & present
     if n == 0 or not wanted.any():
         return out
-    lo, hi, studs = brick_solids(model)
+    lo, hi = brick_bodies(model)
     top = hi.copy()
     top[:, 2] += STUD_HEIGHT_MM * M_PER_MM
     pick = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], bool)
@@ -225,15 +237,11 @@ def front_mask(
         o = view.location + u[:, None] * view.basis[:, 0] + v[:, None] * view.basis[:, 1]
         return o, rows.ravel(), cols.ravel()
 
-    s = STUD_MM * M_PER_MM
-    cx0, cy0 = model.shape[0] * s / 2, model.shape[1] * s / 2
-
     def cast(i, o):
-        b = model.bricks[i]
-        grid = (b.x * s - cx0, b.y * s - cy0)
+        corner, counts = _stud_grid(model, i)
         return np.minimum(
             _hit_box(o, d, lo[i], hi[i]),
-            _hit_stud_grid(o, d, grid, b.size, hi[i, 2], hi[i, 2] + sh, r),
+            _hit_stud_grid(o, d, corner, counts, hi[i, 2], hi[i, 2] + sh, r),
         )
 
     ok = np.all(rect_lo <= rect_hi, axis=1)

@@ -17,14 +17,15 @@ from image2lego.lego.visibility import (
     OrthoView,
     _hit_box,
     _hit_studs,
-    brick_solids,
+    brick_bodies,
     front_mask,
+    stud_centres,
 )
 
 
 def _view(model, elevation, azimuth, res=(64, 48)):
     """An orthographic camera looking at the whole model from (elevation, azimuth)."""
-    lo, hi, _ = brick_solids(model)
+    lo, hi = brick_bodies(model)
     top = hi.max(axis=0) + [0, 0, STUD_HEIGHT_MM * M_PER_MM]
     centre = (lo.min(axis=0) + top) / 2
     el, az = math.radians(elevation), math.radians(azimuth)
@@ -44,12 +45,13 @@ def _brute(model, view, wanted, present):
     u, v = (cols.ravel() + 0.5 - w / 2) * ps, (h / 2 - (rows.ravel() + 0.5)) * ps
     o = view.location + u[:, None] * view.basis[:, 0] + v[:, None] * view.basis[:, 1]
     d = -view.basis[:, 2]
-    lo, hi, studs = brick_solids(model)
+    lo, hi = brick_bodies(model)
     r, sh = STUD_DIAMETER_MM / 2 * M_PER_MM, STUD_HEIGHT_MM * M_PER_MM
     best_new, best_old = np.full(len(o), np.inf), np.full(len(o), np.inf)
     for i in np.flatnonzero(present):
         t = np.minimum(
-            _hit_box(o, d, lo[i], hi[i]), _hit_studs(o, d, studs[i], hi[i, 2], hi[i, 2] + sh, r)
+            _hit_box(o, d, lo[i], hi[i]),
+            _hit_studs(o, d, stud_centres(model, i), hi[i, 2], hi[i, 2] + sh, r),
         )
         if wanted[i]:
             best_new = np.minimum(best_new, t)
