@@ -15,8 +15,8 @@ is refused with the list of objects it knows.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,13 +163,28 @@ def load_class_latents(weights_dir: str | Path | None = None) -> dict[str, np.nd
     return lat
 
 
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=2)
+def _loaded(d: Path, _ae: tuple[int, int], _lat: tuple[int, int]):
+    """The checked latents and the numpy autoencoder of ``d``, kept while their files stay
+    the same (the stamps are part of the key): a caption does not reload and re-hash 10 MB."""
+    from .npnet import load_net
+
+    return load_class_latents(d), load_net(d, parts=("autoencoder",))
+
+
 def caption_voxels(
     caption: Caption, weights_dir: str | Path | None = None
 ) -> tuple[np.ndarray, dict]:
     """The caption's shape as a bool voxel grid at ``caption.resolution`` and what was used."""
-    from .npnet import load_net
-
-    lat = load_class_latents(weights_dir)
+    d = (Path(weights_dir) if weights_dir is not None else default_weights_dir()).resolve()
+    if not (d / LATENTS_FILE).is_file() or not (d / AE_FILE).is_file():
+        load_class_latents(d)  # raises the clear error for what is missing
+    lat, net = _loaded(d, _stamp(d / AE_FILE), _stamp(d / LATENTS_FILE))
     if caption.label not in lat:
         raise CaptionError(
             f"the class latents have no {caption.label!r}; known: {', '.join(sorted(lat))}"
@@ -180,7 +195,6 @@ def caption_voxels(
     if caption.blend is not None and caption.blend in lat:
         other = lat[caption.blend]
         zv = 0.5 * (zv + other[caption.variant % len(other)][None])
-    net = load_net(weights_dir, parts=("autoencoder",))
     thr = dict(net.thresholds)
     logits = net.decode(zv, thr, caption.resolution)[caption.resolution]
     grid = logits[0, 0] > thr.get(caption.resolution, 0.0)
@@ -195,7 +209,7 @@ def caption_voxels(
         "notes": list(caption.notes),
         "cells": int(grid.sum()),
     }
-    return grid, json.loads(json.dumps(info))
+    return grid, info
 
 
 def caption_to_lego_steps(text: str, options=None, seed: int = 0, weights_dir=None):
