@@ -18,13 +18,13 @@ from .cli import (
     _folder,
     _Parser,
     add_output_arguments,
+    add_shape_arguments,
     guarded,
     parse_formats,
     report,
     write_products,
 )
 from .cli_output import progress_bar
-from .lego import choices
 from .lego.errors import get_logger
 
 log = get_logger()
@@ -40,18 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("caption", nargs="+", help="what to build, e.g. a dark red sofa")
     p.add_argument("-o", "--out", type=_folder, default=Path("out/caption"), help="output folder")
     p.add_argument("--seed", type=int, default=0, help="which of the class's shapes (0, 1, 2…)")
-    p.add_argument(
-        "--scale",
-        choices=choices.values(choices.SCALE),
-        default="proportional",
-        help=choices.help_text(choices.SCALE, "proportional"),
-    )
-    p.add_argument(
-        "--bricks",
-        choices=choices.values(choices.BRICK_TYPES),
-        default="mixed",
-        help=choices.help_text(choices.BRICK_TYPES, "mixed"),
-    )
+    add_shape_arguments(p)
     p.add_argument("--no-repair", action="store_true", help="skip the stability repair")
     add_output_arguments(p)
     return p

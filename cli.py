@@ -75,17 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=(4, 8, 16, 32),
         help="voxel resolution predicted from a photo (default 32)",
     )
-    for flag, options, default in (
-        ("--scale", choices.SCALE, "proportional"),
-        ("--bricks", choices.BRICK_TYPES, "mixed"),
-        ("--hollow", choices.HOLLOW, "fill"),
-    ):
-        p.add_argument(
-            flag,
-            choices=choices.values(options),
-            default=default,
-            help=choices.help_text(options, default),
-        )
+    add_shape_arguments(p)
+    add_choice_argument(p, "--hollow", choices.HOLLOW, "fill")
     p.add_argument("--wall", type=int, default=1, help="shell wall thickness in studs")
     p.add_argument("--no-supports", action="store_true", help="shell mode: no inner columns")
     p.add_argument(
@@ -181,6 +172,22 @@ def _options(args):
             else args.repair_max_bricks
         ),
     )
+
+
+def add_choice_argument(p: argparse.ArgumentParser, flag: str, options, default: str) -> None:
+    """An option whose values, help and default come from :mod:`.lego.choices`."""
+    p.add_argument(
+        flag,
+        choices=choices.values(options),
+        default=default,
+        help=choices.help_text(options, default),
+    )
+
+
+def add_shape_arguments(p: argparse.ArgumentParser) -> None:
+    """``--scale`` and ``--bricks``, which every command that builds bricks offers."""
+    add_choice_argument(p, "--scale", choices.SCALE, "proportional")
+    add_choice_argument(p, "--bricks", choices.BRICK_TYPES, "mixed")
 
 
 def add_output_arguments(p: argparse.ArgumentParser) -> None:

@@ -20,13 +20,13 @@ from .cli import (
     _folder,
     _Parser,
     add_output_arguments,
+    add_shape_arguments,
     guarded,
     parse_formats,
     report,
     write_products,
 )
 from .cli_output import captured_native_output, progress_bar
-from .lego import choices
 from .lego.errors import get_logger
 
 log = get_logger()
@@ -53,18 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=16,
         help=f"studs across the face ({MIN_SIZE}..{MAX_SIZE}; default 16)",
     )
-    p.add_argument(
-        "--scale",
-        choices=choices.values(choices.SCALE),
-        default="proportional",
-        help=choices.help_text(choices.SCALE, "proportional"),
-    )
-    p.add_argument(
-        "--bricks",
-        choices=choices.values(choices.BRICK_TYPES),
-        default="mixed",
-        help=choices.help_text(choices.BRICK_TYPES, "mixed"),
-    )
+    add_shape_arguments(p)
     p.add_argument("-k", "--colors", type=int, default=4, help="number of colours (default 4)")
     p.add_argument("--palette", type=str, default=None, help="comma-separated LDraw codes")
     p.add_argument("--seed", type=int, default=0)
