@@ -40,6 +40,12 @@ def _run_steps(op, context, steps, out_dir, name=None, source=None):
     return {"FINISHED"}
 
 
+def has_image(context) -> bool:
+    """Whether the scene's Image2LEGO settings name an input image (the image operators' poll)."""
+    s = getattr(context.scene, "image2lego", None)
+    return s is not None and bool(s.image_path)
+
+
 def _message(exc: BaseException) -> str:
     if isinstance(exc, (jobs.JobError, ValueError, FileNotFoundError)):
         return str(exc)
@@ -124,8 +130,7 @@ class IMAGE2LEGO_OT_image_to_lego(_BackgroundJob, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        s = getattr(context.scene, "image2lego", None)
-        return s is not None and bool(s.image_path)
+        return has_image(context)
 
     def execute(self, context):
         try:
@@ -206,8 +211,7 @@ class IMAGE2LEGO_OT_preview_input(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        s = getattr(context.scene, "image2lego", None)
-        return s is not None and bool(s.image_path)
+        return has_image(context)
 
     def execute(self, context):
         try:

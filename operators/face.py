@@ -7,7 +7,7 @@ import bpy
 from bpy.props import BoolProperty, IntProperty
 
 from ..blender import jobs
-from .build import _BackgroundJob, _message
+from .build import _BackgroundJob, _message, has_image
 
 #: a bust overhangs (chin, nose), so its stability needs the LP: checked up to this many bricks
 FACE_REPAIR_MAX_BRICKS = 4000
@@ -63,8 +63,7 @@ class IMAGE2LEGO_OT_face_to_lego(_BackgroundJob, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        s = getattr(context.scene, "image2lego", None)
-        return s is not None and bool(s.image_path)
+        return has_image(context)
 
     def execute(self, context):
         try:

@@ -8,7 +8,7 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty
 
 from ..blender import jobs
 from ..blender import scene as lego_scene
-from .build import _built, _message
+from .build import _built, _message, has_image
 
 _ELEMENTS = (
     ("tile", "Tile", "Square 1x1 tiles (3070b): a smooth picture"),
@@ -88,8 +88,7 @@ class IMAGE2LEGO_OT_mosaic(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        s = getattr(context.scene, "image2lego", None)
-        return s is not None and bool(s.image_path)
+        return has_image(context)
 
     def execute(self, context):
         try:
