@@ -182,6 +182,44 @@ def test_class_weights_balance_classes():
     assert not np.array_equal(order, epoch_order(len(labels), 4, 7, _OneRank(), eq))
 
 
+def test_class_share_pins_a_class_and_balances_the_rest():
+    labels = np.array(["chair"] * 900 + ["car"] * 90 + ["mug"] * 10)
+    share = lambda w, c: w[labels == c].sum()  # noqa: E731
+    w = class_weights(labels, 0.5, {"chair": 0.4})
+    assert np.isclose(w.sum(), 1) and share(w, "chair") == pytest.approx(0.4)
+    # the others split 0.6 by sqrt(n), as --balance 0.5 alone would among themselves
+    assert share(w, "car") / share(w, "mug") == pytest.approx(3.0)
+    assert share(w, "car") + share(w, "mug") == pytest.approx(0.6)
+    rows = w[labels == "chair"]
+    assert np.allclose(rows, rows[0]), "rows inside a class stay equally likely"
+    for bad, msg in (({"boat": 0.2}, "unknown class"), ({"chair": 1.0}, "sum below 1"),
+                     ({"chair": 0.5, "car": 0.3, "mug": 0.1}, "leave at least one")):  # fmt: skip
+        with pytest.raises(ValueError, match=msg):
+            class_weights(labels, 0.5, bad)
+
+
+def test_class_share_option_parses_and_rejects():
+    from image2lego.training.train import build_parser, main
+
+    args = build_parser().parse_args(
+        [
+            "image",
+            "--out",
+            "x",
+            "--balance",
+            "0.5",
+            "--class-share",
+            "chair=0.4",
+            "--class-share",
+            "airplane=0.07",
+        ]  # fmt: skip
+    )
+    assert dict(args.class_share_items) == {"chair": 0.4, "airplane": 0.07}
+    for bad in ("chair", "chair=1.5", "=0.2", "chair=x"):
+        with pytest.raises(SystemExit):
+            main(["image", "--out", "x", "--class-share", bad])
+
+
 # ------------------------------------------------------------------ one size convention
 
 

@@ -17,16 +17,32 @@ from .processes import Dist
 log = get_logger()
 
 
-def class_weights(labels: np.ndarray, power: float = 0.0) -> np.ndarray:
+def class_weights(
+    labels: np.ndarray, power: float = 0.0, fixed: dict[str, float] | None = None
+) -> np.ndarray:
     """Per-row sampling probabilities so that class ``c`` (``n_c`` rows) is drawn in
     proportion to ``n_c ** power``: 0 = every class equally often (class-balanced), 1 = every
     row equally often (no balancing), 0.5 = the square root (no class dominates, and rare
-    classes are not repeated a hundred times per epoch)."""
+    classes are not repeated a hundred times per epoch). ``fixed`` ({class: share}) pins the
+    named classes' shares of the draws; the other classes split the rest by ``n_c ** power``."""
     if not 0.0 <= power <= 1.0:
         raise ValueError(f"balance power must be in [0, 1], got {power}")
     labs, inv, counts = np.unique(np.asarray(labels), return_inverse=True, return_counts=True)
-    w = counts.astype(np.float64) ** (power - 1.0)
-    p = w[inv]
+    share = counts.astype(np.float64) ** power
+    fixed = dict(fixed or {})
+    if fixed:
+        names = [str(c) for c in labs]
+        unknown = sorted(set(fixed) - set(names))
+        if unknown:
+            raise ValueError(f"class share for unknown class(es) {', '.join(unknown)}")
+        if any(not 0.0 < f < 1.0 for f in fixed.values()) or sum(fixed.values()) >= 1.0:
+            raise ValueError(f"class shares must be in (0, 1) and sum below 1, got {fixed}")
+        pinned = np.array([c in fixed for c in names])
+        if pinned.all():
+            raise ValueError("class shares pin every class; leave at least one free")
+        share[~pinned] *= (1.0 - sum(fixed.values())) / share[~pinned].sum()
+        share[pinned] = [fixed[c] for c in np.array(names)[pinned]]
+    p = (share / counts)[inv]
     return p / p.sum()
 
 
@@ -133,12 +149,14 @@ def load_views(cache: str | None) -> np.ndarray:
 def _balance_weights(args, labels, n: int) -> np.ndarray | None:
     power = getattr(args, "balance", None)
     if power is None:
+        if getattr(args, "class_share", None):
+            raise ValueError("--class-share needs --balance (the power for the other classes)")
         return None
     if labels is None:
         raise ValueError("--balance needs the class labels of the voxel cache")
     if len(labels) != n:
         raise ValueError(f"{len(labels)} labels for {n} training rows")
-    w = class_weights(labels, power)
+    w = class_weights(labels, power, getattr(args, "class_share", None))
     if getattr(args, "quiet", False) is False:
         labs = np.unique(labels)
         share = {str(c): round(float(w[labels == c].sum()), 3) for c in labs}

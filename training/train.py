@@ -468,6 +468,18 @@ def train_image_encoder(
 # command line
 
 
+def _class_share(text: str) -> tuple[str, float]:
+    """``--class-share CLASS=SHARE`` → (class, share); a one-line argparse error otherwise."""
+    name, sep, value = text.partition("=")
+    try:
+        share = float(value)
+    except ValueError:
+        share = float("nan")
+    if not sep or not name or not 0.0 < share < 1.0:
+        raise argparse.ArgumentTypeError(f"expected CLASS=SHARE with 0 < SHARE < 1, got {text!r}")
+    return name, share
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m image2lego.training.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -494,6 +506,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--balance", type=float, default=None, metavar="POWER",
                    help="class-balanced sampling: class c drawn ∝ n_c**POWER (0 = equal, "
                         "0.5 = square root; default off)")  # fmt: skip
+    p.add_argument("--class-share", type=_class_share, action="append", default=None,
+                   metavar="CLASS=SHARE", dest="class_share_items",
+                   help="with --balance: pin a class's share of the draws (e.g. chair=0.4); "
+                        "repeatable, the other classes split the rest by --balance")  # fmt: skip
     p.add_argument("--weights-in", default=None,
                    help="stage 'import': a weights/ folder to turn into checkpoints")  # fmt: skip
     p.add_argument("--latent-noise", type=float, default=0.0)
@@ -530,6 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.class_share = dict(args.class_share_items) if args.class_share_items else None
     # progress lines on stdout (--quiet: the bar goes, warnings stay); library use logs only
     # where the caller's logging configuration sends it
     with logging_to_stdout(logging.WARNING if args.quiet else logging.INFO):
