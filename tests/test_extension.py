@@ -68,6 +68,7 @@ def test_zip_contents(built_zip):
     assert not any("__pycache__" in n for n in names)
 
 
+@pytest.mark.slow
 def test_install_enable_disable_cycles(built_zip, tmp_path):
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "blender_user"))
     proc = subprocess.run(

@@ -122,6 +122,7 @@ def test_colour_yields_to_connectivity_and_says_so():
     assert wrong < (col >= 0).sum() / 2  # most of the wall still shows the photo
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None, derandomize=True)
 @given(
     st.integers(0, 2**32 - 1),
