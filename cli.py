@@ -16,11 +16,15 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .cli_output import captured_native_output, progress_bar, summary_lines
 from .lego import choices
 from .lego.errors import Image2LegoError, get_logger, logging_to_stdout
 from .lego.fileio import check_path_text
+
+if TYPE_CHECKING:
+    from . import outputs
 
 log = get_logger()
 
@@ -266,7 +270,9 @@ def guarded(args: argparse.Namespace, run, prog: str, memory_hint: str) -> int:
             return EXIT_ERROR
 
 
-def write_products(result, args: argparse.Namespace, formats, source=None) -> tuple[dict, dict]:
+def write_products(
+    result, args: argparse.Namespace, formats, source=None
+) -> tuple[dict[str, Path], outputs.Report]:
     """The files of a built model into ``args.out`` (all or nothing), with Blender's log
     captured (shown with ``-v``) and progress bars; returns ``(written, summary)``."""
     from . import outputs
@@ -290,7 +296,7 @@ def write_products(result, args: argparse.Namespace, formats, source=None) -> tu
     return written, outputs.summary(result)
 
 
-def report(summary: dict, written: dict, out, stability) -> None:
+def report(summary: outputs.Report, written: dict, out, stability) -> None:
     """The short summary a run ends with (``-v``: the full report and every file)."""
     log.debug(json.dumps(summary, indent=2))
     if stability is not None:

@@ -23,8 +23,12 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from .lego.errors import get_logger
+
+if TYPE_CHECKING:
+    from .outputs import Report
 
 log = get_logger()
 
@@ -112,7 +116,7 @@ def captured_native_output(label: str = "blender") -> Iterator[list[str]]:
     _fflush_c()
     sink = tempfile.TemporaryFile(mode="w+b")
     saved: dict[int, int] = {}
-    swapped_sys: list[tuple[str, object]] = []
+    swapped_sys: list[tuple[str, TextIO]] = []
     swapped_handlers: list[tuple[logging.StreamHandler, object]] = []
     try:
         for fd in (1, 2):
@@ -125,12 +129,12 @@ def captured_native_output(label: str = "blender") -> Iterator[list[str]]:
         # the redirected descriptors and ``sys.stderr`` (tqdm, tracebacks) get duplicates of
         # the originals. ``sys.stdout`` stays redirected: Blender prints operator reports
         # ("Info: Saved copy as …") through it.
-        replacement: dict[int, object] = {}
+        replacement: dict[int, TextIO] = {}
         for name in ("stdout", "stderr"):
             s = getattr(sys, name)
-            fd = _fd(s)
-            if fd in saved:
-                new = os.fdopen(os.dup(saved[fd]), "w", buffering=1, encoding="utf-8",
+            sfd = _fd(s)
+            if sfd is not None and sfd in saved:
+                new = os.fdopen(os.dup(saved[sfd]), "w", buffering=1, encoding="utf-8",
                                 errors="replace", closefd=True)  # fmt: skip
                 replacement[id(s)] = new
                 if name == "stderr":
@@ -195,21 +199,14 @@ def aggregate_unrepairable(items) -> str | None:
 
 
 def summary_lines(
-    summary: Mapping, written: Mapping[str, Path], out: Path, stability=None
+    summary: Report, written: Mapping[str, Path], out: Path, stability=None
 ) -> list[str]:
     """The end-of-run summary: what was built, whether it stands, warnings, where the files
     are. At most ~15 lines whatever the model (the full facts are in ``report.json``)."""
     lines = []
-    head = f"{_plural(int(summary.get('bricks', 0)), 'brick')}"
-    bits = []
-    for key, word in (("parts", "part kind"), ("colors", "colour"), ("steps", "step")):
-        v = summary.get(key)
-        if isinstance(v, int | float):
-            bits.append(_plural(int(v), word))
-        elif isinstance(v, list | dict):
-            bits.append(_plural(len(v), word))
-    if bits:
-        head += " (" + ", ".join(bits) + ")"
+    head = _plural(summary["bricks"], "brick")
+    counts = ((summary["parts"], "part kind"), (summary["colors"], "colour"))
+    head += " (" + ", ".join(_plural(n, w) for n, w in (*counts, (summary["steps"], "step"))) + ")"
     secs = summary.get("seconds")
     lines.append(f"Built {head}" + (f" in {secs:.1f} s" if secs is not None else ""))
     if stability is not None:

@@ -123,8 +123,9 @@ def _run(args: argparse.Namespace) -> int:
     written, summary = write_products(result, args, formats, source=src)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     info = result.model.meta.get("face", {})
+    t_landmarks = info.get("seconds", {}).get("landmarks", 0)
     log.info(
-        f"Face: {info.get('landmarks')} landmarks in {result.seconds.get('landmarks', 0):.2f} s, "
+        f"Face: {info.get('landmarks')} landmarks in {t_landmarks:.2f} s, "
         f"{info.get('face_px', ['?'])[0]} px wide → {opt.size} studs; colours "
         + ", ".join(_color_names(info.get("colors", [])))
     )

@@ -13,6 +13,7 @@ import importlib.util
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,8 +26,24 @@ from .lego.fileio import (
     check_path_text,
 )
 from .lego.staging import staged_output
+from .lego.summary import ModelSummary
 
 log = get_logger()
+
+
+class Report(ModelSummary, total=False):
+    """report.json (and the CLI's end-of-run summary): the model's facts
+    (:class:`lego.summary.ModelSummary`, the keys Blender's Stats panel shows) plus the run's."""
+
+    voxels: int  #: filled cells of the voxel grid
+    grid: list[int]  #: the voxel grid's shape
+    fragments_dropped_cells: int  #: floating specks removed (photo input only)
+    face: dict[str, Any]  #: a face bust's facts (core.face)
+    caption: dict[str, Any]  #: how a caption was read (core.caption)
+    warnings: list[str]
+    stability_summary: str  #: the stability report in words
+    seconds: float  #: wall time of the whole run (the CLI adds it)
+
 
 PARTS_FILES = {"csv": "parts.csv", "bricklink": "bricklink.xml", "rebrickable": "rebrickable.csv"}
 #: every file and folder a run owns in its output folder: an earlier run's ones that a new run
@@ -60,22 +77,27 @@ def ensure_out_dir(out: Path) -> Path:
     return out
 
 
-def summary(result: PipelineResult) -> dict:
+def summary(result: PipelineResult) -> Report:
     """report.json's facts: :func:`lego.summary.model_summary` (the same keys Blender's Stats
     panel shows) plus the voxel grid, dropped fragments and the model's warnings."""
     from .lego.summary import model_summary
 
     model = result.model
-    out = {"voxels": int(result.voxels.sum()), "grid": list(result.voxels.shape)}
-    out.update(model_summary(model, result.stability))
+    out: Report = {
+        "voxels": int(result.voxels.sum()),
+        "grid": list(result.voxels.shape),
+        **model_summary(model, result.stability),
+    }
     if result.image is not None:  # a photo: floating specks removed
         out["fragments_dropped_cells"] = result.fragments_dropped_cells
-    for kind in ("face", "caption"):  # a face bust (core.face), a caption (core.caption)
-        if isinstance(model.meta.get(kind), dict):
-            out[kind] = dict(model.meta[kind])
+    # a face bust (core.face), a caption (core.caption)
+    if isinstance(model.meta.get("face"), dict):
+        out["face"] = dict(model.meta["face"])
+    if isinstance(model.meta.get("caption"), dict):
+        out["caption"] = dict(model.meta["caption"])
     warnings = model.meta.get("warnings") or []
     if warnings:
-        out["warnings"] = list(warnings)
+        out["warnings"] = [str(w) for w in warnings]
     return out
 
 

@@ -42,7 +42,7 @@ import numpy as np
 
 from ..lego.bricks import Brick, BrickModel
 from ..lego.join import added_bricks
-from ..lego.summary import model_summary
+from ..lego.summary import ModelSummary, model_summary
 from ..lego.units import PLATE_MM, STUD_MM
 from . import materials as mats
 from .parts_mesh import PART_KEY, get_part_mesh
@@ -114,7 +114,7 @@ def model_from_json(text: str) -> BrickModel:
 # --------------------------------------------------------------------------- stats
 
 
-def compute_stats(model: BrickModel, stability=None) -> dict:
+def compute_stats(model: BrickModel, stability=None) -> ModelSummary:
     """The Stats panel's counts: :func:`lego.summary.model_summary`, the same keys as
     report.json (``connected`` is ``None`` when it cannot be computed)."""
     return model_summary(model, stability)

@@ -26,16 +26,44 @@ Both read the same keys, so a number means the same thing in the file and in the
 from __future__ import annotations
 
 import math
+from typing import Any, NotRequired, TypedDict
 
 from .bricks import BrickModel
 from .errors import get_logger
 
 
-def model_summary(model: BrickModel, stability=None) -> dict:
+class StabilitySummary(TypedDict, total=False):
+    """The stability keys of :class:`ModelSummary` (see the table above)."""
+
+    stable: bool
+    max_stress: float | str | None
+    unsupported_bricks: int
+    props_added: int
+    repair: dict[str, Any]
+
+
+class ModelSummary(StabilitySummary):
+    """:func:`model_summary`'s facts, keyed as in the table above (JSON-ready). The stability
+    keys are present only with a stability or repair report; ``added_bricks`` only when the
+    model has bricks; ``join`` only when the converter joined floating pieces."""
+
+    bricks: int
+    parts: int
+    colors: int
+    layers: int
+    steps: int
+    components: int
+    connected: bool | None
+    ungrounded_bricks: int
+    added_bricks: NotRequired[int]
+    join: NotRequired[dict[str, Any]]
+
+
+def model_summary(model: BrickModel, stability=None) -> ModelSummary:
     """Counts for ``model``; ``stability`` is an optional ``lego.repair.RepairReport`` (the
     repaired model's facts) or ``lego.stability.StabilityReport`` (a fresh analysis)."""
     bricks = model.bricks
-    out: dict = {
+    out: ModelSummary = {
         "bricks": len(bricks),
         "parts": len({b.part_id for b in bricks}),
         "colors": len({b.color for b in bricks}),
@@ -46,7 +74,10 @@ def model_summary(model: BrickModel, stability=None) -> dict:
         "ungrounded_bricks": 0,
     }
     if bricks:
-        out.update(_connectivity(model))
+        conn = _connectivity(model)
+        if conn is not None:
+            out["components"], out["connected"] = conn["components"], conn["connected"]
+            out["ungrounded_bricks"] = conn["ungrounded_bricks"]
         from .join import added_bricks
 
         out["added_bricks"] = len(added_bricks(model))
@@ -58,11 +89,11 @@ def model_summary(model: BrickModel, stability=None) -> dict:
     return out
 
 
-def stability_summary(report) -> dict:
+def stability_summary(report) -> StabilitySummary:
     """The stability keys of :func:`model_summary` from a repair or a stability report."""
     from .repair import RepairReport
 
-    out: dict = {}
+    out: StabilitySummary = {}
     if isinstance(report, RepairReport):
         out["props_added"] = int(report.reinforcement_bricks)
         out["repair"] = report.to_dict()
@@ -81,14 +112,20 @@ def finite_or_inf(v):
     return v if math.isfinite(v) else "inf"
 
 
-def _connectivity(model: BrickModel) -> dict:
+class _Connectivity(TypedDict):
+    components: int
+    connected: bool
+    ungrounded_bricks: int
+
+
+def _connectivity(model: BrickModel) -> _Connectivity | None:
     from .connectivity import analyze
 
     try:
         conn = analyze(model, articulation=False)
     except Exception as exc:  # noqa: BLE001 - a summary is best effort, never blocks a build
         get_logger().warning("connectivity could not be computed: %s", exc)
-        return {}
+        return None
     return {
         "components": int(conn.n_components),
         "connected": bool(conn.connected),

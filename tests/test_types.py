@@ -1,5 +1,5 @@
-"""The runtime type-checks: mypy on lego/, core/, outputs and the CLI with the project's config
-(pyproject.toml [tool.mypy]; the modules still listed as debt there are skipped)."""
+"""The runtime type-checks: mypy on lego/, core/, outputs and the CLI commands with the
+project's config (pyproject.toml [tool.mypy]; modules still listed as debt there are skipped)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,12 @@ import pytest
 
 from .conftest import REPO
 
+#: lego/, core/ and the command line (the main, face, caption and mosaic commands, their
+#: output module and the report they write)
+RUNTIME = ("image2lego.lego", "image2lego.core", "image2lego.outputs", "image2lego.cli",
+           "image2lego.cli_output", "image2lego.face_cli", "image2lego.caption_cli",
+           "image2lego.mosaic_cli", "image2lego.__main__")  # fmt: skip
+
 
 @pytest.mark.slow
 def test_mypy_passes_on_the_runtime(tmp_path):
@@ -18,7 +24,7 @@ def test_mypy_passes_on_the_runtime(tmp_path):
     (tmp_path / "image2lego").symlink_to(REPO, target_is_directory=True)
     cmd = [sys.executable, "-m", "mypy", "--config-file", str(REPO / "pyproject.toml")]
     cmd += ["--cache-dir", str(tmp_path / ".mypy_cache"), "--python-executable", sys.executable]
-    for pkg in ("image2lego.lego", "image2lego.core", "image2lego.outputs", "image2lego.cli"):
+    for pkg in RUNTIME:
         cmd += ["-p", pkg]
     out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
