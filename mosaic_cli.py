@@ -15,6 +15,10 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .outputs import Report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,9 +92,11 @@ def load_rgb(path: Path):
 
 
 def _run(args: argparse.Namespace, log: logging.Logger) -> int:
-    from .lego import ldraw, mosaic, partslist
-    from .lego.fileio import atomic_write_bytes, atomic_write_text
-    from .outputs import ensure_out_dir
+    from .cli_output import summary_lines
+    from .lego import mosaic
+    from .lego.fileio import check_output_dir
+    from .lego.staging import staged_output
+    from .lego.summary import model_summary
 
     palette = None
     if args.palette:
@@ -120,7 +126,42 @@ def _run(args: argparse.Namespace, log: logging.Logger) -> int:
     t = time.perf_counter()
     result = mosaic.make_mosaic(rgb, options)
     times["mosaic"] = time.perf_counter() - t
-    out = ensure_out_dir(args.out)
+    out = check_output_dir(args.out)
+    # all or nothing: a failed run (a full disk, Ctrl-C) leaves the earlier result as it was
+    with staged_output(out, products=PRODUCTS) as stage:
+        staged = _write_products(result, stage, options, args, times)
+    written = {kind: out / Path(path).relative_to(stage) for kind, path in staged.items()}
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    log.debug(json.dumps(report, indent=2))
+    for kind, path in written.items():
+        log.debug(f"  {kind:>17}: {path}")
+    summary: Report = {**model_summary(result.model), "seconds": round(sum(times.values()), 2)}
+    for line in summary_lines(summary, written, out):
+        log.info(line)
+    return 0
+
+
+#: every file and folder a mosaic run owns in its output folder (see lego.staging)
+PRODUCTS = (
+    "mosaic.ldr",
+    "mosaic.mpd",
+    "parts.csv",
+    "bricklink.xml",
+    "rebrickable.csv",
+    "mosaic.png",
+    "target.png",
+    "instructions.html",
+    "instructions.pdf",
+    "instructions_images",
+    "report.json",
+)
+
+
+def _write_products(result, out: Path, options, args, times: dict[str, float]) -> dict[str, Path]:
+    """Every product of a mosaic into ``out`` (the staging folder); returns ``{kind: path}``."""
+    from .lego import ldraw, partslist
+    from .lego.fileio import atomic_write_bytes, atomic_write_text
+
     t = time.perf_counter()
     model = result.model
     title = f"Image2LEGO mosaic of {args.input.stem}"
@@ -160,10 +201,7 @@ def _run(args: argparse.Namespace, log: logging.Logger) -> int:
         )  # fmt: skip
     }
     written["report"] = atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
-    log.info(json.dumps(report, indent=2))
-    for kind, path in written.items():
-        log.info(f"  {kind:>17}: {path}")
-    return 0
+    return written
 
 
 def write_instructions(result, out: Path, title: str) -> dict[str, Path]:

@@ -275,3 +275,30 @@ def test_leocad_builds_the_standing_mosaic_exactly(tmp_path, ldraw_library):
     assert len(pieces) == len(m.model)
     boxes = sorted(box for _, box, _ in pieces)
     assert boxes == sorted(tuple(round(float(c), 1) for c in b) for _, b in expected_boxes(m.model))
+
+
+def test_cli_mosaic_is_all_or_nothing_and_ends_with_a_short_summary(tmp_path, monkeypatch, capsys):
+    """A second run that fails part-way (here: in the booklet, after LDraw, parts lists and
+    pictures were written) leaves the first run's folder byte-identical; a run ends with the
+    short summary, not the whole report."""
+    from PIL import Image
+
+    from image2lego import mosaic_cli
+
+    src = tmp_path / "photo.png"
+    Image.fromarray((_gradient() * 255).astype(np.uint8)).save(src)
+    out = tmp_path / "out"
+    assert main(["mosaic", str(src), "-o", str(out), "--width", "16", "--height", "16"]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert len(said) <= 15 and said[0].startswith("Built ") and " bricks (" in said[0]
+    assert not any(line.lstrip().startswith('"') for line in said)  # no JSON dump
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    def broken(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(mosaic_cli, "write_instructions", broken)
+    argv = ["mosaic", str(src), "-o", str(out), "--width", "24", "--height", "24", "-k", "3"]
+    assert main(argv) == 2
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
