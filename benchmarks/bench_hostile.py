@@ -175,6 +175,12 @@ def prepare(case: str, work: Path) -> tuple[list[str], Path | None]:
                 body = "\n".join([f"{ref} s{i + 1}.ldr"] * 4) if i < 16 else _ldr_line(0, 0, 0)
                 text += f"0 FILE s{i}.ldr\n{body}\n0 NOFILE\n"
             f.write_text(text)
+        elif case == "ldraw_empty_breadth_bomb":  # 4**16 references to empty submodels
+            text = ""
+            for i in range(17):
+                body = "\n".join([f"{ref} s{i + 1}.ldr"] * 4) if i < 16 else "0 empty"
+                text += f"0 FILE s{i}.ldr\n{body}\n0 NOFILE\n"
+            f.write_text(text)
         elif case == "ldraw_cycle":
             f.write_text(f"0 FILE a.ldr\n{ref} b.ldr\n0 NOFILE\n0 FILE b.ldr\n{ref} a.ldr\n")
         elif case == "ldraw_50MB_valid":
@@ -262,6 +268,7 @@ CASES = [
     Case("npz_zip_bomb", "voxel file", "error", budget_s=30, budget_gb=1),
     Case("ldraw_exponent", "ldraw", "error", budget_s=10, budget_gb=1),
     Case("ldraw_breadth_bomb", "ldraw", "error", budget_s=10, budget_gb=1),
+    Case("ldraw_empty_breadth_bomb", "ldraw", "error", budget_s=10, budget_gb=1),
     Case("ldraw_cycle", "ldraw", "error", budget_s=10, budget_gb=1),
     Case("ldraw_50MB_valid", "ldraw", "ok", budget_s=60, budget_gb=4),
     Case("ldraw_120MB_over_brick_limit", "ldraw", "error", budget_s=60, budget_gb=4),
