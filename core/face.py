@@ -125,8 +125,51 @@ class FaceOptions:
 # --------------------------------------------------------------------------- mediapipe
 
 
+#: where mediapipe 0.10.21 has wheels (PyPI, checked 2026-12): CPython 3.9-3.12 only. Its later
+#: releases (0.10.30+, 1.x: one ``py3-none`` wheel per platform) dropped the face mesh solution
+#: and the face models it bundled (their tasks API loads a ``face_landmarker.task`` downloaded
+#: apart), so nothing installable offline gives Python 3.13 (Blender 5.1+) a face mesh.
+MEDIAPIPE_PYTHONS = ((3, 9), (3, 12))
+
+
+def mediapipe_unavailable_reason(python: tuple[int, int] | None = None) -> str | None:
+    """``None`` when the face mesh can be loaded here, else why not, in one line (what the CLI
+    and Blender's greyed-out Face → LEGO say). Looks at files only: never imports mediapipe.
+    ``python``: the Python version to judge (default: this one)."""
+    py = tuple(sys.version_info[:2]) if python is None else tuple(python)
+    if python is None and "mediapipe.python.solutions.face_mesh" in sys.modules:
+        return None
+    lo, hi = MEDIAPIPE_PYTHONS
+    if not lo <= py <= hi:
+        return (
+            f"Face → LEGO needs mediapipe {MEDIAPIPE_VERSION}: it has no wheel for Python "
+            f"{py[0]}.{py[1]} (Blender 5.1+); use Blender 4.2-5.0 (Python 3.11)"
+        )
+    spec = importlib.util.find_spec("mediapipe")
+    if spec is None or not spec.submodule_search_locations:
+        return (
+            "Face → LEGO needs mediapipe (the optional 'face' extra): "
+            "pip install --no-deps -r requirements-face.lock"
+        )
+    from importlib.machinery import EXTENSION_SUFFIXES
+    from pathlib import Path
+
+    root = Path(next(iter(spec.submodule_search_locations)))
+    mesh = root / "python" / "solutions" / "face_mesh.py"
+    native = [root / "python" / f"_framework_bindings{suffix}" for suffix in EXTENSION_SUFFIXES]
+    if not mesh.is_file() or not any(p.is_file() for p in native):
+        return (
+            f"Face → LEGO needs mediapipe {MEDIAPIPE_VERSION}'s face mesh; the installed "
+            f"mediapipe ({root}) has none for this Python: "
+            "pip install --no-deps -r requirements-face.lock"
+        )
+    if importlib.util.find_spec("google.protobuf") is None:
+        return "Face → LEGO needs protobuf beside mediapipe: pip install protobuf==4.25.9"
+    return None
+
+
 def mediapipe_available() -> bool:
-    return importlib.util.find_spec("mediapipe") is not None
+    return mediapipe_unavailable_reason() is None
 
 
 def _package(name: str) -> None:
@@ -147,15 +190,13 @@ def _mediapipe_face_mesh():
 
     ``import mediapipe`` runs ``mediapipe/__init__.py``, which imports every solution and the
     drawing utilities (matplotlib), and the wheel asks for jax, opencv-contrib and more; the
-    face mesh itself needs only mediapipe's native module, absl-py, flatbuffers and protobuf
+    face mesh itself needs only mediapipe's native module and protobuf
     (requirements-face.lock, installed with ``--no-deps``). So the two package levels above
     the face mesh are registered bare and only the face mesh modules are imported.
     """
-    if "mediapipe.python.solutions.face_mesh" not in sys.modules and not mediapipe_available():
-        raise FaceError(
-            "face → LEGO needs mediapipe (the optional 'face' extra): "
-            "pip install --no-deps -r requirements-face.lock"
-        )
+    reason = mediapipe_unavailable_reason()
+    if reason is not None:
+        raise FaceError(reason)
     for name in ("mediapipe", "mediapipe.python", "mediapipe.python.solutions"):
         _package(name)
     try:

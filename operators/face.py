@@ -21,11 +21,9 @@ def face_steps(context, size: int, k: int):
     s = jobs.settings_of(context)
     path = jobs.check_image(properties.image_path(s) if s is not None else None)
     out_dir = jobs.check_output_dir(properties.output_dir(s)) if s is not None else None
-    if not face.mediapipe_available():
-        raise jobs.JobError(
-            "Face → LEGO needs mediapipe (the optional face extra, requirements-face.lock), "
-            "which this Blender's Python does not have"
-        )
+    reason = face.mediapipe_unavailable_reason()
+    if reason is not None:
+        raise jobs.JobError(reason)
     pipe = jobs.pipeline_options(context)
     pipe.repair_max_bricks = max(pipe.repair_max_bricks, FACE_REPAIR_MAX_BRICKS)
     opt = face.FaceOptions(size=size, k=k, seed=pipe.convert.seed, pipeline=pipe)
@@ -63,7 +61,21 @@ class IMAGE2LEGO_OT_face_to_lego(_BackgroundJob, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
+        from ..core.face import mediapipe_unavailable_reason
+
+        reason = mediapipe_unavailable_reason()
+        if reason is not None:
+            cls.poll_message_set(reason)
+            return False
         return has_image(context)
+
+    @classmethod
+    def description(cls, context, properties):
+        from ..core.face import mediapipe_unavailable_reason
+
+        reason = mediapipe_unavailable_reason()
+        doc = " ".join((cls.__doc__ or "").split())
+        return doc if reason is None else f"{doc}.\nUnavailable: {reason}"
 
     def execute(self, context):
         try:

@@ -15,13 +15,14 @@ class IMAGE2LEGO_PT_face_mosaic(_Base, bpy.types.Panel):
     bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
-        from ..core.face import mediapipe_available
+        from ..core.face import mediapipe_unavailable_reason
 
         layout = self.layout
         col = layout.column(align=True)
         col.operator("image2lego.face_to_lego", icon="USER")
-        if not mediapipe_available():
-            col.label(text="Needs mediapipe (face extra)", icon="INFO")
+        reason = mediapipe_unavailable_reason()
+        if reason is not None:  # the button is greyed out; say why in one line
+            col.label(text=reason.removeprefix("Face → LEGO "), icon="INFO")
         layout.operator("image2lego.mosaic", icon="TEXTURE")
         layout.operator("image2lego.caption_to_lego", icon="FONT_DATA")
 

@@ -127,6 +127,28 @@ def test_mosaic_without_an_image_cannot_run_and_a_bad_image_reports(scene, tmp_p
     assert lego_scene.find_model_collection(bpy.context) is None
 
 
+def test_face_to_lego_is_greyed_out_with_the_reason_where_mediapipe_cannot_load(
+    scene, tmp_path, monkeypatch
+):
+    """Blender 5.1+ (Python 3.13) has no mediapipe wheel: the button is greyed out, its
+    tooltip and the panel say why in one line, and running it anyway reports that line."""
+    from image2lego.operators.face import IMAGE2LEGO_OT_face_to_lego as Op
+
+    scene.image_path = str(_photo(tmp_path))
+    reason = F.mediapipe_unavailable_reason(python=(3, 13))
+    monkeypatch.setattr(F, "mediapipe_unavailable_reason", lambda python=None: reason)
+    assert not bpy.ops.image2lego.face_to_lego.poll()
+    tip = Op.description(bpy.context, None)
+    assert tip.endswith(reason) and "Turn the face" in tip
+    from image2lego.blender import jobs
+    from image2lego.operators.face import face_steps
+
+    with pytest.raises(jobs.JobError, match="no wheel for Python 3.13"):  # what it reports
+        face_steps(bpy.context, 16, 4)
+    monkeypatch.undo()
+    assert bpy.ops.image2lego.face_to_lego.poll() == F.mediapipe_available()
+
+
 def test_the_face_and_mosaic_panel_is_registered():
     assert hasattr(bpy.types, "IMAGE2LEGO_PT_face_mosaic")
     for op in ("face_to_lego", "mosaic"):

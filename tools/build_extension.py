@@ -11,7 +11,11 @@ x86_64, for Python 3.11 (Blender 4.2-5.0) and 3.13 (5.1+): the manifest of a sta
 (``--split-platforms``). Wheels are downloaded once with pip into
 ``$IMAGE2LEGO_CACHE/blender-wheels`` (pins from ``requirements.lock``).
 
+The optional face extra (mediapipe's face mesh + protobuf, ``requirements-face.lock``) is
+bundled for Python 3.11 only: mediapipe has no face-mesh wheel for 3.13 (see FACE_PACKAGES).
+
     python tools/build_extension.py [--output-dir dist] [--platforms linux-x64,...] [--no-wheels]
+                                    [--no-face]
 """
 
 from __future__ import annotations
@@ -47,6 +51,23 @@ RUNTIME_PACKAGES = (
     "opencv-python-headless",
     "safetensors",
 )
+#: The optional face extra (core/face.py, Face → LEGO), pinned in requirements-face.lock.
+#: mediapipe 0.10.21's face mesh imports only its own native module and protobuf (checked by
+#: tests/test_extension.py in a fresh interpreter), so only these two wheels are bundled; the
+#: rest of mediapipe's metadata (jax, matplotlib, opencv-contrib, sounddevice, ...) and
+#: absl-py / flatbuffers are not needed. Licences: mediapipe Apache-2.0 (its NOTICE lists the
+#: bundled models' and libraries' licences), protobuf BSD-3-Clause. mediapipe 0.10.21 has
+#: wheels for CPython 3.9-3.12 only and no later release has the face mesh or its models
+#: (core.face.MEDIAPIPE_PYTHONS), so they are bundled for Python 3.11 (Blender 4.2-5.0); on
+#: Blender 5.1+ (3.13) Face → LEGO is greyed out and says why.
+FACE_PACKAGES = ("mediapipe", "protobuf")
+FACE_PYTHONS = ("3.11",)
+#: one universal2 mediapipe wheel serves both macOS zips (pip would otherwise fetch an x86_64
+#: copy as well: +49 MB)
+FACE_PLATFORM_TAGS = {
+    "macos-arm64": ["macosx_10_9_universal2", "macosx_11_0_universal2"],
+    "macos-x64": ["macosx_10_9_universal2", "macosx_11_0_universal2"],
+}
 #: Blender's platform names → pip platform tags accepted (oldest OS first). macOS: up to 13.0,
 #: because the pinned OpenCV has no older macOS wheel; the zips need macOS 13+.
 PLATFORMS = {
@@ -97,16 +118,31 @@ def zip_name(platform: str | None = None) -> str:
     return f"{m['id']}-{m['version']}{tail}.zip"
 
 
-def pins() -> list[str]:
+def _lock(path: Path) -> dict[str, str]:
     lock = {}
-    for line in (REPO / "requirements.lock").read_text().splitlines():
+    for line in path.read_text().splitlines():
         if "==" in line and not line.lstrip().startswith("#"):
             name, ver = line.split("==", 1)
             lock[name.strip().lower()] = f"{name.strip()}=={ver.strip()}"
-    missing = [p for p in RUNTIME_PACKAGES if p.lower() not in lock]
+    return lock
+
+
+def _pins(path: Path, packages: tuple[str, ...]) -> list[str]:
+    lock = _lock(path)
+    missing = [p for p in packages if p.lower() not in lock]
     if missing:
-        raise SystemExit(f"requirements.lock has no pin for {missing}")
-    return [lock[p.lower()] for p in RUNTIME_PACKAGES]
+        raise SystemExit(f"{path.name} has no pin for {missing}")
+    return [lock[p.lower()] for p in packages]
+
+
+def pins() -> list[str]:
+    """The runtime wheels' pins (requirements.lock)."""
+    return _pins(REPO / "requirements.lock", RUNTIME_PACKAGES)
+
+
+def face_pins() -> list[str]:
+    """The face extra's wheels' pins (requirements-face.lock)."""
+    return _pins(REPO / "requirements-face.lock", FACE_PACKAGES)
 
 
 def wheel_cache() -> Path:
@@ -114,29 +150,43 @@ def wheel_cache() -> Path:
     return root / "blender-wheels"
 
 
-def download_wheels(platform: str, python: str) -> list[Path]:
-    """The pinned runtime wheels for one platform and Python (cached)."""
+def download_wheels(
+    platform: str, python: str, wanted_pins: list[str] | None = None, tags: list[str] | None = None
+) -> list[Path]:
+    """The pinned wheels (default: the runtime's) for one platform and Python (cached)."""
+    wanted_pins = pins() if wanted_pins is None else wanted_pins
+    tags = tags or PLATFORMS[platform]
     dest = wheel_cache() / f"{platform}-cp{python.replace('.', '')}"
     dest.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"]
     cmd += ["--only-binary=:all:", "--implementation", "cp", "--python-version", python]
-    for tag in PLATFORMS[platform]:
+    for tag in tags:
         cmd += ["--platform", tag]
-    cmd += ["--dest", str(dest), *pins()]
+    cmd += ["--dest", str(dest), *wanted_pins]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"pip download for {platform} / Python {python} failed:\n{proc.stderr}")
-    wanted = {p.split("==")[0].lower().replace("-", "_") for p in pins()}
-    versions = {p.split("==")[0].lower().replace("-", "_"): p.split("==")[1] for p in pins()}
+    versions = {p.split("==")[0].lower().replace("-", "_"): p.split("==")[1] for p in wanted_pins}
     out = []
     for whl in sorted(dest.glob("*.whl")):
         name, ver = whl.name.split("-")[:2]
-        key = name.lower()
-        if key in wanted and ver == versions[key]:
+        if versions.get(name.lower()) == ver:
             out.append(whl)
-    if len(out) != len(wanted):
-        have = {w.name.split("-")[0].lower() for w in out}
-        raise SystemExit(f"missing wheels for {platform} / {python}: {sorted(wanted - have)}")
+    have = {w.name.split("-")[0].lower() for w in out}
+    if have != set(versions) or len(out) != len(versions):
+        raise SystemExit(
+            f"wheels for {platform} / {python}: wanted one each of {sorted(versions)}, "
+            f"found {[w.name for w in out]}"
+        )
+    return out
+
+
+def bundled_wheels(platform: str, python: str, face: bool = True) -> list[Path]:
+    """Every wheel one platform and Python gets: the runtime, and the face extra where
+    mediapipe has a wheel for that Python."""
+    out = download_wheels(platform, python)
+    if face and python in FACE_PYTHONS:
+        out += download_wheels(platform, python, face_pins(), FACE_PLATFORM_TAGS.get(platform))
     return out
 
 
@@ -160,7 +210,12 @@ def _run_builder(source: Path, output_dir: Path, split: bool) -> str:
     return proc.stdout
 
 
-def build(output_dir: Path, wheels: bool = True, platforms: list[str] | None = None) -> list[Path]:
+def build(
+    output_dir: Path,
+    wheels: bool = True,
+    platforms: list[str] | None = None,
+    face: bool = True,
+) -> list[Path]:
     """Build the zip(s); returns their paths (one per platform with wheels, else one)."""
     output_dir = Path(output_dir).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -181,7 +236,7 @@ def build(output_dir: Path, wheels: bool = True, platforms: list[str] | None = N
         names: set[str] = set()
         for plat in platforms:
             for py in PYTHONS:
-                for whl in download_wheels(plat, py):
+                for whl in bundled_wheels(plat, py, face=face):
                     if whl.name not in names:
                         shutil.copy2(whl, stage / "wheels" / whl.name)
                         names.add(whl.name)
@@ -206,9 +261,15 @@ def main(argv: list[str] | None = None) -> int:
         help="one zip without bundled wheels (for tests; needs the dependencies installed)",
     )
     ap.add_argument("--platforms", help=f"comma-separated subset of {','.join(PLATFORMS)}")
+    ap.add_argument(
+        "--no-face",
+        action="store_true",
+        help="leave out the face extra's wheels (mediapipe, protobuf: ~36-51 MB per zip)",
+    )
     args = ap.parse_args(argv)
     plats = [p.strip() for p in args.platforms.split(",")] if args.platforms else None
-    for path in build(args.output_dir, wheels=not args.no_wheels, platforms=plats):
+    zips = build(args.output_dir, wheels=not args.no_wheels, platforms=plats, face=not args.no_face)
+    for path in zips:
         print(f"{path}  {path.stat().st_size / 2**20:.1f} MiB")
     return 0
 

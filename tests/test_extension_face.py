@@ -1,0 +1,189 @@
+"""The Blender zips bundle the face extra (mediapipe's face mesh + protobuf) where mediapipe has
+a wheel (Python 3.11: Blender 4.2-5.0), list them in the manifest, and nothing more is needed;
+where it has none (Python 3.13: Blender 5.1+) Face → LEGO is greyed out and says why."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from image2lego.core import face as F
+
+from .conftest import REPO
+
+
+def _build_ext():
+    spec = importlib.util.spec_from_file_location(
+        "build_ext", REPO / "tools" / "build_extension.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_face_pins_are_the_face_lock_and_the_version_core_face_is_written_for():
+    ext = _build_ext()
+    pins = dict(p.split("==") for p in ext.face_pins())
+    assert pins["mediapipe"] == F.MEDIAPIPE_VERSION
+    assert set(pins) == {"mediapipe", "protobuf"}
+    # bundled exactly for the Pythons mediapipe 0.10.21 has wheels for
+    lo, hi = F.MEDIAPIPE_PYTHONS
+    for py in ext.PYTHONS:
+        v = tuple(int(x) for x in py.split("."))
+        assert (py in ext.FACE_PYTHONS) == (lo <= v <= hi), py
+
+
+@pytest.mark.skipif(not F.mediapipe_available(), reason="the optional mediapipe extra is absent")
+def test_the_face_mesh_needs_nothing_beyond_the_bundled_face_wheels():
+    """In a fresh interpreter, loading the face mesh and finding a face imports only mediapipe,
+    protobuf (``google``), numpy and the standard library: the wheels bundled are enough."""
+    code = r"""
+import sys, json
+base = set(sys.modules)
+from image2lego.core import face as F
+before = set(sys.modules)
+F._mediapipe_face_mesh()
+import numpy as np
+F.detect_faces(np.zeros((200, 200, 3), np.uint8))
+new = {m.split(".")[0] for m in set(sys.modules) - before}
+print("MODS " + json.dumps(sorted(new - set(sys.stdlib_module_names) - {"numpy"})))
+"""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("MODS ")]
+    assert proc.returncode == 0 and lines, proc.stderr[-2000:]
+    mods = set(json.loads(lines[-1][5:])) - {"cython_runtime"}
+    assert mods <= {"mediapipe", "google"}, mods
+
+
+def test_unavailable_reason_names_the_python_without_a_wheel():
+    msg = F.mediapipe_unavailable_reason(python=(3, 13))
+    assert msg is not None and "\n" not in msg
+    assert "no wheel for Python 3.13" in msg and "Blender 5.1" in msg
+    assert F.mediapipe_unavailable_reason(python=(3, 8)) is not None
+    if F.mediapipe_available():
+        assert F.mediapipe_unavailable_reason() is None
+
+
+def _fake_wheel(folder: Path, name: str) -> Path:
+    p = folder / name
+    dist = "-".join(name.split("-")[:2])
+    with zipfile.ZipFile(p, "w") as z:
+        z.writestr(f"{dist}.dist-info/METADATA", "Metadata-Version: 2.1\n")
+    return p
+
+
+@pytest.mark.bpy
+def test_built_zips_hold_the_face_wheels_and_the_manifest_lists_them(tmp_path, monkeypatch):
+    """The real Blender builder on stand-in wheel files (no download): the Python 3.11 face
+    wheels reach every platform's zip and manifest, none for 3.13, and ``face=False`` drops them."""
+    pytest.importorskip("bpy")
+    ext = _build_ext()
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    mp_tags = {
+        "linux-x64": "manylinux_2_28_x86_64",
+        "windows-x64": "win_amd64",
+        "macos-arm64": "macosx_11_0_universal2",
+    }
+    py_tag = {"3.11": "cp311-cp311", "3.13": "cp313-cp313"}
+    calls = []
+
+    def fake_download(platform, python, wanted_pins=None, tags=None):
+        calls.append((platform, python, tuple(wanted_pins or ())))
+        plat = mp_tags[platform]
+        out = []
+        for pin in wanted_pins if wanted_pins is not None else ext.pins():
+            name, ver = pin.split("==")
+            name = name.replace("-", "_").lower()
+            if name == "protobuf":
+                tag = "cp37-abi3"
+            elif name in ("mediapipe", "scipy"):
+                tag = py_tag[python]
+            else:
+                tag = "py3-none"
+            p = "any" if tag == "py3-none" else plat
+            out.append(_fake_wheel(cache, f"{name}-{ver}-{tag}-{p}.whl"))
+        return out
+
+    monkeypatch.setattr(ext, "download_wheels", fake_download)
+    zips = ext.build(tmp_path / "dist", platforms=list(mp_tags))
+    assert len(zips) == 3
+    mp_ver = F.MEDIAPIPE_VERSION
+    for plat, zpath in zip(mp_tags, zips, strict=True):
+        with zipfile.ZipFile(zpath) as z:
+            names = set(z.namelist())
+            manifest = tomllib.loads(z.read("blender_manifest.toml").decode())
+        # Blender's builder writes each platform's own list into [build.generated]
+        generated = manifest["build"]["generated"]
+        listed = {Path(w).name for w in generated["wheels"]}
+        mp = f"mediapipe-{mp_ver}-cp311-cp311-{mp_tags[plat]}.whl"
+        assert mp in listed and f"wheels/{mp}" in names, (plat, sorted(listed))
+        assert any(n.startswith("protobuf-") for n in listed)
+        assert not any(n.startswith("mediapipe-") and "cp313" in n for n in listed)
+        assert {f"wheels/{n}" for n in listed} <= names  # listed ⇒ inside the zip
+        assert generated["platforms"] == [plat]
+        assert f"./wheels/{mp}" in manifest["wheels"]  # and the source list Blender installs
+    # the face wheels are asked for with the face lock's pins, for Python 3.11 only
+    face_calls = [c for c in calls if c[2] and c[2][0].startswith("mediapipe")]
+    assert {c[1] for c in face_calls} == {"3.11"} and len(face_calls) == 3
+
+    calls.clear()
+    (bare,) = ext.build(tmp_path / "dist2", platforms=["linux-x64"], face=False)
+    with zipfile.ZipFile(bare) as z:
+        listed = tomllib.loads(z.read("blender_manifest.toml").decode())["wheels"]
+        assert any("scipy" in w for w in listed)
+    assert not any("mediapipe" in w or "protobuf" in w for w in listed)
+
+
+BARE_BPY = os.environ.get("IMAGE2LEGO_BARE_BPY_PYTHON")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not BARE_BPY,
+    reason="set IMAGE2LEGO_BARE_BPY_PYTHON to a venv's python with only bpy + numpy "
+    "(downloads ~230 MB of wheels once)",
+)
+def test_face_to_lego_runs_in_bare_blender_from_the_bundled_wheels(tmp_path):
+    """The real linux-x64 zip (wheels from PyPI, cached) installed into a bpy venv that has
+    nothing else: Face → LEGO on the astronaut builds one stable piece (Python 3.11), or is
+    greyed out with the one-line reason (Python 3.13)."""
+    from PIL import Image
+    from skimage import data
+
+    ext = _build_ext()
+    (zpath,) = ext.build(tmp_path / "dist", platforms=["linux-x64"])
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "user"))
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run(
+        [BARE_BPY, str(REPO / "tests" / "_face_extension.py"), str(zpath), str(photo),
+         str(tmp_path / "out")],
+        capture_output=True, text=True, env=env, timeout=600,
+    )  # fmt: skip
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = json.loads(lines[-1][len("RESULT ") :])
+    assert res["install"] == ["FINISHED"] and res["enabled"]
+    if tuple(res["python"]) > F.MEDIAPIPE_PYTHONS[1]:
+        assert not res["poll"] and "no wheel for Python" in res["reason"]
+        return
+    assert res["poll"] and res["run"] == ["FINISHED"]
+    ext_site = str(tmp_path / "user")
+    assert res["mediapipe_file"].startswith(ext_site), res["mediapipe_file"]  # from the zip
+    assert res["protobuf_file"].startswith(ext_site)
+    assert res["bricks"] > 300 and 2 <= len(res["colors"]) <= 4
+    assert res["stats"] == {"components": 1, "stable": True}
+    assert res["source"] == "face"
