@@ -84,7 +84,8 @@ class IMAGE2LEGO_OT_face_to_lego(_BackgroundJob, bpy.types.Operator):
             self.report({"ERROR"}, _message(exc))
             return {"CANCELLED"}
         self._interactive = self.interactive
-        return self._launch(context, steps, out_dir, source={"kind": "face", "path": path})
+        source = {"kind": "face", "path": path, "size": self.size, "colors": self.colors}
+        return self._launch(context, steps, out_dir, source=source)
 
     def invoke(self, context, event):
         self.interactive = True

@@ -52,14 +52,21 @@ def _update_source(context):
         ok = any(bpy.data.objects.get(n) is not None for n in src.get("objects", []))
     elif src["kind"] == "caption":
         ok = bool(src.get("text"))
+    elif src["kind"] in ("face", "mosaic"):
+        ok = Path(str(src.get("path", ""))).is_file()
+        if src["kind"] == "face":
+            from ..core.face import mediapipe_unavailable_reason
+
+            ok = ok and mediapipe_unavailable_reason() is None
     else:
         ok = False
     return (coll, src) if ok else None
 
 
 class IMAGE2LEGO_OT_update_model(bpy.types.Operator):
-    """Build the model again from what it was made of (its image, voxel file, mesh objects or
-    caption) with the settings shown for it (replaces it)"""
+    """Build the model again from what it was made of (its image, voxel file, mesh objects,
+    caption, or the photo of a face bust or mosaic) with the settings shown for it (replaces
+    it)"""
 
     bl_idname = "image2lego.update_model"
     bl_label = "Update Model"
@@ -74,7 +81,7 @@ class IMAGE2LEGO_OT_update_model(bpy.types.Operator):
 
         found = _update_source(context)
         if found is None:
-            self.report({"ERROR"}, "this model's image, voxel file or objects are gone")
+            self.report({"ERROR"}, "this model's image, voxel file, photo or objects are gone")
             return {"CANCELLED"}
         coll, src = found
         name = coll[lego_scene.MARK_KEY]
@@ -86,6 +93,18 @@ class IMAGE2LEGO_OT_update_model(bpy.types.Operator):
             return bpy.ops.image2lego.caption_to_lego(
                 how, text=src["text"], variant=int(src.get("variant", 0))
             )
+        if src["kind"] in ("face", "mosaic"):
+            # the photo it was made from, with the settings stored beside it (the defaults
+            # for a model made before they were stored)
+            context.scene.image2lego.image_path = str(src["path"])
+        if src["kind"] == "face":
+            return bpy.ops.image2lego.face_to_lego(
+                how, size=int(src.get("size", 16)), colors=int(src.get("colors", 4))
+            )
+        if src["kind"] == "mosaic":
+            keys = ("width", "height", "colors", "element", "dither", "standing")
+            opt = {k: src[k] for k in keys if k in src}
+            return bpy.ops.image2lego.mosaic(how, model_name=name, **opt)
         if src["kind"] == "brickify":
             obs = [bpy.data.objects.get(n) for n in src["objects"]]
             obs = [o for o in obs if o is not None and o.name in context.view_layer.objects]

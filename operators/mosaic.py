@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from ..blender import jobs
 from ..blender import scene as lego_scene
@@ -86,18 +86,30 @@ class IMAGE2LEGO_OT_mosaic(bpy.types.Operator):
         default=False,
     )
 
+    model_name: StringProperty(options={"SKIP_SAVE", "HIDDEN"})  # Update Model keeps the name
+
     @classmethod
     def poll(cls, context):
         return has_image(context)
 
+    def settings(self) -> dict:
+        """What Update Model needs to build this mosaic again (stored with the model)."""
+        w, h = self.width - self.width % 8, self.height - self.height % 8
+        return {
+            "width": w, "height": h, "colors": self.colors, "element": self.element,
+            "dither": self.dither, "standing": self.standing,
+        }  # fmt: skip
+
     def execute(self, context):
         try:
-            w, h = self.width - self.width % 8, self.height - self.height % 8
+            opt = self.settings()
             result, out_dir, path = mosaic_result(
-                context, w, h, self.colors, self.element, self.dither, self.standing
-            )
-            coll = jobs.finish(context, result, name="LEGO Mosaic", out_dir=out_dir)
-            lego_scene.set_source(coll, {"kind": "mosaic", "path": path})
+                context, opt["width"], opt["height"], opt["colors"], opt["element"],
+                opt["dither"], opt["standing"],
+            )  # fmt: skip
+            name = self.model_name or "LEGO Mosaic"
+            coll = jobs.finish(context, result, name=name, out_dir=out_dir)
+            lego_scene.set_source(coll, {"kind": "mosaic", "path": path, **opt})
         except Exception as exc:  # noqa: BLE001
             self.report({"ERROR"}, _message(exc))
             return {"CANCELLED"}

@@ -180,3 +180,42 @@ def test_a_caption_without_a_known_object_reports_and_builds_nothing(scene):
     with pytest.raises(RuntimeError, match="I can build"):
         bpy.ops.image2lego.caption_to_lego(text="a flying saucer")
     assert lego_scene.find_model_collection(bpy.context) is None
+
+
+def test_update_model_rebuilds_a_mosaic_from_its_photo_and_stored_settings(scene, tmp_path):
+    """Not the operator's defaults (48×48 tiles) nor the image now in the panel: the mosaic's
+    own photo, size, colours, element and orientation; the same name, replaced in place."""
+    photo = _photo(tmp_path)
+    scene.image_path = str(photo)
+    scene.model_name = "Portrait"
+    r = bpy.ops.image2lego.mosaic(width=24, height=16, colors=5, element="round_plate")
+    assert r == {"FINISHED"}
+    coll = lego_scene.find_model_collection(bpy.context)
+    name, before = coll.name, _bricks(coll)
+    src = lego_scene.get_source(coll)
+    stored = (src["width"], src["height"], src["colors"], src["element"])
+    assert stored == (24, 16, 5, "round_plate")
+    scene.image_path = str(_photo(tmp_path, "coffee"))  # another photo in the panel now
+    assert bpy.ops.image2lego.update_model() == {"FINISHED"}
+    models = lego_scene.model_collections(bpy.context)
+    assert len(models) == 1 and models[0].name == name
+    assert _bricks(models[0]) == before
+    assert sum(b[3] == "6141" for b in before) == 24 * 16
+
+
+@needs_mediapipe
+def test_update_model_rebuilds_a_face_bust_from_its_photo_and_stored_settings(scene, tmp_path):
+    photo = _photo(tmp_path)
+    scene.image_path = str(photo)
+    assert bpy.ops.image2lego.face_to_lego(size=10, colors=3) == {"FINISHED"}
+    coll = lego_scene.find_model_collection(bpy.context)
+    name, before = coll.name, _bricks(coll)
+    assert lego_scene.get_source(coll) == {"kind": "face", "path": str(photo), "size": 10,
+                                            "colors": 3}  # fmt: skip
+    scene.image_path = str(_photo(tmp_path, "coffee"))  # no face in this one
+    assert bpy.ops.image2lego.update_model() == {"FINISHED"}
+    models = lego_scene.model_collections(bpy.context)
+    assert len(models) == 1 and models[0].name == name
+    assert _bricks(models[0]) == before and len({b[5] for b in before}) <= 3
+    photo.unlink()  # its photo gone: Update Model cannot run, and says nothing is rebuilt
+    assert not bpy.ops.image2lego.update_model.poll()
