@@ -89,7 +89,7 @@ def frame_object(
     # OpenCV puts pixel centres on integer coordinates: the box centre in those coordinates
     cx, cy = (left + right - 1) / 2, (top + bottom - 1) / 2
     scale = side / size  # source pixels per output pixel
-    src = [gray * a, a]  # premultiplied, so edges blend into any background
+    src: list[np.ndarray] = [gray * a, a]  # premultiplied, so edges blend into any background
     if scale > 2:  # area-average first so thin parts do not alias away
         f = int(np.floor(scale / 1.5))
         h, w = gray.shape
@@ -107,7 +107,7 @@ def frame_object(
             (size, size),
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_CONSTANT,
-            borderValue=0,
+            borderValue=(0.0,),
         )
         for c in src
     ]
@@ -182,7 +182,7 @@ def _open(src) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             try:
-                img = Image.open(io.BytesIO(data))
+                img: Image.Image = Image.open(io.BytesIO(data))
             except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
                 raise ImageError(f"image is too large (limit {MAX_PIXELS:,} pixels): {name}") from e
             except Image.UnidentifiedImageError as e:
@@ -246,7 +246,7 @@ def _to_gray_alpha(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     return gray, alpha
 
 
-def _rgb_for_grabcut(img: Image.Image) -> np.ndarray:
+def _rgb_for_grabcut(img: Image.Image) -> np.ndarray | None:
     img = ImageOps.exif_transpose(img)
     if img.mode not in ("RGB", "L"):
         if img.mode.startswith("I") or img.mode == "F":
@@ -306,7 +306,9 @@ def grabcut_mask(
     default initialisation: border = background, everything else = probably object)."""
     h, w = rgb.shape[:2]
     f = min(1.0, GRABCUT_MAX_SIDE / max(h, w))
-    small = cv2.resize(rgb, (max(1, round(w * f)), max(1, round(h * f))), cv2.INTER_AREA)
+    # (interpolation by keyword: the third positional argument of cv2.resize is ``dst``)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     sh, sw = small.shape[:2]
     if min(sh, sw) < 8:
         raise ImageError(f"image is too small ({w}x{h}) to find an object in")
@@ -328,7 +330,7 @@ def grabcut_mask(
         cv2.grabCut(
             cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
             gc,
-            None,
+            (0, 0, sw, sh),  # the rectangle counts only with GC_INIT_WITH_RECT; the mask rules
             bgd,
             fgd,
             iterations,
@@ -366,7 +368,7 @@ def parse_rect(text: str) -> tuple[int, int, int, int]:
         raise ImageError(
             f"crop must be left,top,right,bottom in pixels, e.g. 40,30,600,420, not {text!r}"
         )
-    return vals  # type: ignore[return-value]
+    return vals
 
 
 # --------------------------------------------------------------------------- entry point
