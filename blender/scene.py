@@ -41,6 +41,7 @@ import bpy
 import numpy as np
 
 from ..lego.bricks import Brick, BrickModel
+from ..lego.convert import ConvertOptions
 from ..lego.join import added_bricks
 from ..lego.summary import ModelSummary, model_summary
 from ..lego.units import PLATE_MM, STUD_MM
@@ -108,7 +109,9 @@ def model_from_json(text: str) -> BrickModel:
         Brick(int(z), int(y), int(x), str(p), bool(r), int(c), int(s))
         for z, y, x, p, r, c, s in data["bricks"]
     ]
-    return BrickModel(bricks, tuple(int(v) for v in data["shape"]), dict(data.get("meta") or {}))
+    meta = dict(data.get("meta") or {})
+    options = ConvertOptions.from_dict(meta.get("options"))  # the build options, typed again
+    return BrickModel(bricks, tuple(int(v) for v in data["shape"]), meta, options)
 
 
 # --------------------------------------------------------------------------- stats

@@ -13,11 +13,16 @@ through :mod:`image2lego.lego.units`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .catalogue import Part, part
+
+if TYPE_CHECKING:
+    from .convert import ConvertOptions
 
 
 @dataclass(frozen=True, order=True)
@@ -56,11 +61,24 @@ class Brick:
 
 @dataclass
 class BrickModel:
-    """Bricks plus provenance. ``shape`` is the occupied lattice ``(nx, ny, n_plates)``."""
+    """Bricks plus provenance. ``shape`` is the occupied lattice ``(nx, ny, n_plates)``.
+
+    ``options``: the :class:`~image2lego.lego.convert.ConvertOptions` the converter built it
+    with (``None`` for a model from elsewhere, e.g. read from LDraw); repair and stability
+    read them from here. ``meta`` holds JSON-ready provenance for reports (its ``"options"``
+    is the same options as a dict, for report.json and for models stored as JSON)."""
 
     bricks: list[Brick]
     shape: tuple[int, ...]  # (nx, ny, nz)
     meta: dict = field(default_factory=dict)
+    options: ConvertOptions | None = None
+
+    def derive(self, bricks: Iterable[Brick], meta: dict | None = None) -> BrickModel:
+        """The same model (lattice, build options; a copy of ``meta`` unless one is given)
+        with other bricks: what every stage that changes bricks returns."""
+        return BrickModel(
+            list(bricks), self.shape, dict(self.meta) if meta is None else meta, self.options
+        )
 
     def __len__(self) -> int:
         return len(self.bricks)

@@ -10,7 +10,7 @@ breaks, and build steps. The returned :class:`BrickModel` carries what was done 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 from scipy import ndimage
@@ -72,6 +72,22 @@ class ConvertOptions:
 
     def __post_init__(self) -> None:
         self.validate()
+
+    @classmethod
+    def from_dict(cls, data: object) -> ConvertOptions | None:
+        """Options kept as a dict (``meta["options"]`` of a model stored as JSON) back as
+        options; unknown keys are ignored, missing ones take the defaults, and anything that
+        is not valid options (an older or tampered file) gives ``None``."""
+        if not isinstance(data, dict):
+            return None
+        names = {f.name for f in fields(cls)}
+        known = {k: v for k, v in data.items() if k in names}
+        if isinstance(known.get("palette"), tuple):
+            known["palette"] = list(known["palette"])
+        try:
+            return cls(**known)
+        except (TypeError, ValueError):
+            return None
 
     def validate(self) -> None:
         choices.check("scale", self.scale, choices.SCALE)
@@ -375,4 +391,4 @@ def voxels_to_bricks(grid, colors=None, options: ConvertOptions | None = None) -
             "total": time.perf_counter() - t0,
         },
     }
-    return BrickModel(bricks, tuple(int(s) for s in cells.shape), meta)
+    return BrickModel(bricks, tuple(int(s) for s in cells.shape), meta, options=opts)

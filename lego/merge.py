@@ -1204,7 +1204,7 @@ def remerge_region(
                 int(step),
             )
         )
-    return BrickModel(bricks, model.shape, dict(model.meta))
+    return model.derive(bricks)
 
 
 def stack_plates(asm: Assembly) -> int:

@@ -294,18 +294,11 @@ class RepairOptions:
 
     @staticmethod
     def of(model: BrickModel) -> RepairOptions:
-        """From the options the converter recorded in ``model.meta["options"]`` (the one
-        place that reads them); defaults for a model that has none (e.g. read from LDraw)."""
-        opts = model.meta.get("options") if isinstance(model.meta, dict) else None
-        if not isinstance(opts, dict):
+        """From the options the model was built with (:attr:`BrickModel.options`); defaults
+        for a model that has none (e.g. read from LDraw)."""
+        if model.options is None:
             return RepairOptions()
-        per = opts.get("max_bricks_per_step")
-        ok = isinstance(per, int) and not isinstance(per, bool) and per >= 1
-        return RepairOptions(
-            shell=opts.get("hollow") == "shell",
-            may_demote=opts.get("brick_types") != "bricks",
-            max_bricks_per_step=per if ok else DEFAULT_MAX_BRICKS_PER_STEP,
-        )
+        return RepairOptions.from_convert(model.options)
 
 
 def _interior(occ: np.ndarray, options: RepairOptions) -> np.ndarray | None:
@@ -469,7 +462,7 @@ def _reasons(model: BrickModel, r: StabilityReport) -> list[tuple[int, str]]:
 
 
 def _with_steps(model: BrickModel, bricks: list[Brick], per_step: int) -> BrickModel:
-    return assign_steps(BrickModel(bricks, model.shape, dict(model.meta)), per_step)
+    return assign_steps(model.derive(bricks), per_step)
 
 
 class _Search:
@@ -525,7 +518,7 @@ class _Search:
 
     def consider(self, bricks: list[Brick]) -> bool:
         """Make ``bricks`` the current model if it is strictly better (:func:`_key`)."""
-        cand = BrickModel(bricks, self.model.shape, dict(self.model.meta))
+        cand = self.model.derive(bricks)
         r = self.analyse(cand)
         if _key(r) < _key(self.rep):
             self.cur, self.rep = cand, r
@@ -639,7 +632,7 @@ class _Search:
                 "some seams could not be bridged"
             )
         if cur is model:  # hand back a copy so the caller's model is never mutated
-            cur = BrickModel(list(model.bricks), model.shape, dict(model.meta))
+            cur = model.derive(model.bricks)
         required = None
         if rep.overloaded:
             if self.objective != "max":

@@ -611,4 +611,4 @@ def stabilise_steps(
         checked_steps=sorted(worst),
         cpu_time_s=time.process_time() - c0,
     )
-    return BrickModel(new, model.shape, dict(model.meta)), result, len(moved)
+    return model.derive(new), result, len(moved)

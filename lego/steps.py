@@ -144,7 +144,7 @@ def assign_steps(
     new.sort(key=lambda k: (k.step, k.z, k.y, k.x))
     meta = dict(model.meta)
     meta["max_bricks_per_step"] = max_bricks_per_step
-    return BrickModel(new, model.shape, meta)
+    return model.derive(new, meta)
 
 
 def build_steps(model: BrickModel) -> list[Step]:

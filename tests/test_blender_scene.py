@@ -169,6 +169,19 @@ def test_model_round_trips_exactly(method):
     assert (st["bricks"], st["parts"], st["colors"], st["layers"], st["steps"]) == (5, 4, 4, 3, 3)
 
 
+def test_a_stored_model_keeps_its_typed_build_options():
+    from image2lego.lego.convert import ConvertOptions, voxels_to_bricks
+
+    _fresh()
+    opts = ConvertOptions(hollow="shell", brick_types="plates", max_bricks_per_step=5)
+    g = np.zeros((5, 5, 4), bool)
+    g[1:4, 1:4, :] = True
+    coll = lego_scene.build_model(bpy.context, voxels_to_bricks(g, options=opts), name="Opts")
+    assert lego_scene.model_from_collection(coll).options == opts
+    assert lego_scene.model_from_collection(lego_scene.build_model(
+        bpy.context, MODEL, name="Plain")).options is None  # fmt: skip
+
+
 @pytest.mark.parametrize("method", lego_scene.METHODS)
 def test_replace_and_remove_leave_nothing_behind(method):
     _fresh()

@@ -221,9 +221,11 @@ def test_warnings_describe_the_repaired_model_not_the_converted_one():
     ]
 
 
-def test_repair_options_are_typed_from_the_converter_or_its_meta():
+def test_build_options_travel_typed_with_the_model_through_every_stage():
     from image2lego.lego.convert import ConvertOptions
     from image2lego.lego.repair import RepairOptions
+    from image2lego.lego.stability import stabilise_steps
+    from image2lego.lego.steps import assign_steps
 
     opts = ConvertOptions(hollow="shell", brick_types="bricks", max_bricks_per_step=7)
     typed = RepairOptions.from_convert(opts)
@@ -231,10 +233,29 @@ def test_repair_options_are_typed_from_the_converter_or_its_meta():
     g = np.zeros((6, 6, 6), bool)
     g[1:5, 1:5, 0:5] = True
     m = voxels_to_bricks(g, options=opts)
-    assert RepairOptions.of(m) == typed
-    # a model without (or with hostile) recorded options gets the defaults
+    assert m.options == opts and RepairOptions.of(m) == typed
+    fixed, _ = repair(m)
+    stepped = assign_steps(fixed, 3)
+    reordered = stabilise_steps(stepped)[0]
+    for later in (fixed, stepped, reordered):
+        assert later.options == opts and later is not m
+    # a model without options (read from LDraw, or with options in meta only) gets defaults:
+    # meta is provenance for reports, never read back as options
     assert RepairOptions.of(BrickModel([], (1, 1, 1))) == RepairOptions()
-    bad = BrickModel([], (1, 1, 1), {"options": {"max_bricks_per_step": "9", "hollow": 3}})
-    assert RepairOptions.of(bad) == RepairOptions()
+    dict_only = BrickModel([], (1, 1, 1), {"options": {"hollow": "shell"}})
+    assert RepairOptions.of(dict_only) == RepairOptions()
     with pytest.raises(TypeError, match="RepairOptions"):
         repair(m, options={"hollow": "shell"})  # type: ignore[arg-type]
+
+
+def test_build_options_kept_as_a_dict_come_back_typed_or_not_at_all():
+    from dataclasses import asdict
+
+    from image2lego.lego.convert import ConvertOptions
+
+    opts = ConvertOptions(hollow="shell", color_mode="photo", palette=[4, 15], k=2)
+    assert ConvertOptions.from_dict(asdict(opts)) == opts
+    assert ConvertOptions.from_dict({**asdict(opts), "from_a_newer_version": 1}) == opts
+    assert ConvertOptions.from_dict({"hollow": "shell"}) == ConvertOptions(hollow="shell")
+    for bad in (None, [], "fill", {"max_bricks_per_step": "9"}, {"hollow": 3}, {"k": 0}):
+        assert ConvertOptions.from_dict(bad) is None, bad
