@@ -24,7 +24,7 @@ from .lego.errors import Image2LegoError, get_logger, logging_to_stdout
 from .lego.fileio import check_path_text
 
 if TYPE_CHECKING:
-    from . import outputs
+    from .lego.summary import Report
 
 log = get_logger()
 
@@ -272,7 +272,7 @@ def guarded(args: argparse.Namespace, run, prog: str, memory_hint: str) -> int:
 
 def write_products(
     result, args: argparse.Namespace, formats, source=None
-) -> tuple[dict[str, Path], outputs.Report]:
+) -> tuple[dict[str, Path], Report]:
     """The files of a built model into ``args.out`` (all or nothing), with Blender's log
     captured (shown with ``-v``) and progress bars; returns ``(written, summary)``."""
     from . import outputs
@@ -296,7 +296,7 @@ def write_products(
     return written, outputs.summary(result)
 
 
-def report(summary: outputs.Report, written: dict, out, stability) -> None:
+def report(summary: Report, written: dict, out, stability) -> None:
     """The short summary a run ends with (``-v``: the full report and every file)."""
     log.debug(json.dumps(summary, indent=2))
     if stability is not None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, TextIO
 from .lego.errors import get_logger
 
 if TYPE_CHECKING:
-    from .outputs import Report
+    from .lego.summary import Report
 
 log = get_logger()
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .outputs import Report
+    from .lego.summary import Report
 
 
 def build_parser() -> argparse.ArgumentParser:

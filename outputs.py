@@ -13,7 +13,6 @@ import importlib.util
 import io
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -26,24 +25,9 @@ from .lego.fileio import (
     check_path_text,
 )
 from .lego.staging import staged_output
-from .lego.summary import ModelSummary
+from .lego.summary import Report
 
 log = get_logger()
-
-
-class Report(ModelSummary, total=False):
-    """report.json (and the CLI's end-of-run summary): the model's facts
-    (:class:`lego.summary.ModelSummary`, the keys Blender's Stats panel shows) plus the run's."""
-
-    voxels: int  #: filled cells of the voxel grid
-    grid: list[int]  #: the voxel grid's shape
-    fragments_dropped_cells: int  #: floating specks removed (photo input only)
-    face: dict[str, Any]  #: a face bust's facts (core.face)
-    caption: dict[str, Any]  #: how a caption was read (core.caption)
-    warnings: list[str]
-    stability_summary: str  #: the stability report in words
-    seconds: float  #: wall time of the whole run (the CLI adds it)
-
 
 PARTS_FILES = {"csv": "parts.csv", "bricklink": "bricklink.xml", "rebrickable": "rebrickable.csv"}
 #: every file and folder a run owns in its output folder: an earlier run's ones that a new run

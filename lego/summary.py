@@ -59,6 +59,20 @@ class ModelSummary(StabilitySummary):
     join: NotRequired[dict[str, Any]]
 
 
+class Report(ModelSummary, total=False):
+    """report.json and the CLI's end-of-run summary: the model's facts (:class:`ModelSummary`,
+    the keys Blender's Stats panel shows) plus the run's (``outputs.summary`` fills it)."""
+
+    voxels: int  #: filled cells of the voxel grid
+    grid: list[int]  #: the voxel grid's shape
+    fragments_dropped_cells: int  #: floating specks removed (photo input only)
+    face: dict[str, Any]  #: a face bust's facts (core.face)
+    caption: dict[str, Any]  #: how a caption was read (core.caption)
+    warnings: list[str]
+    stability_summary: str  #: the stability report in words
+    seconds: float  #: wall time of the whole run (the CLI adds it)
+
+
 def model_summary(model: BrickModel, stability=None) -> ModelSummary:
     """Counts for ``model``; ``stability`` is an optional ``lego.repair.RepairReport`` (the
     repaired model's facts) or ``lego.stability.StabilityReport`` (a fresh analysis)."""
