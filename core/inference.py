@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .model import OUTPUT_RESOLUTIONS, PRUNED_LOGIT, head_resolutions
+from .pieces import connect_pieces
 from .weights import LoadedWeights, load_weights
 from .weightsmeta import check_resolutions as _check_resolutions
 
@@ -67,7 +68,11 @@ class Predictor:
         return head_resolutions(self.config)
 
     def _decode(
-        self, z: torch.Tensor, resolutions: tuple[int, ...], thresholds: dict[int, float]
+        self,
+        z: torch.Tensor,
+        resolutions: tuple[int, ...],
+        thresholds: dict[int, float],
+        one_piece: bool = False,
     ) -> list[dict[int, np.ndarray]]:
         ae = self.weights.autoencoder
         assert ae is not None  # load_weights always builds it
@@ -82,8 +87,15 @@ class Predictor:
         return [
             {
                 r: (
-                    (logits[r][i, 0] > thresholds.get(r, 0.0)) & (logits[r][i, 0] > PRUNED_LOGIT)
-                ).numpy()
+                    connect_pieces(
+                        logits[r][i, 0].numpy(), thresholds.get(r, 0.0), pruned=PRUNED_LOGIT
+                    )
+                    if one_piece and r == 32
+                    else (
+                        (logits[r][i, 0] > thresholds.get(r, 0.0))
+                        & (logits[r][i, 0] > PRUNED_LOGIT)
+                    ).numpy()
+                )
                 for r in resolutions
             }
             for i in range(z.shape[0])
@@ -129,7 +141,9 @@ class Predictor:
     ) -> list[dict[int, np.ndarray]]:
         res = _check_resolutions(resolutions, self.resolutions)
         z = self.predict_latent(images)
-        return self._run(lambda: self._decode(z, res, self.image_thresholds))
+        # 32³ from a photo: floating pieces joined or dropped through the decoder's own
+        # probabilities (core.pieces, MODEL_CARD.md "One piece")
+        return self._run(lambda: self._decode(z, res, self.image_thresholds, one_piece=True))
 
     def reconstruct(
         self, grid: np.ndarray, resolutions: Iterable[int] = OUTPUT_RESOLUTIONS

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from .pieces import connect_pieces
 from .weightsmeta import META_FILE, WeightsError, default_weights_dir, read_meta
 from .weightsmeta import check_resolutions as _check_resolutions
 
@@ -324,10 +325,17 @@ class NumpyPredictor:
     def prepare_image(self, image: Any) -> np.ndarray:
         return prepare_image(image)
 
-    def _grids(self, logits, res, thresholds, n) -> list[dict[int, np.ndarray]]:
+    def _grids(
+        self, logits, res, thresholds, n, one_piece: bool = False
+    ) -> list[dict[int, np.ndarray]]:
         return [
             {
-                r: (logits[r][i, 0] > thresholds.get(r, 0.0)) & (logits[r][i, 0] > PRUNED_LOGIT)
+                r: (
+                    connect_pieces(logits[r][i, 0], thresholds.get(r, 0.0), pruned=PRUNED_LOGIT)
+                    if one_piece and r == 32
+                    else (logits[r][i, 0] > thresholds.get(r, 0.0))
+                    & (logits[r][i, 0] > PRUNED_LOGIT)
+                )
                 for r in res
             }
             for i in range(n)
@@ -348,7 +356,7 @@ class NumpyPredictor:
     ) -> list[dict[int, np.ndarray]]:
         res = _check_resolutions(resolutions, self.resolutions)
         logits = self.predict_logits(images, max(res))
-        return self._grids(logits, res, self.image_thresholds, len(images))
+        return self._grids(logits, res, self.image_thresholds, len(images), one_piece=True)
 
     def reconstruct(
         self, grid: np.ndarray, resolutions: Iterable[int] = OUTPUT_RESOLUTIONS
