@@ -1,0 +1,171 @@
+"""Caption → LEGO (core/caption.py): time per stage and bricks for the README grid's 12 captions.
+
+For each caption of ``tools/make_caption_grid.py`` (the grid in the README), with the default
+options: the median time of each stage, as ``caption_to_lego_steps`` runs them —
+
+* ``parse``: the word table (class, blend, colour, size) — ``parse_caption``;
+* ``latent``: the class latent (and the blended one) from ``class_latents.safetensors``;
+* ``decode``: the numpy TL-Octree decoder to the caption's resolution and its threshold;
+* ``convert``: voxels → merged bricks (``voxels_to_bricks``);
+* ``repair``: the stability LP and repair (``lego.repair.repair``);
+
+and the cells, bricks and stability. ``load`` (once) reads and checks the latents and the
+autoencoder (cached afterwards). The stages are timed one by one here, and the result is checked
+against ``caption_to_lego_steps`` itself (same grid, same brick count), so the split cannot drift
+from the real pipeline. Wall time depends on what else runs (the load average is printed).
+
+Run: ``python benchmarks/bench_caption.py [--repeats 3]``; writes
+``benchmarks/results/bench_caption.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from image2lego.core import caption as C
+from image2lego.core.pipeline import PipelineOptions, run
+from image2lego.core.weightsmeta import AE_FILE, default_weights_dir
+from image2lego.lego.convert import voxels_to_bricks
+from image2lego.lego.repair import RepairOptions, repair
+from image2lego.lego.stability import fully_supported
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results" / "bench_caption.json"
+STAGES = ("parse", "latent", "decode", "convert", "repair")
+FMT = "{:<34} {:<22} {:>4} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6}"
+
+
+def captions() -> list[str]:
+    spec = importlib.util.spec_from_file_location("grid", REPO / "tools" / "make_caption_grid.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return list(mod.CAPTIONS)
+
+
+def stages(text: str, lat, net, opt: PipelineOptions) -> tuple[dict, dict]:
+    """One pass through the stages: (seconds per stage, facts)."""
+    from dataclasses import replace
+
+    sec = {}
+    t = time.perf_counter()
+    cap = C.parse_caption(text, 0)
+    sec["parse"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    z = lat[cap.label]
+    zv = z[cap.variant % len(z)][None]
+    if cap.blend is not None and cap.blend in lat:
+        other = lat[cap.blend]
+        zv = 0.5 * (zv + other[cap.variant % len(other)][None])
+    sec["latent"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    thr = dict(net.thresholds)
+    logits = net.decode(zv, thr, cap.resolution)[cap.resolution]
+    grid = logits[0, 0] > thr.get(cap.resolution, 0.0)
+    sec["decode"] = time.perf_counter() - t
+
+    conv = opt.convert
+    if cap.color is not None:
+        conv = replace(conv, color_mode="single", color=cap.color)
+    t = time.perf_counter()
+    model = voxels_to_bricks(grid, options=conv)
+    sec["convert"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    report = None
+    limit = opt.repair_max_bricks
+    over = opt.repair and limit and len(model) > limit and not fully_supported(model)
+    if opt.repair and not over:
+        model, report = repair(
+            model, reinforce=opt.reinforce, options=RepairOptions.from_convert(conv)
+        )
+    sec["repair"] = time.perf_counter() - t
+    facts = {
+        "class": cap.label,
+        "blend": cap.blend,
+        "resolution": cap.resolution,
+        "cells": int(grid.sum()),
+        "bricks": len(model),
+        "stable": None if report is None else bool(report.stable),
+        "grid": grid,
+    }
+    return sec, facts
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    opt = PipelineOptions()
+    d = default_weights_dir().resolve()
+    t = time.perf_counter()
+    lat = C.load_class_latents(d)
+    from image2lego.core.npnet import load_net
+
+    net = load_net(d, parts=("autoencoder",))
+    t_load = time.perf_counter() - t
+    print(f"load average {os.getloadavg()[0]:.1f}; load (latents + autoencoder) {t_load:.2f} s")
+    head = ("caption", "class", "res", "cells", "bricks", *STAGES,
+            "total s", "stable")  # fmt: skip
+    print(FMT.format(*head))
+    rows = []
+    for text in captions():
+        runs = [stages(text, lat, net, opt) for _ in range(max(1, args.repeats))]
+        facts = runs[0][1]
+        ref = run(C.caption_to_lego_steps(text, PipelineOptions()))  # the real pipeline
+        if not np.array_equal(ref.voxels, facts["grid"]) or len(ref.model) != facts["bricks"]:
+            print(f"{text!r}: the staged run differs from caption_to_lego_steps", file=sys.stderr)
+            return 1
+        med = {s: statistics.median(r[0][s] for r in runs) for s in STAGES}
+        row = {
+            "caption": text,
+            **{k: v for k, v in facts.items() if k != "grid"},
+            **{f"{s}_s": round(med[s], 6) for s in STAGES},
+            "total_s": round(sum(med.values()), 3),
+        }
+        rows.append(row)
+        print(FMT.format(text[:34], (facts["class"] + ("+" + facts["blend"] if facts["blend"]
+              else ""))[:22], facts["resolution"], facts["cells"], facts["bricks"],
+              *[f"{med[s] * 1e3:.2f}ms" if med[s] < 0.1 else f"{med[s]:.2f}" for s in STAGES],
+              f"{row['total_s']:.2f}", str(facts["stable"])), flush=True)  # fmt: skip
+    totals = [r["total_s"] for r in rows]
+    summary = {
+        "median_total_s": round(statistics.median(totals), 3),
+        "max_total_s": round(max(totals), 3),
+        "median_bricks": statistics.median(r["bricks"] for r in rows),
+        "share_repair": round(sum(r["repair_s"] for r in rows) / sum(totals), 3),
+        "all_stable": all(r["stable"] for r in rows),
+    }
+    print(
+        f"median {summary['median_total_s']:.2f} s per caption (max {summary['max_total_s']:.2f}"
+        f" s), median {summary['median_bricks']} bricks, repair {summary['share_repair']:.0%} of "
+        f"the time, all stable: {summary['all_stable']}"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "load_average": round(os.getloadavg()[0], 2),
+        "repeats": args.repeats,
+        "load_s": round(t_load, 3),
+        "weights": str((d / AE_FILE).name),
+        "rows": rows,
+        "summary": summary,
+    }
+    from image2lego.lego.fileio import atomic_write_text
+
+    atomic_write_text(args.out, json.dumps(payload, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
