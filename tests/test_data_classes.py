@@ -303,3 +303,45 @@ def test_shapenet_round_trip_ceiling(shared_data):
         back = D.to_shapenet_frame(D.normalise_size(g)[0])
         ious.append((back & native).sum() / (back | native).sum())
     assert 0.6 < np.mean(ious) < 0.95
+
+
+def _box_set(ids, rots, split, side=30):
+    """A tiny rotated set: one box grid (longest side ``side``) per (model, rotation)."""
+    rows = [(m, r) for m in ids for r in rots]
+    g = np.zeros((len(rows), 32, 32, 32), dtype=bool)
+    for i, (_, r) in enumerate(rows):
+        g[i, 1 : 1 + side, 4 : 4 + 8 + r, 0:10] = True  # the rotation changes the grid
+    vs = D._make_set(
+        g, ["chair"] * len(rows), ["modelnet40"] * len(rows), [m for m, _ in rows],
+        [r for _, r in rows],
+    )  # fmt: skip
+    vs.split = np.full(len(rows), split, dtype="<U5")
+    return vs
+
+
+def test_add_train_rotations_appends_only_the_missing_training_rows():
+    """The v9 cache step: the training chairs get their missing rotations appended after the
+    old rows (so rendered views stay aligned); validation models and the cap are untouched."""
+    old = D.concat(
+        [_box_set(["a", "b"], (1, 4), "train", 24), _box_set(["v"], range(1, 13), "val", 24)]
+    )
+    full = D.concat([_box_set(["a", "b", "c", "v"], range(1, 13), "train")])  # source: no split
+    new, added = D.add_train_rotations(old, full, range(1, 13))
+    assert added == 2 * 10 == len(new) - len(old)
+    for f in ("model_id", "rotation", "split"):
+        assert np.array_equal(getattr(new, f)[: len(old)], getattr(old, f)), f
+    assert np.array_equal(new.voxels[: len(old)], old.voxels)
+    tail = new.subset(np.arange(len(new)) >= len(old))
+    assert set(tail.model_id) == {"a", "b"}, "no capped-out model, no validation model"
+    assert (tail.split == "train").all()
+    for m in ("a", "b"):
+        assert sorted(new.rotation[new.model_id == m].tolist()) == list(range(1, 13))
+    assert all(_longest(g) == D.CANON_LONGEST for g in tail.voxels), "normalised to one size"
+    r7 = tail.voxels[(tail.model_id == "a") & (tail.rotation == 7)][0]
+    assert r7.sum() != tail.voxels[(tail.model_id == "a") & (tail.rotation == 2)][0].sum()
+    again, none = D.add_train_rotations(new, full, range(1, 13))
+    assert none == 0 and len(again) == len(new)
+    few, n2 = D.add_train_rotations(old, full, (1, 2))
+    assert n2 == 2 and set(few.rotation[len(old) :].tolist()) == {2}
+    with pytest.raises(ValueError, match="1..12"):
+        D.add_train_rotations(old, full, (0, 13))

@@ -951,6 +951,41 @@ def build_voxel_cache(
     return out
 
 
+def add_train_rotations(
+    vs: VoxelSet, rotated: VoxelSet, rotations: Sequence[int]
+) -> tuple[VoxelSet, int]:
+    """``vs`` with the missing ``rotations`` of its rotated *training* models appended, taken
+    from ``rotated`` (the full source, e.g. :func:`load_chairs`; the rows taken are brought
+    to the one size by :func:`normalise_set`, idempotent on rows already normalised):
+    only models that are training models of ``vs`` (so the split and the per-class cap never
+    change), only (model, rotation) pairs ``vs`` lacks. The old rows keep their order and
+    come first, so views rendered for ``vs`` stay aligned (``render_cache`` reuses them and
+    draws only the new rows). Returns ``(new set, rows added)``."""
+    bad = sorted(set(int(r) for r in rotations) - set(range(1, 13)))
+    if bad:
+        raise ValueError(f"rotations must be in 1..12, got {bad}")
+    have = set(zip(vs.source.tolist(), vs.model_id.tolist(), vs.rotation.tolist(), strict=True))
+    train = vs.rotation > 0
+    train &= vs.split == "train"
+    models = set(
+        zip(
+            vs.source[train].tolist(),
+            vs.label[train].tolist(),
+            vs.model_id[train].tolist(),
+            strict=True,
+        )
+    )
+    keep = np.zeros(len(rotated), dtype=bool)
+    for i, (src, lab, mid, rot) in enumerate(
+        zip(rotated.source.tolist(), rotated.label.tolist(), rotated.model_id.tolist(),
+            rotated.rotation.tolist(), strict=True)
+    ):  # fmt: skip
+        keep[i] = (src, lab, mid) in models and rot in rotations and (src, mid, rot) not in have
+    extra = normalise_set(rotated.subset(keep))
+    extra.split = np.full(len(extra), "train", dtype=vs.split.dtype)
+    return concat([vs, extra]), int(keep.sum())
+
+
 # --------------------------------------------------------------------------- CLI
 
 
@@ -979,6 +1014,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     nm.add_argument("--cache", required=True, help="source cache folder")
     nm.add_argument("--out", required=True, help="new cache folder")
+    ar = sub.add_parser(
+        "rotations",
+        help="copy a cache, appending the missing rotations of its rotated training models "
+        "(ModelNet40 chairs); views128.npz is linked so `render` draws only the new rows",
+    )
+    ar.add_argument("--cache", required=True, help="source cache folder")
+    ar.add_argument("--out", required=True, help="new cache folder")
+    ar.add_argument("--data", default=None, help="shared data folder (default: $IMAGE2LEGO_DATA)")
+    ar.add_argument("--train-rotations", type=int, nargs="+", default=list(range(1, 13)),
+                    help="rotations (1..12) each training chair gets (default: all)")  # fmt: skip
     r = sub.add_parser("render", help="render views128.npz for every cache row")
     r.add_argument("--cache", default=None, help="cache folder (default: $IMAGE2LEGO_CACHE)")
     r.add_argument("--views", type=int, default=3, help="views per row (view 0 = set pose)")
@@ -1001,6 +1046,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         if views.is_file() and not (dst / VIEWS_FILE).exists():
             os.symlink(views.resolve(), dst / VIEWS_FILE)
         print(f"wrote {dst / CACHE_FILE} ({len(vs)} grids, longest side {CANON_LONGEST})")
+        return 0
+    if args.cmd == "rotations":
+        src, dst = Path(args.cache), Path(args.out)
+        if src.resolve() == dst.resolve():
+            raise SystemExit("--out must be a new folder, not the source cache")
+        if (dst / CACHE_FILE).exists():
+            raise SystemExit(f"{dst / CACHE_FILE} exists; choose a new folder")
+        vs = load_voxels(src)
+        if (vs.rotation > 0).any():
+            rotated = load_chairs(args.data)
+        else:
+            rotated = vs.subset(np.zeros(len(vs), dtype=bool))
+        vs, added = add_train_rotations(vs, rotated, args.train_rotations)
+        save_voxels(vs, dst / CACHE_FILE)
+        views = src / VIEWS_FILE
+        if views.is_file() and not (dst / VIEWS_FILE).exists():
+            os.symlink(views.resolve(), dst / VIEWS_FILE)
+        print(f"wrote {dst / CACHE_FILE} ({len(vs)} grids, {added} new rotated training rows)")
         return 0
     if args.cmd == "render":
         from .render import render_cache
