@@ -31,6 +31,10 @@ IMAGE_SIZE = 128
 
 
 def _default_threads() -> int:
+    """Up to 4 cores, or what ``OMP_NUM_THREADS`` says (the usual way to share a machine)."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
     return max(1, min(4, os.cpu_count() or 1))
 
 

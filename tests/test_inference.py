@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import numpy as np
@@ -190,3 +191,12 @@ def test_shipped_weights_predict_every_resolution_cheaply():
         assert not (out[hi] & ~parent).any()
     assert out[32].any()
     assert sorted(cpu)[1] < 5.0
+
+
+@pytest.mark.parametrize(("env", "expected"), [("1", 1), ("3", 3), ("", None), ("zero", None)])
+def test_default_threads_follow_omp_num_threads(monkeypatch, env, expected):
+    from image2lego.core import inference
+
+    monkeypatch.setenv("OMP_NUM_THREADS", env)
+    fallback = max(1, min(4, os.cpu_count() or 1))
+    assert inference._default_threads() == (expected or fallback)
