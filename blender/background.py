@@ -20,41 +20,51 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
+
+from ..lego.progress import Progress, Steps
+from ..lego.progress import run as run_steps
+
+
+class _Cancelled(Exception):
+    """Raised between two steps to leave :func:`..lego.progress.run` when ESC was pressed."""
 
 
 @dataclass
 class StepJob:
-    steps: object  # a generator yielding Progress and returning a result
-    progress: object = None
-    result: object = None
+    steps: Steps[Any]  # a generator yielding Progress and returning a result
+    progress: Progress | None = None
+    result: Any = None
     error: BaseException | None = None
     #: main-thread-free seconds the worker spent per step message (for the benchmark)
-    step_seconds: list = field(default_factory=list)
+    step_seconds: list[tuple[str, float]] = field(default_factory=list)
     _cancel: threading.Event = field(default_factory=threading.Event)
     _done: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
+    _t: float = 0.0
 
     def start(self) -> StepJob:
         self._thread = threading.Thread(target=self._run, name="image2lego-job", daemon=True)
         self._thread.start()
         return self
 
+    def _step_done(self, p: Progress) -> None:
+        """After each step (lego.progress.run's callback): time it, publish it, stop on ESC."""
+        now = time.perf_counter()
+        label = self.progress.message if self.progress is not None else "start"
+        self.step_seconds.append((label, now - self._t))
+        self._t = now
+        self.progress = p
+        if self._cancel.is_set():
+            raise _Cancelled
+
     def _run(self) -> None:
         try:
-            t = time.perf_counter()
-            while not self._cancel.is_set():
-                try:
-                    p = next(self.steps)
-                except StopIteration as stop:
-                    self.result = stop.value
-                    break
-                now = time.perf_counter()
-                label = getattr(self.progress, "message", "start")
-                self.step_seconds.append((label, now - t))
-                t = now
-                self.progress = p
-            if self._cancel.is_set():
-                self.steps.close()
+            self._t = time.perf_counter()
+            if not self._cancel.is_set():
+                self.result = run_steps(self.steps, self._step_done)
+        except _Cancelled:
+            self.steps.close()  # the generator's finally blocks run (temporary files go)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self.error = exc
         finally:
@@ -68,7 +78,7 @@ class StepJob:
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
-    def poll(self) -> tuple[str, object]:
+    def poll(self) -> tuple[str, Any]:
         if self._cancel.is_set():
             return "cancelled", None
         if not self._done.is_set():
