@@ -345,3 +345,35 @@ def test_add_train_rotations_appends_only_the_missing_training_rows():
     assert n2 == 2 and set(few.rotation[len(old) :].tolist()) == {2}
     with pytest.raises(ValueError, match="1..12"):
         D.add_train_rotations(old, full, (0, 13))
+
+
+def test_rotated_rows_train_only_on_views_near_the_set_pose_azimuth(tmp_path):
+    """A 30-degree-step rotated chair seen from a camera turned beyond 15 degrees looks like
+    its neighbour rotation: those views fall back to the set pose; unrotated rows keep all."""
+    from image2lego.core.camera import SET_POSE, View
+    from image2lego.training.sampling import rotated_view_mask, view_azimuth_offsets
+
+    offs = [[0.0, 10.0, -14.0], [0.0, 16.0, -29.0], [0.0, 29.0, 350.0]]
+    params = np.array(
+        [[View(azimuth=SET_POSE.azimuth + a).as_array() for a in row] for row in offs],
+        dtype=np.float32,
+    )
+    from dataclasses import fields
+
+    np.savez(
+        tmp_path / "views128.npz",
+        views=params,
+        view_fields=np.array([f.name for f in fields(View)]),
+    )
+    az = view_azimuth_offsets(str(tmp_path))
+    assert np.allclose(az, [[0, 10, -14], [0, 16, -29], [0, 29, -10]], atol=1e-3), "wrapped"
+    ok = rotated_view_mask(np.array([4, 7, 0]), az, 15.0)
+    assert ok.tolist() == [[True, True, True], [True, False, False], [True, True, True]]
+    assert rotated_view_mask(np.array([4, 7, 0]), az, 180.0).all()
+    with pytest.raises(ValueError, match="azimuth limit"):
+        rotated_view_mask(np.array([4, 7, 0]), az, -1.0)
+    with pytest.raises(ValueError, match="rows of view parameters"):
+        rotated_view_mask(np.array([4, 7]), az, 15.0)
+    np.savez(tmp_path / "views128.npz", images=np.zeros((1, 1, 2, 2), np.uint8))
+    with pytest.raises(ValueError, match="no view parameters"):
+        view_azimuth_offsets(str(tmp_path))

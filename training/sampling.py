@@ -146,6 +146,39 @@ def load_views(cache: str | None) -> np.ndarray:
         return z["images"]
 
 
+def view_azimuth_offsets(cache: str | None) -> np.ndarray:
+    """(N, V) float: each rendered view's camera azimuth minus the set pose's, in degrees
+    wrapped to [-180, 180), from ``views128.npz``'s ``views`` parameters."""
+    from ..core.camera import SET_POSE
+    from ..core.paths import cache_dir
+
+    p = Path(cache) if cache else cache_dir(create=False)
+    if p.is_dir() or p.suffix != ".npz":
+        p = p / "views128.npz"
+    with np.load(p, allow_pickle=False) as z:
+        if "views" not in z.files or "view_fields" not in z.files:
+            raise ValueError(f"{p} holds no view parameters ('views', 'view_fields')")
+        names = [str(f) for f in z["view_fields"]]
+        az = z["views"][..., names.index("azimuth")].astype(np.float64)
+    return (az - SET_POSE.azimuth + 180.0) % 360.0 - 180.0
+
+
+def rotated_view_mask(rotation: np.ndarray, az_offset: np.ndarray, limit: float) -> np.ndarray:
+    """(N, V) bool: the views a row may be trained on. A rotated row (``rotation > 0``: a
+    ModelNet40 chair turned in 30-degree steps, its target turned with it) keeps only the views
+    whose camera azimuth is within ``limit`` degrees of the set pose: a camera turned by ``a``
+    shows rotation ``r`` as rotation ``r + a / 30`` would look from the set pose, so beyond
+    half the step (15 degrees) the picture asks for another rotation's grid than its target
+    (contradicting labels). View 0 (the set pose) is always allowed; unrotated rows keep all."""
+    if not 0.0 <= limit <= 180.0:
+        raise ValueError(f"azimuth limit must be in [0, 180] degrees, got {limit}")
+    if az_offset.shape[0] != len(rotation):
+        raise ValueError(f"{az_offset.shape[0]} rows of view parameters for {len(rotation)} rows")
+    ok = (np.asarray(rotation)[:, None] <= 0) | (np.abs(az_offset) <= limit)
+    ok[:, 0] = True
+    return ok
+
+
 def _balance_weights(args, labels, n: int) -> np.ndarray | None:
     power = getattr(args, "balance", None)
     if power is None:
