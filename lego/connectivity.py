@@ -68,17 +68,27 @@ def label_lattice(d: dict[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarra
         or any((t > s).any() for t, s in zip(top, shape, strict=True))
     ):
         raise ValueError(f"a brick lies outside the model's lattice {shape}")
-    vol = d["nx"] * d["ny"] * d["h"]
-    r = np.repeat(np.arange(len(vol)), vol)
-    k = np.arange(int(vol.sum())) - np.repeat(np.cumsum(vol) - vol, vol)
-    nyh = d["ny"][r] * d["h"][r]
-    xs = d["x"][r] + k // nyh
-    ys = d["y"][r] + (k % nyh) // d["h"][r]
-    zs = d["z"][r] + k % d["h"][r]
-    flat = np.ravel_multi_index((xs, ys, zs), shape)
-    if len(np.unique(flat)) != len(flat):
+    # One pass per brick shape and cell offset inside it: every step touches only the bricks
+    # of that shape, so time and extra memory grow with the bricks, not with the lattice
+    # (a per-cell index array of a 256³ solid was 42 M entries, several GB of temporaries).
+    flat = lab.reshape(-1)
+    sy, sz = shape[1] * shape[2], shape[2]
+    base = d["x"] * sy + d["y"] * sz + d["z"]
+    kind = (d["nx"] * 4096 + d["ny"]) * 4096 + d["h"]
+    order = np.argsort(kind, kind="stable")
+    kinds, starts = np.unique(kind[order], return_index=True)
+    for g, lo in enumerate(starts):
+        ids = order[lo : starts[g + 1] if g + 1 < len(starts) else len(order)]
+        b = base[ids]
+        k = int(kinds[g])
+        nx, ny, h = k // 4096**2, (k // 4096) % 4096, k % 4096
+        for dx in range(nx):
+            for dy in range(ny):
+                for dz in range(h):
+                    flat[b + (dx * sy + dy * sz + dz)] = ids
+    # an overlap writes some cell twice, so fewer cells are filled than the bricks' volume
+    if np.count_nonzero(flat >= 0) != int((d["nx"] * d["ny"] * d["h"]).sum()):
         raise ValueError("bricks overlap: some lattice cell is filled by two bricks")
-    lab.ravel()[flat] = r
     return lab
 
 

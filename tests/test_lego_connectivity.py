@@ -157,3 +157,49 @@ def test_seams_and_neighbours_match_brute_force(seed):
         assert side <= got  # face neighbours sideways (and diagonal ones in the box ring)
         assert side | vert <= neighbours(lab, boxes, [i], vertical=True)
         assert i not in got
+
+
+_PARTS = ["3024", "3023", "3005", "3004", "3001", "3003", "3022", "3020"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 5),
+            st.integers(0, 5),
+            st.integers(0, 6),
+            st.sampled_from(_PARTS),
+            st.booleans(),
+        ),
+        max_size=12,
+    )
+)
+def test_label_lattice_matches_brute_force_and_finds_every_overlap(cands):
+    """Each brick's box painted one by one: the same labels, and an overlap (two bricks of
+    one shape at one corner included) is refused exactly when some cell is painted twice."""
+    shape = (8, 8, 10)
+    bricks = [Brick(z, y, x, pid, rot) for x, y, z, pid, rot in cands]
+    d = brick_arrays(BrickModel(bricks, shape))
+    count = np.zeros(shape, int)
+    want = np.full(shape, -1)
+    inside = True
+    for i in range(len(bricks)):
+        x, y, z, nx, ny, h = (int(d[k][i]) for k in ("x", "y", "z", "nx", "ny", "h"))
+        inside &= x + nx <= shape[0] and y + ny <= shape[1] and z + h <= shape[2]
+        count[x : x + nx, y : y + ny, z : z + h] += 1
+        want[x : x + nx, y : y + ny, z : z + h] = i
+    if not inside:
+        with pytest.raises(ValueError, match="outside"):
+            label_lattice(d, shape)
+    elif (count > 1).any():
+        with pytest.raises(ValueError, match="overlap"):
+            label_lattice(d, shape)
+    else:
+        lab = label_lattice(d, shape)
+        assert lab.dtype == np.int64 and (lab == want).all()
+
+
+def test_label_lattice_refuses_two_equal_bricks():
+    with pytest.raises(ValueError, match="overlap"):
+        analyze(model([Brick(0, 0, 0, "3001"), Brick(0, 0, 0, "3001")]))
