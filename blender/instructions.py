@@ -21,7 +21,10 @@ Speed (software GL on CPU): Workbench's FXAA costs more than the rest of a rende
 object outline already draws the brick edges) and :func:`soften_edges` smooths edges with
 Pillow (~15 ms); the cover and back views keep FXAA and cavity. Blender writes its temporary
 PNGs uncompressed. Only visibility, object colours and the camera change between steps — the
-scene is built once and reused for every step.
+scene is built once and reused for every step. A step renders only the rectangle of its frame
+that the bricks built so far can cover (about half of it; the camera moved sideways on the same
+pixel grid, see :meth:`~..lego.visibility.OrthoView.crop`) and puts it back in the frame:
+the same pixels for about 25 % less CPU per step.
 
 The user's scene is never touched: rendering happens in a temporary scene that links the model
 collection; the only shared state changed (object ``hide_render`` and ``color``) is restored in
@@ -360,6 +363,39 @@ def soften_edges(rgba: np.ndarray, strength: float = 0.6) -> np.ndarray:
     return np.asarray(Image.composite(blur, im, weight).convert("RGBA"))
 
 
+#: Render only the part of a step's frame the bricks so far can cover (see :func:`crop_box`).
+CROP_TO_CONTENT = True
+#: Pixels kept around the bricks' projected boxes when only that part of a step's frame is
+#: rendered: the highlight outline, the edge softening and Workbench's own object outline.
+CROP_PAD = HIGHLIGHT_WIDTH + 3
+
+
+def crop_box(view, lo, hi, pad: int = CROP_PAD) -> tuple[int, int, int, int] | None:
+    """The part of ``view``'s frame worth rendering: what the boxes ``lo`` … ``hi`` can
+    cover, grown by ``pad``, its corners on even pixels (so the half-size mask samples the
+    same grid as it would for the whole frame); ``None`` if that is the whole frame or
+    nothing."""
+    rect = view.box_rect(lo, hi, pad)
+    if rect is None:
+        return None
+    c0, r0, c1, r1 = rect
+    w, h = view.resolution
+    a = max(1, round(1 / ID_SCALE))
+    c0, r0 = c0 - c0 % a, r0 - r0 % a
+    c1, r1 = min(w, c1 + (-c1) % a), min(h, r1 + (-r1) % a)
+    if (c1 - c0) * (r1 - r0) >= w * h or min(c1 - c0, r1 - r0) < 16:
+        return None
+    return c0, r0, c1, r1
+
+
+def uncrop(rgba: np.ndarray, box: tuple[int, int, int, int], resolution) -> np.ndarray:
+    """A cropped RGBA render put back at ``box`` of a transparent ``resolution`` frame."""
+    out = np.zeros((int(resolution[1]), int(resolution[0]), 4), np.uint8)
+    c0, r0, c1, r1 = box
+    out[r0:r1, c0:c1] = rgba
+    return out
+
+
 def upscale_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """A bool mask rendered at a smaller size, resized to ``shape`` (rows, cols) smoothly."""
     from PIL import Image
@@ -513,6 +549,7 @@ def render_steps(
     tm = timings if timings is not None else {}
     tm.setdefault("steps_s", 0.0)
     tm.setdefault("step_times", [])
+    tm.setdefault("step_cpu_times", [])
 
     model = lego_scene.model_from_collection(collection)
     lo, hi, brick_step = brick_boxes(model)
@@ -536,7 +573,7 @@ def render_steps(
             o.color = (0, 0, 0, 1)
         for k, (step, _parent, objects) in enumerate(groups):
             yield Progress(k / total, f"Rendering step {k + 1} of {n}")
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             for o in objects:
                 o.hide_render = False
             if (brick_step == step).any():
@@ -544,11 +581,29 @@ def render_steps(
             else:  # a step parent without bricks in the model record: frame everything
                 vlo, vhi = whole
             cam = place_camera(sc.camera, vlo, vhi, aspect, scene_box=whole)
-            _setup_workbench(sc, res, fxaa=False, cavity=False)
+            # Only the pixels the bricks built so far can cover are rendered (about half
+            # the frame): the camera moves sideways onto that rectangle, on the same pixel
+            # grid, and the picture is put back in its place in the frame.
+            box = None
+            if analytic and CROP_TO_CONTENT:
+                sofar = brick_step <= step
+                box = crop_box(OrthoView(cam[0], cam[1], cam[2], res), lo[sofar], hi[sofar])
+            view = OrthoView(cam[0], cam[1], cam[2], res)
+            if box is not None:
+                view = view.crop(box)
+                sc.camera.data.ortho_scale = view.ortho_scale
+                mw = sc.camera.matrix_world.copy()
+                mw.translation = Vector(view.location)
+                sc.camera.matrix_world = mw
+            _setup_workbench(sc, view.resolution, fxaa=False, cavity=False)
             full = soften_edges(_load_rgba(_render_to(sc, tmp / "full.png")))
             if analytic:
-                view = OrthoView(cam[0], cam[1], cam[2], id_res)
-                new = front_mask(model, view, brick_step == step, brick_step <= step)
+                w, h = view.resolution
+                mask_view = OrthoView(
+                    view.location, view.basis, view.ortho_scale,
+                    (max(1, round(w * ID_SCALE)), max(1, round(h * ID_SCALE))),
+                )  # fmt: skip
+                new = front_mask(model, mask_view, brick_step == step, brick_step <= step)
             else:
                 for o in objects:
                     o.color = (1, 1, 1, 1)
@@ -559,8 +614,11 @@ def render_steps(
                     o.color = (0, 0, 0, 1)
             mask = upscale_mask(new, full.shape[:2])
             img = compose_step(full, mask, first=(k == 0))
+            if box is not None:
+                img = uncrop(img, box, res)
             paths.append(_save_png(img, out_dir / f"step_{step + 1:03d}.png"))
             tm["step_times"].append(time.perf_counter() - t0)
+            tm["step_cpu_times"].append(time.process_time() - c0)
             tm["steps_s"] += tm["step_times"][-1]
         t0 = time.perf_counter()
         if cover or back:
@@ -717,6 +775,7 @@ def render_instructions(
             "render_s_per_step": t_render / max(1, len(step_paths)),
             "step_s_per_step": phases.get("steps_s", 0.0) / max(1, len(step_paths)),
             "step_times": list(phases.get("step_times", [])),
+            "step_cpu_times": list(phases.get("step_cpu_times", [])),
             "views_s": phases.get("views_s", 0.0),
             "thumbnails_s": phases.get("thumbnails_s", 0.0),
             "render_cpu_s": c_render,

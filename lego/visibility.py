@@ -48,6 +48,39 @@ class OrthoView:
         ps = self.pixel_size
         return np.stack([w / 2 + rel[:, 0] / ps, h / 2 - rel[:, 1] / ps], axis=1)
 
+    def crop(self, box: tuple[int, int, int, int]) -> OrthoView:
+        """The view of pixels ``box = (c0, r0, c1, r1)`` (columns ``c0 … c1 - 1``, rows
+        ``r0 … r1 - 1``) alone, on the same pixel grid: pixel ``(c, r)`` of the crop sees
+        what pixel ``(c0 + c, r0 + r)`` of this view sees (the camera moved sideways, its
+        ``ortho_scale`` spanning the crop's longer side)."""
+        c0, r0, c1, r1 = (int(v) for v in box)
+        w, h = self.resolution
+        if not (0 <= c0 < c1 <= w and 0 <= r0 < r1 <= h):
+            raise ValueError(f"crop {box} is not inside a {w}×{h} view")
+        ps = self.pixel_size
+        du = ((c0 + c1) / 2 - w / 2) * ps
+        dv = (h / 2 - (r0 + r1) / 2) * ps
+        loc = self.location + du * self.basis[:, 0] + dv * self.basis[:, 1]
+        return OrthoView(loc, self.basis, ps * max(c1 - c0, r1 - r0), (c1 - c0, r1 - r0))
+
+    def box_rect(self, lo: np.ndarray, hi: np.ndarray, pad: int = 0):
+        """The pixels ``(c0, r0, c1, r1)`` (as :meth:`crop` takes them) that the boxes
+        ``lo [n, 3]`` … ``hi [n, 3]`` can cover, grown by ``pad`` pixels and clipped to the
+        view; ``None`` when no box reaches into it."""
+        lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+        if not len(lo):
+            return None
+        pick = np.array([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)], bool)
+        corners = np.where(pick[None], hi[:, None, :], lo[:, None, :]).reshape(-1, 3)
+        px = self.to_pixels(corners)
+        w, h = self.resolution
+        c0, r0 = np.floor(px.min(axis=0)).astype(int) - pad
+        c1, r1 = np.ceil(px.max(axis=0)).astype(int) + pad
+        c0, r0, c1, r1 = max(c0, 0), max(r0, 0), min(c1, w), min(r1, h)
+        if c0 >= c1 or r0 >= r1:
+            return None
+        return int(c0), int(r0), int(c1), int(r1)
+
 
 def brick_bodies(model: BrickModel) -> tuple[np.ndarray, np.ndarray]:
     """Body boxes ``lo [n, 3]``, ``hi [n, 3]`` of the bricks in metres, without studs, as

@@ -161,6 +161,36 @@ def test_ray_cast_new_brick_mask_matches_the_id_render(tmp_path, method):
         ins._delete_temp_scene(sc)
 
 
+@pytest.mark.parametrize("method", ["objects", "geonodes"])
+def test_rendering_only_the_bricks_rectangle_gives_the_whole_frames_pictures(
+    tmp_path, method, monkeypatch
+):
+    """Each step renders only the rectangle its bricks can cover (same pixel grid), put back
+    in the frame: the pictures are those of rendering the whole frame, up to a few edge
+    pixels that rounding puts on the other side of an edge."""
+    coll = _fresh(method)
+    res = (240, 180)
+    crops = []
+    real = ins.crop_box
+    monkeypatch.setattr(ins, "crop_box", lambda *a, **k: crops.append(real(*a, **k)) or crops[-1])
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    kw = {"cover": False, "thumbnails": False}
+    cropped = ins.run(ins.render_steps(bpy.context, coll, tmp_path / "a", res, **kw))
+    assert len(crops) == 3 and all(c is not None for c in crops)
+    assert sum((c[2] - c[0]) * (c[3] - c[1]) for c in crops) < 0.8 * 3 * res[0] * res[1]
+    monkeypatch.setattr(ins, "CROP_TO_CONTENT", False)
+    whole = ins.run(ins.render_steps(bpy.context, coll, tmp_path / "b", res, **kw))
+    for a, b in zip(cropped, whole, strict=True):
+        x, y = _rgba(a).astype(int), _rgba(b).astype(int)
+        assert x.shape == y.shape == (res[1], res[0], 4)
+        # colour weighted by coverage (fully transparent pixels' colour is never seen)
+        px, py = x[..., :3] * x[..., 3:] // 255, y[..., :3] * y[..., 3:] // 255
+        d = np.maximum(np.abs(px - py).max(-1), np.abs(x[..., 3] - y[..., 3]))
+        assert (d > 40).sum() <= 0.002 * d.size, (d > 40).sum()
+        assert (y[..., 3] > 0).sum() > 1000
+
+
 def test_a_moved_model_falls_back_to_the_id_render(tmp_path):
     coll = _fresh()
     lo, hi, _ = ins.brick_boxes(MODEL)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -130,3 +131,43 @@ def test_nothing_wanted_gives_an_empty_mask():
     model = BrickModel([Brick(0, 0, 0, "3001", False, 4, 0)], (8, 8, 8))
     view = _view(model, 30, 45)
     assert not front_mask(model, view, np.array([False])).any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(models(), st.floats(15, 60), st.floats(0, 360), st.data())
+def test_a_cropped_view_sees_what_its_pixels_saw_in_the_whole_view(model, elevation, azimuth, data):
+    """OrthoView.crop: the same pixel grid, moved; box_rect holds every brick's outline."""
+    view = _view(model, elevation, azimuth, res=(64, 48))
+    c0, c1 = sorted(data.draw(st.lists(st.integers(0, 64), min_size=2, max_size=2, unique=True)))
+    r0, r1 = sorted(data.draw(st.lists(st.integers(0, 48), min_size=2, max_size=2, unique=True)))
+    sub = view.crop((c0, r0, c1, r1))
+    assert sub.resolution == (c1 - c0, r1 - r0)
+    assert math.isclose(sub.pixel_size, view.pixel_size)
+    lo, hi = brick_bodies(model)
+    pts = np.concatenate([lo, hi])
+    assert np.allclose(sub.to_pixels(pts), view.to_pixels(pts) - [c0, r0], atol=1e-9)
+    # the cropped mask is the whole mask's window (same rays; ties at exact edges aside)
+    n = len(model.bricks)
+    wanted = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    whole = front_mask(model, view, wanted)[r0:r1, c0:c1]
+    assert (front_mask(model, sub, wanted) != whole).sum() <= 2
+    # every pixel any brick shows lies inside box_rect of the bricks (with the studs)
+    top = hi.copy()
+    top[:, 2] += STUD_HEIGHT_MM * M_PER_MM
+    rect = view.box_rect(lo, top)
+    shown = front_mask(model, view, np.ones(n, bool))
+    if shown.any():
+        rows, cols = np.nonzero(shown)
+        assert rect is not None
+        assert rect[0] <= cols.min() and cols.max() < rect[2]
+        assert rect[1] <= rows.min() and rows.max() < rect[3]
+
+
+def test_crop_outside_the_view_is_refused():
+    model = BrickModel([Brick(0, 0, 0, "3001", False, 4, 0)], (8, 8, 8))
+    view = _view(model, 30, 45)
+    for box in [(0, 0, 65, 10), (-1, 0, 10, 10), (5, 5, 5, 10)]:
+        with pytest.raises(ValueError, match="not inside"):
+            view.crop(box)
+    far = np.array([[100.0, 100.0, 100.0]])
+    assert view.box_rect(far, far + 0.01) is None
