@@ -49,8 +49,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import ndimage
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
@@ -226,7 +228,7 @@ class Rects:
     def __len__(self) -> int:
         return len(self.x)
 
-    def paint(self, shape: tuple[int, int], ids: np.ndarray | None = None) -> np.ndarray:
+    def paint(self, shape: tuple[int, ...], ids: np.ndarray | None = None) -> np.ndarray:
         """2-D int map of rect index (or ``ids``) per cell, -1 elsewhere (rects are disjoint)."""
         out = np.full(shape, -1, dtype=np.int64)
         if not len(self):
@@ -329,9 +331,9 @@ def _singles(st: _Stack, along, minlen, height, phases):
 def tile_layers(
     cells: np.ndarray,
     height: int,
-    axes: np.ndarray,
-    offsets: np.ndarray,
-    phases: np.ndarray,
+    axes: npt.ArrayLike,
+    offsets: npt.ArrayLike,
+    phases: npt.ArrayLike,
     strip: bool = False,
 ) -> list[Rects]:
     """Tile a stack of layers ``cells[l, x, y]`` (``-1`` empty, else colour) at once.
@@ -486,7 +488,7 @@ class Assembly:
     Removed bricks keep their index with ``alive=False``.
     """
 
-    shape: tuple[int, int, int]
+    shape: tuple[int, ...]  # (nx, ny, n_plates), as BrickModel.shape
     allow_plates: bool = True
     x: list = field(default_factory=list)
     y: list = field(default_factory=list)
@@ -617,7 +619,7 @@ class Assembly:
         ]
 
     @staticmethod
-    def from_bricks(bricks: list[Brick], shape: tuple[int, int, int]) -> Assembly:
+    def from_bricks(bricks: list[Brick], shape: tuple[int, ...]) -> Assembly:
         """An assembly holding ``bricks`` in their order (index i = ``bricks[i]``)."""
         from .connectivity import brick_arrays, label_lattice
 
@@ -632,7 +634,7 @@ class Assembly:
 class Trial:
     """One try-change-then-undo on an :class:`Assembly` (see :func:`trial`)."""
 
-    def __init__(self, saved: list[tuple[int, ...]]):
+    def __init__(self, saved: list[tuple[Any, ...]]):
         self.saved = saved
         self.new: list[int] = []  # ids of the bricks the change added
         self.keep = False  # set True to keep the change
@@ -831,12 +833,12 @@ def colour_bound(cells: np.ndarray) -> int:
         a = [slice(None)] * 3
         b = [slice(None)] * 3
         a[ax], b[ax] = slice(None, -1), slice(1, None)
-        a, b = tuple(a), tuple(b)
-        m = occ[a] & occ[b]
+        sa, sb = tuple(a), tuple(b)
+        m = occ[sa] & occ[sb]
         if ax < 2:
-            m &= cells[a] == cells[b]
-        rows.append(idx[a][m])
-        cols.append(idx[b][m])
+            m &= cells[sa] == cells[sb]
+        rows.append(idx[sa][m])
+        cols.append(idx[sb][m])
     r, c = np.concatenate(rows), np.concatenate(cols)
     g = coo_matrix((np.ones(len(r), dtype=np.int8), (r, c)), shape=(n, n))
     _, lab = connected_components(g, directed=False)
@@ -998,10 +1000,10 @@ def connect(
         main = int(np.argmax(sizes))
         h = np.asarray(asm.h)
         minor = np.flatnonzero((comp >= 0) & (comp != main))
-        ids = set(minor.tolist())
+        near = set(minor.tolist())
         if widen:
-            ids |= _neighbours(asm, minor.tolist())
-        ids = sorted(i for i in ids if h[i] == PLATES_PER_BRICK and asm.alive[i])
+            near |= _neighbours(asm, minor.tolist())
+        ids = sorted(i for i in near if h[i] == PLATES_PER_BRICK and asm.alive[i])
         if ids:
             _retile(asm, ids, True, 0, seed)
             demoted += len(ids)
@@ -1215,9 +1217,9 @@ def stack_plates(asm: Assembly) -> int:
     plate's contacts below and the top plate's above. Returns the number of bricks made.
     """
     key = {}
-    for i in range(len(asm.x)):
-        if asm.alive[i] and asm.h[i] == 1:
-            key[(asm.x[i], asm.y[i], asm.z[i], asm.nx[i], asm.ny[i], asm.color[i])] = i
+    for b in range(len(asm.x)):
+        if asm.alive[b] and asm.h[b] == 1:
+            key[(asm.x[b], asm.y[b], asm.z[b], asm.nx[b], asm.ny[b], asm.color[b])] = b
     made = 0
     for k in sorted(key, key=lambda t: (t[2], t[0], t[1])):
         i = key.get(k)
@@ -1248,9 +1250,9 @@ def coalesce(asm: Assembly) -> int:
     there is nothing to vectorise.)
     """
     at: dict[tuple[int, int, int, int, int], int] = {}
-    for i in range(len(asm.x)):
-        if asm.alive[i]:
-            at[(asm.z[i], asm.h[i], asm.color[i], asm.x[i], asm.y[i])] = i
+    for b in range(len(asm.x)):
+        if asm.alive[b]:
+            at[(asm.z[b], asm.h[b], asm.color[b], asm.x[b], asm.y[b])] = b
     merged = 0
     work = sorted(at, reverse=True)  # pop() takes the lowest key first
     while work:
