@@ -8,6 +8,8 @@ components, bricks not connected to the ground layer (``z == 0``) and articulati
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -237,6 +239,7 @@ class ConnectivityReport:
     articulation: list[int]  # bricks whose removal splits their component
     connected: bool  # exactly one component
     n_edges: int = 0
+    articulation_done: bool = True  # False: ``articulation`` was not computed (left empty)
 
     def summary(self) -> dict:
         return {
@@ -248,15 +251,50 @@ class ConnectivityReport:
         }
 
 
+#: The last analysis, keyed by a digest of the bricks' boxes and the lattice shape: a run asks
+#: for the same model's connectivity several times (the stability check, the summary, Blender's
+#: Stats), each a lattice of up to 67 M cells to label; a model whose bricks changed gets a
+#: new digest, so a stale answer is never returned.
+_last: tuple[bytes, ConnectivityReport] | None = None
+
+
+def _digest(d: dict[str, np.ndarray], shape) -> bytes:
+    h = hashlib.blake2b(np.asarray(tuple(shape), dtype=np.int64).tobytes(), digest_size=20)
+    for k in ("x", "y", "z", "nx", "ny", "h"):
+        h.update(np.ascontiguousarray(d[k], dtype=np.int64).tobytes())
+    return h.digest()
+
+
+def _copy(r: ConnectivityReport, articulation: bool) -> ConnectivityReport:
+    return dataclasses.replace(
+        r,
+        component_of=r.component_of.copy(),
+        ungrounded=list(r.ungrounded),
+        articulation=list(r.articulation) if articulation else [],
+    )
+
+
 def analyze(model: BrickModel, articulation: bool = True) -> ConnectivityReport:
     """Components, ungrounded and (optionally) articulation bricks of ``model``."""
+    global _last
     d = brick_arrays(model)
+    key = _digest(d, model.shape)
+    last = _last
+    if last is not None and last[0] == key and (last[1].articulation_done or not articulation):
+        return _copy(last[1], articulation)
+    r = _analyze(model, d, articulation)
+    _last = (key, r)
+    return _copy(r, articulation)
+
+
+def _analyze(model: BrickModel, d: dict[str, np.ndarray], articulation: bool) -> ConnectivityReport:
     n = len(model.bricks)
     lab = label_lattice(d, model.shape)
     e = lattice_edges(lab)
+    del lab
     g = _csr(n, e)
     if n == 0:
-        return ConnectivityReport(0, np.zeros(0, dtype=np.int64), [], [], False, 0)
+        return ConnectivityReport(0, np.zeros(0, dtype=np.int64), [], [], False, 0, True)
     ncomp, comp = connected_components(g, directed=False)
     # renumber so component 0 is the largest (ties: lowest original label)
     sizes = np.bincount(comp, minlength=ncomp)
@@ -267,4 +305,4 @@ def analyze(model: BrickModel, articulation: bool = True) -> ConnectivityReport:
     grounded_comps = np.unique(comp[d["z"] == 0])
     ungrounded = np.flatnonzero(~np.isin(comp, grounded_comps)).tolist()
     art = articulation_points(g).tolist() if articulation else []
-    return ConnectivityReport(int(ncomp), comp, ungrounded, art, ncomp == 1, len(e))
+    return ConnectivityReport(int(ncomp), comp, ungrounded, art, ncomp == 1, len(e), articulation)

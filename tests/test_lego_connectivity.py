@@ -203,3 +203,19 @@ def test_label_lattice_matches_brute_force_and_finds_every_overlap(cands):
 def test_label_lattice_refuses_two_equal_bricks():
     with pytest.raises(ValueError, match="overlap"):
         analyze(model([Brick(0, 0, 0, "3001"), Brick(0, 0, 0, "3001")]))
+
+
+def test_a_repeated_analysis_follows_the_bricks():
+    """The last analysis is reused for the same bricks only: a model changed in place, or a
+    request for articulation bricks the cached answer lacks, is analysed afresh."""
+    m = model([Brick(0, 0, 0, "3001"), Brick(3, 0, 1, "3001"), Brick(6, 0, 0, "3001")])
+    first = analyze(m, articulation=False)
+    assert first.connected and first.articulation == []
+    first.component_of[:] = 7  # callers get copies
+    again = analyze(m, articulation=True)
+    assert again.articulation == [1] and (again.component_of == 0).all()
+    m.bricks.append(Brick(9, 6, 6, "3005"))  # a floating 1x1 brick
+    changed = analyze(m, articulation=False)
+    assert changed.n_components == 2 and changed.ungrounded == [3] and changed.articulation == []
+    m.bricks[3] = Brick(9, 6, 6, "3005", color=4)  # colour alone: the same connectivity
+    assert analyze(m).ungrounded == [3]
