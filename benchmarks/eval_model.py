@@ -129,6 +129,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--views-parts", default=None, help="partial renders (part*.npz) folder")
     ap.add_argument("--labels", nargs="*", default=None, help="evaluate only these classes")
+    ap.add_argument("--sources", nargs="*", default=None,
+                    help="only rows of these sources (e.g. modelnet40: Table 1's 89 x 12 "
+                    "chairs in a multi-source cache, without ShapeNet's chairs)")  # fmt: skip
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -163,8 +166,11 @@ def main(argv=None) -> int:
     except FileNotFoundError:
         views = None
         print("no rendered views: image → model is skipped", file=sys.stderr)
-    if args.labels:
-        val = val[np.isin(allv.label[val], args.labels)]
+    if args.labels or args.sources:
+        if args.labels:
+            val = val[np.isin(allv.label[val], args.labels)]
+        if args.sources:
+            val = val[np.isin(allv.source[val], args.sources)]
         if views is not None:
             view0 = vimgs[pos[val]]
     if args.limit:
