@@ -212,13 +212,13 @@ def _merge(cells: np.ndarray, opts: ConvertOptions, n_cells: int):
     connected voxel set gives a connected model in every colour mode. Returns
     ``(assembly, result, strategy, recoloured_visible_cells)``.
     """
-    deadline = time.perf_counter() + CONNECT_BUDGET_S
+    deadline = merge.budget_clock() + CONNECT_BUDGET_S
     if len(np.unique(cells[cells >= 0])) < 2:
         asm, res, strategy = _merge_cells(cells, opts, n_cells, deadline)
         return asm, res, strategy, 0
     # When no colour-respecting tiling can be as connected as the cells, skip the try.
     if merge.colour_bound(cells) <= n_cells:
-        try_end = min(deadline, time.perf_counter() + COLOUR_TRY_BUDGET_S)
+        try_end = min(deadline, merge.budget_clock() + COLOUR_TRY_BUDGET_S)
         asm, res, strategy = _merge_cells(cells, opts, n_cells, try_end)
         if res.connected:
             return asm, res, strategy, 0
@@ -234,11 +234,12 @@ def _merge(cells: np.ndarray, opts: ConvertOptions, n_cells: int):
     return alt, alt_res, alt_strategy + "+colour-blind", recoloured
 
 
-#: Seconds the re-merge may spend joining the bricks in the photo's own colours before
-#: colour yields (a colour-blind merge, then colours restored where they keep it joined).
+#: CPU seconds (:data:`merge.budget_clock`) the re-merge may spend joining the bricks in the
+#: photo's own colours before colour yields (a colour-blind merge, then colours restored where
+#: they keep it joined).
 COLOUR_TRY_BUDGET_S = 2.0
 
-#: Seconds all connection passes of one conversion may spend together (every candidate and
+#: CPU seconds all connection passes of one conversion may spend together (every candidate and
 #: colour try shares it). Real shapes need well under a second (a 32³ chair 0.05 s, a 64³
 #: sphere 0.15 s); a 32³ checkerboard or a 64³ random fill has thousands of breaks, each
 #: needing its own re-tiling: they stop here, with a warning naming the budget.
@@ -246,7 +247,7 @@ CONNECT_BUDGET_S = 8.0
 
 
 def _left(deadline: float) -> float:
-    return max(0.0, deadline - time.perf_counter())
+    return max(0.0, deadline - merge.budget_clock())
 
 
 def _merge_cells(cells: np.ndarray, opts: ConvertOptions, n_cells: int, deadline: float):
@@ -255,7 +256,7 @@ def _merge_cells(cells: np.ndarray, opts: ConvertOptions, n_cells: int, deadline
     In mixed mode, when thin parts forced bricks to be demoted to plates, a second
     candidate is built from plates only (then stacked into bricks where three identical
     plates meet) and the connected candidate with fewer parts wins. Connecting stops at
-    ``deadline`` (``time.perf_counter()``).
+    ``deadline`` (on :data:`merge.budget_clock`).
     """
     asm = merge.build(cells, opts.brick_types, opts.seed)
     res = merge.connect(asm, n_cells, opts.seed, time_budget=_left(deadline))

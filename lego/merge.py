@@ -37,7 +37,7 @@ The algorithm, in four stages:
 
 Determinism: everything is a pure function of the inputs and ``seed`` (the seed rotates the
 order in which equally good variants are preferred) — unless :func:`connect` runs out of its
-time budget (20 s by default; a conversion shares one of
+CPU-time budget (:data:`budget_clock`; 20 s by default; a conversion shares one of
 :data:`image2lego.lego.convert.CONNECT_BUDGET_S` among its candidates), which only
 pathological inputs reach and which it reports (``ConnectResult.timed_out``).
 """
@@ -61,6 +61,12 @@ from . import connectivity
 from .bricks import Brick, BrickModel
 from .catalogue import CATALOGUE
 from .units import PLATES_PER_BRICK
+
+#: The clock every time budget of the merger counts on: this process's CPU seconds (as the
+#: repair's budget does), not wall time, so a machine busy with other work gives the same
+#: bricks as an idle one (under load, a wall-clock budget cut the colour try short and
+#: Update Model rebuilt a different model from the same photo).
+budget_clock = time.process_time
 
 # --------------------------------------------------------------------------------------------
 # Catalogue lookups
@@ -977,7 +983,7 @@ def connect(
     A change is kept only when the number of components drops; otherwise it is undone
     exactly. ``demoted`` counts the bricks demoted in stage 3.
     """
-    t0 = time.perf_counter()
+    t0 = budget_clock()
     n, comp = asm.components()
     fixes = 0
     deadline = t0 + time_budget
@@ -992,7 +998,7 @@ def connect(
         )
         fixes += f2
     for widen in (False, True):
-        if n <= n_target or not asm.allow_plates or time.perf_counter() >= deadline:
+        if n <= n_target or not asm.allow_plates or budget_clock() >= deadline:
             break
         # Fallback: demote the bricks of the smaller pieces (then also the bricks next to
         # them) to staggered plates, and bridge again at plate resolution.
@@ -1018,7 +1024,7 @@ def connect(
         n, comp, fixes2 = _connect_loop(asm, n, comp, n_target, seed, max_fixes, deadline, True)
         fixes += fixes2
     ok = n <= n_target
-    timed_out = not ok and time.perf_counter() >= deadline
+    timed_out = not ok and budget_clock() >= deadline
     if ok:
         msg = "bricks are connected" if n_target == 1 else f"bricks form {n} pieces like the voxels"
     elif timed_out:
@@ -1045,7 +1051,7 @@ def _connect_loop(asm, n, comp, n_target, seed, max_fixes, deadline, full, max_t
     fixes = 0
     tries = 0
     failed: set[tuple[int, int]] = set()
-    while n > n_target and fixes < max_fixes and time.perf_counter() < deadline:
+    while n > n_target and fixes < max_fixes and budget_clock() < deadline:
         seams = _seams(asm, comp)
         sizes = np.bincount(comp[comp >= 0])
         z = np.asarray(asm.z)
@@ -1073,7 +1079,7 @@ def _connect_loop(asm, n, comp, n_target, seed, max_fixes, deadline, full, max_t
                 n, comp = asm.components()
                 continue  # the rest of this seam list is still mostly valid
             failed.add((b1, b2))
-            if time.perf_counter() > deadline:
+            if budget_clock() > deadline:
                 break
         if not progressed:
             break
@@ -1325,9 +1331,9 @@ def restore_colours(asm: Assembly, cells: np.ndarray, time_budget: float = 5.0) 
     vis = surface_cells(cells >= 0)
     bad = _visible_mismatch(asm, cells, vis)
     n_before, _ = asm.components()
-    deadline = time.perf_counter() + time_budget
+    deadline = budget_clock() + time_budget
     for i in np.argsort(-bad, kind="stable").tolist():
-        if bad[i] == 0 or time.perf_counter() > deadline:
+        if bad[i] == 0 or budget_clock() > deadline:
             break
         if not asm.alive[i]:
             continue

@@ -324,3 +324,28 @@ def test_connecting_a_fragmented_shape_stops_at_the_budget_and_says_so(monkeypat
     monkeypatch.setattr(convert, "CONNECT_BUDGET_S", 60.0)  # a real shape never needs it
     m = voxels_to_bricks(g[:, :, :1] | True)
     assert m.meta["connected"] and m.meta["warnings"] == []
+
+
+def test_a_busy_machine_gives_the_same_bricks(monkeypatch):
+    """Budgets count CPU seconds, not wall time: with the wall clock racing ahead (as on a
+    machine busy with other work) a conversion that needs connection fixes and a colour try
+    gives exactly the bricks it gives on an idle machine (Update Model relies on that)."""
+    import time
+
+    g = np.ones((8, 1, 6), dtype=bool)
+    c = np.zeros(g.shape + (3,))
+    c[0::2] = (0.9, 0.05, 0.05)
+    c[1::2] = (0.05, 0.1, 0.8)
+    g2 = sphere(10)
+    rng = np.random.default_rng(3)
+    c2 = rng.random(g2.shape + (3,))
+    cases = [
+        (g, c, ConvertOptions(color_mode="photo", k=2, regularise_colors=False)),
+        (g2, c2, ConvertOptions(color_mode="photo", k=4)),
+    ]
+    idle = [voxels_to_bricks(*case[:2], options=case[2]).bricks for case in cases]
+    wall = time.perf_counter
+    jump = iter(range(10**9))
+    monkeypatch.setattr(time, "perf_counter", lambda: wall() + 1000.0 * next(jump))
+    busy = [voxels_to_bricks(*case[:2], options=case[2]).bricks for case in cases]
+    assert busy == idle
