@@ -30,13 +30,15 @@ Model (see ``docs/stability.md`` for the full derivation and the literature):
   with friction-free brick sides and no horizontal load there is nothing horizontal to
   balance.
 * **Objective**: by default minimise the total clutch utilisation ``sum u_c`` with
-  ``u_c = T_c / clutch_n`` (fast, and free of self-cancelling pre-stress); if that
-  equilibrium overloads a stud, a second LP with ``T_c ≤ clutch_n`` as bounds decides exactly
-  whether any equilibrium within capacity exists, and if one does, the min-max equilibrium
-  below is reported instead.
-  ``objective="max"`` instead minimises the largest utilisation ``t ≥ u_c`` directly (exact
-  worst-case scores, slower). The model is stable iff an equilibrium exists with every
-  ``u_c ≤ 1``; this verdict is exact under either objective.
+  ``u_c = T_c / clutch_n`` (free of self-cancelling pre-stress) subject to ``T_c <= clutch_n``:
+  one LP that is feasible exactly when the model is stable, whose utilisations are then the
+  scores (all ``<= 1``; exactly 1 on the studs where the least-tension equilibrium without
+  that bound would pull harder than the clutch). Only when it is infeasible is the same LP
+  solved without the bound, for scores that say by how much the model is overloaded.
+  ``objective="max"`` instead minimises the largest utilisation ``t >= u_c`` directly (exact
+  worst-case scores: how close to the limit the model is at best; slower by up to 20x on
+  these degenerate programs). The model is stable iff an equilibrium exists with every
+  ``u_c <= 1``; this verdict is exact under either objective.
 * **Per-brick stress score**: the largest ``u_c`` over the stud contacts of that brick (above
   and below). ``> 1`` means a stud connection of that brick must pull harder than its clutch.
   Bricks with no equilibrium at all (a group of bricks with no path of contacts to the ground,
@@ -374,9 +376,9 @@ def analyze_stability(
 
     ``clutch_n``: tensile capacity of one stud connection in newtons (> 0).
     ``ground_clutch``: whether the baseplate's studs under the ``z == 0`` layer hold too.
-    ``objective``: ``"sum"`` (default) minimises the total clutch utilisation, then, only when
-    that equilibrium overloads a stud, checks exactly whether one within capacity exists
-    (and then reports the min-max one);
+    ``objective``: ``"sum"`` (default) decides with the least-total-tension equilibrium
+    within capacity (one LP; its utilisations are the scores, each ``<= 1`` when stable) and,
+    only when there is none, reports the unbounded least-tension equilibrium's scores;
     ``"max"`` minimises the largest utilisation directly (exact worst-case scores, slower).
     The stable/unstable verdict is exact either way.
     """
@@ -420,37 +422,33 @@ def analyze_stability(
     # LP is not needed; solid fills of any size are decided in linear time.
     if not conn.ungrounded and _fully_supported(arr, c):
         pass  # tension, stress and critical stay zero: the exact optimum
-    elif (
-        objective == "sum"
-        and active.any()
-        and len(c.upper)
-        and (c.lower < 0).any()
-        and ((capped := solve(active, "capped"))[0].status == 0)
-    ):
-        # One LP decides most models: the least-total-tension equilibrium with every stud
-        # within its clutch. Feasible means stable, and its utilisations are the scores
-        # (each <= 1); the min-max LP (slower by up to 20x on these degenerate programs)
-        # is left to objective="max" and to the overloaded case below.
-        tension, critical = np.minimum(capped[1], clutch), capped[2]  # bounds hold to 1e-9
     elif active.any() and len(c.upper) and (c.lower < 0).any():
-        res, t, critical = solve(active, "max" if objective == "max" else "sum")
-        if res.status == 2:  # infeasible: only possible without ground clutch (tipping)
-            status = "some components tip over"
-            for lab in np.unique(labels[active]):
-                comp = active & (labels == lab)
-                if solve(comp, "sum")[0].status == 2:
-                    active &= ~comp
-            if active.any():
-                _, t, critical = solve(active, objective)
-            else:
+        capped = solve(active, "capped") if objective == "sum" else None
+        if capped is not None and capped[0].status == 0:
+            # One LP decides most models: the least-total-tension equilibrium with every
+            # stud within its clutch. Feasible means stable, and its utilisations are the
+            # scores (each <= 1; where the unbounded least-tension equilibrium would overload
+            # a stud, some are exactly 1). The min-max LP (slower by up to 20x on these
+            # degenerate programs) is left to objective="max".
+            tension, critical = np.minimum(capped[1], clutch), capped[2]  # bounds hold to 1e-9
+        else:
+            # objective="max", or no equilibrium within capacity (overloaded or tipping):
+            # the scores of the unbounded LP say by how much.
+            res, t, critical = solve(active, "max" if objective == "max" else "sum")
+            if res.status == 2:  # infeasible: only possible without ground clutch (tipping)
+                status = "some components tip over"
+                for lab in np.unique(labels[active]):
+                    comp = active & (labels == lab)
+                    if solve(comp, "sum")[0].status == 2:
+                        active &= ~comp
                 t = np.zeros(len(c.upper))
-        tension = t
-        if objective == "sum" and (tension / clutch).max(initial=0.0) > 1.0:
-            # The minimum-total-tension equilibrium overloads a stud. Decide exactly whether
-            # any equilibrium stays within capacity (a quick bounded LP); if one does, report
-            # the min-max equilibrium so the scores say how close to the limit it is.
-            if solve(active, "capped")[0].status == 0:
-                _, tension, critical = solve(active, "max")
+                if active.any():
+                    res, t, critical = solve(active, "capped" if objective == "sum" else "max")
+                    if res.status != 0:  # the rest overloads a stud: by how much
+                        _, t, critical = solve(active, objective)
+                    elif objective == "sum":
+                        t = np.minimum(t, clutch)
+            tension = t
     util = tension / clutch
     s = np.zeros(n)
     np.maximum.at(s, c.upper, util)

@@ -228,3 +228,27 @@ def test_default_verdict_equals_the_min_max_lp(m, clutch, ground_clutch):
         assert a.max_stress <= 1.0
     else:
         assert b.max_stress > 1.0 - 1e-6
+
+
+def test_default_scores_of_a_stable_model_reach_one_where_the_least_pull_would_overload():
+    # A tower on a 1x2 footing carrying a side-long 1x4 at clutch 0.02 N: the least-tension
+    # equilibrium without bounds overloads a stud, one within capacity exists. The default LP
+    # (bounded) says stable with scores capped at exactly 1 on the studs at their limit; the
+    # min-max LP says how much margin the model has at best (what Blender then shows).
+    bricks = [
+        Brick(0, 1, 0, "3004", True),
+        Brick(3, 0, 0, "3020", True),
+        Brick(4, 0, 1, "3010", True),
+        Brick(7, 0, 1, "3010", True),
+        Brick(10, 1, 1, "3023", False),
+        Brick(4, 3, 0, "3005", False),
+    ]
+    m = BrickModel(bricks, (3, 4, 12))
+    a = analyze_stability(m, clutch_n=0.02)
+    b = analyze_stability(m, clutch_n=0.02, objective="max")
+    assert a.stable and b.stable
+    assert a.max_stress == 1.0 and not a.overloaded
+    assert 0.5 < b.max_stress < 0.7
+    # at half that clutch no equilibrium holds: the unbounded scores say by how much
+    c = analyze_stability(m, clutch_n=0.01)
+    assert not c.stable and c.overloaded and c.max_stress > 1.0
