@@ -313,6 +313,7 @@ def _column(x: int, y: int, z0: int, z1: int, color: int) -> list[Brick]:
     out = []
     z = z0
     brick, plate = find(1, 1, PLATES_PER_BRICK), find(1, 1, 1)
+    assert brick is not None and plate is not None  # the catalogue always has both 1x1s
     while z < z1:
         p = brick if z1 - z >= PLATES_PER_BRICK else plate
         out.append(Brick(z, y, x, p.id, False, color))
@@ -352,7 +353,7 @@ def _prop_candidates(occ: np.ndarray) -> np.ndarray:
     """Every possible prop: rows ``(x, y, z_bottom, z_top)`` of an empty gap under an occupied
     cell ``(x, y, z_top)``, down to the next occupied cell or the ground (``z_bottom`` is the
     first plate to fill)."""
-    rows = []
+    rows: list[tuple[int, int, int, int]] = []
     X, Y, _ = occ.shape
     for x in range(X):
         for y in range(Y):

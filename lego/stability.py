@@ -493,6 +493,7 @@ class StepStability:
     def summary(self) -> str:
         if self.stable:
             return f"stable after each of its {self.n_steps} build steps"
+        assert self.first_unstable is not None  # set whenever a step is unstable
         return (
             f"NOT stable at every step: {len(self.unstable_steps)} of {self.n_steps} steps "
             f"leave an unstable model (first: step {self.first_unstable + 1})"
