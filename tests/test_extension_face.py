@@ -83,6 +83,7 @@ def _fake_wheel(folder: Path, name: str) -> Path:
     return p
 
 
+@pytest.mark.slow
 @pytest.mark.bpy
 def test_built_zips_hold_the_face_wheels_and_the_manifest_lists_them(tmp_path, monkeypatch):
     """The real Blender builder on stand-in wheel files (no download): the Python 3.11 face
