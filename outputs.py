@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .core.pipeline import PipelineResult
-from .lego.errors import get_logger
+from .lego.errors import Image2LegoError, get_logger
 from .lego.fileio import (
     atomic_write_bytes,
     atomic_write_text,
@@ -28,6 +28,48 @@ from .lego.staging import staged_output
 from .lego.summary import Report
 
 log = get_logger()
+
+#: Blender products are refused, before any of them starts, for models past these sizes (issue
+#: #22: every input ends within a stated budget). Each instruction step is one render (0.3-0.9 s
+#: wall on a 2-core machine), so 500 steps (a 64³ solid has 432) is minutes; a 128³ solid has
+#: ~3,000. The render and the .blend grow with the bricks: 88,288 (128³ solid) ~40 s of CPU.
+MAX_INSTRUCTION_STEPS = 500
+MAX_SCENE_BRICKS = 100_000
+
+
+class OutputLimitError(Image2LegoError, ValueError):
+    """A Blender product was asked for a model over its size limit (one-line message)."""
+
+
+def check_output_limits(
+    model,
+    render: bool,
+    instructions: bool,
+    blend: bool,
+    max_steps: float | None = None,
+    max_bricks: float | None = None,
+) -> None:
+    """Raise :class:`OutputLimitError` when the asked-for Blender products of ``model`` are
+    over ``max_bricks`` bricks or ``max_steps`` instruction steps (``None``: the module's
+    :data:`MAX_SCENE_BRICKS` / :data:`MAX_INSTRUCTION_STEPS`; ``math.inf``: no limit)."""
+    max_steps = MAX_INSTRUCTION_STEPS if max_steps is None else max_steps
+    max_bricks = MAX_SCENE_BRICKS if max_bricks is None else max_bricks
+    scene = [n for n, on in (("render", render), ("instructions", instructions)) if on]
+    scene += ["blend"] if blend else []
+    if scene and len(model) > max_bricks:
+        flags = " ".join(f"--no-{n}" for n in scene)
+        raise OutputLimitError(
+            f"a Blender scene of {len(model):,} bricks is over the limit of {max_bricks:,} "
+            f"for the render, the instructions and the .blend; leave them out ({flags}) or "
+            "build a smaller model"
+        )
+    if instructions and model.n_steps() > max_steps:
+        raise OutputLimitError(
+            f"the instructions would have {model.n_steps():,} steps, over the limit of "
+            f"{max_steps:,} (each step is a render); leave them out (--no-instructions) or "
+            "build a smaller model"
+        )
+
 
 PARTS_FILES = {"csv": "parts.csv", "bricklink": "bricklink.xml", "rebrickable": "rebrickable.csv"}
 #: every file and folder a run owns in its output folder: an earlier run's ones that a new run
@@ -102,14 +144,20 @@ def write_all(
     blend: bool = True,
     source: Path | None = None,
     progress=None,
+    max_steps: float | None = None,
+    max_bricks: float | None = None,
 ) -> dict[str, Path]:
     """Write every requested product; return ``{kind: path}``. ``progress``: optional
     callback receiving ``Progress(fraction, message)`` while Blender renders.
 
     All-or-nothing: the products are built in a staging folder inside ``out`` and swapped in
     together only when every one of them succeeded; on any error ``out`` is left as it was.
+    Blender products of a model over ``max_bricks`` bricks / ``max_steps`` instruction steps
+    (:func:`check_output_limits`) are refused before anything is written.
     """
     out = check_output_dir(out)
+    if has_bpy():
+        check_output_limits(result.model, render, instructions, blend, max_steps, max_bricks)
     if source is not None:
         source = check_path_text(source, "source file name")
     with staged_output(out, products=PRODUCTS) as stage:

@@ -261,3 +261,36 @@ def test_blender_output_writer_is_all_or_nothing_too(tmp_path, monkeypatch):
         jobs.write_outputs(_result(6).model, out, "Model")
     assert _snapshot(out) == before
     _no_scratch(out)
+
+
+def test_blender_products_over_their_limits_are_refused_before_anything_is_written(
+    tmp_path, monkeypatch, capsys
+):
+    """Issue #22: a 128³ solid has ~3,000 instruction steps (each a render: most of an hour);
+    such products are refused in one line before any is started, and nothing is written."""
+    if not outputs.has_bpy():
+        pytest.skip("the limits apply to Blender products")
+    result = _result(6)
+    steps = result.model.n_steps()
+    assert steps > 2
+    with pytest.raises(outputs.OutputLimitError, match=f"{steps} steps, over the limit of 2"):
+        outputs.write_all(result, tmp_path / "a", render=False, blend=False, max_steps=2)
+    with pytest.raises(outputs.OutputLimitError, match="over the limit of 3 for the render"):
+        outputs.write_all(result, tmp_path / "a", instructions=False, max_bricks=3)
+    assert not (tmp_path / "a").exists()
+    # the same model without the products over their limits, or with a limit lifted, is fine
+    outputs.check_output_limits(result.model, True, False, True, max_steps=2)
+    outputs.check_output_limits(result.model, True, True, True, max_steps=float("inf"))
+    # through the CLI: exit 2, one line, an earlier result untouched
+    out = tmp_path / "out"
+    assert _run_cli(tmp_path, out, 3) == 0
+    before = _snapshot(out)
+    capsys.readouterr()
+    monkeypatch.setattr(outputs, "MAX_INSTRUCTION_STEPS", 2)
+    src = tmp_path / "shape6.npy"
+    np.save(src, _grid(6))
+    assert main([str(src), "-o", str(out), "--no-render", "--no-blend", "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "over the limit of 2" in err[0] and "--no-instructions" in err[0]
+    assert _snapshot(out) == before
+    _no_scratch(out)
