@@ -294,3 +294,38 @@ def test_blender_products_over_their_limits_are_refused_before_anything_is_writt
     assert len(err) == 1 and "over the limit of 2" in err[0] and "--no-instructions" in err[0]
     assert _snapshot(out) == before
     _no_scratch(out)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.name != "posix", reason="RLIMIT_FSIZE is POSIX")
+def test_a_real_write_failure_in_a_real_process_leaves_the_earlier_result_whole(tmp_path):
+    """Issue #22's full disk, without root: a CLI process whose files may not pass 32 KiB
+    (RLIMIT_FSIZE; Python ignores SIGXFSZ, so the write fails with EFBIG) ends with one line
+    and exit 2, and the earlier result is byte for byte what it was, with no scratch left."""
+    import resource
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    assert _run_cli(tmp_path, out, 3) == 0
+    before = _snapshot(out)
+    big = np.zeros((40, 40, 40), bool)
+    big[:, :, :20] = True  # its model.ldr is well over 32 KiB
+    np.save(tmp_path / "big.npy", big)
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (32 * 1024, 32 * 1024))
+
+    p = subprocess.run(
+        [sys.executable, "-m", "image2lego", str(tmp_path / "big.npy"), "-o", str(out), *FAST],
+        capture_output=True,
+        text=True,
+        preexec_fn=limit,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+        check=False,
+    )
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 2 and len(lines) == 1, p.stderr
+    assert "File too large" in lines[0] and "left as it was" in lines[0]
+    assert _snapshot(out) == before
+    _no_scratch(out)
