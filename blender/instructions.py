@@ -38,6 +38,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Generator, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -558,6 +559,8 @@ def render_steps(
     sc.collection.children.link(collection)
     tmp = Path(tempfile.mkdtemp(prefix=".i2l-render-", dir=out_dir))
     paths: list[Path] = []
+    worker = ThreadPoolExecutor(1, thread_name_prefix="i2l-instructions")
+    saving: Future[Path] | None = None
     try:
         bmin, bmax = _evaluated_bounds(sc, collection)
         whole = (bmin, bmax)
@@ -596,14 +599,22 @@ def render_steps(
                 mw.translation = Vector(view.location)
                 sc.camera.matrix_world = mw
             _setup_workbench(sc, view.resolution, fxaa=False, cavity=False)
-            full = soften_edges(_load_rgba(_render_to(sc, tmp / "full.png")))
+            # Blender releases the GIL while it renders: the new bricks' mask (numpy) is
+            # computed meanwhile in a worker thread, which also composes and writes the
+            # previous step's page picture (Pillow, zlib) while this one renders.
+            mask_job = None
             if analytic:
                 w, h = view.resolution
                 mask_view = OrthoView(
                     view.location, view.basis, view.ortho_scale,
                     (max(1, round(w * ID_SCALE)), max(1, round(h * ID_SCALE))),
                 )  # fmt: skip
-                new = front_mask(model, mask_view, brick_step == step, brick_step <= step)
+                mask_job = worker.submit(
+                    front_mask, model, mask_view, brick_step == step, brick_step <= step
+                )
+            full = _load_rgba(_render_to(sc, tmp / "full.png"))
+            if mask_job is not None:
+                new = mask_job.result()
             else:
                 for o in objects:
                     o.color = (1, 1, 1, 1)
@@ -612,14 +623,17 @@ def render_steps(
                 new = (ids[..., 0] > 127) & (ids[..., 3] > 127)
                 for o in objects:
                     o.color = (0, 0, 0, 1)
-            mask = upscale_mask(new, full.shape[:2])
-            img = compose_step(full, mask, first=(k == 0))
-            if box is not None:
-                img = uncrop(img, box, res)
-            paths.append(_save_png(img, out_dir / f"step_{step + 1:03d}.png"))
+            if saving is not None:
+                paths.append(saving.result())
+            saving = worker.submit(
+                _finish_step, full, new, k == 0, box, res, out_dir / f"step_{step + 1:03d}.png"
+            )
             tm["step_times"].append(time.perf_counter() - t0)
             tm["step_cpu_times"].append(time.process_time() - c0)
             tm["steps_s"] += tm["step_times"][-1]
+        if saving is not None:
+            paths.append(saving.result())
+            saving = None
         t0 = time.perf_counter()
         if cover or back:
             for o in all_objects:
@@ -644,10 +658,22 @@ def render_steps(
             tm["thumbnails_s"] = time.perf_counter() - t0
         yield Progress(1.0, f"Rendered {n} steps")
     finally:
+        worker.shutdown(wait=True, cancel_futures=True)
         state.restore()
         _delete_temp_scene(sc)
         shutil.rmtree(tmp, ignore_errors=True)
     return paths
+
+
+def _finish_step(full, new, first: bool, box, resolution, path: Path) -> Path:
+    """A step's page picture from its render and its new bricks' mask: edges softened, the
+    new bricks outlined, put back in the frame (``box``: where a cropped render goes) and
+    written to ``path``."""
+    full = soften_edges(full)
+    img = compose_step(full, upscale_mask(new, full.shape[:2]), first=first)
+    if box is not None:
+        img = uncrop(img, box, resolution)
+    return _save_png(img, path)
 
 
 def thumbnail_name(part_id: str, color: int) -> str:

@@ -182,7 +182,8 @@ def _hit_stud_grid(
         return _hit_studs(o, d, centres, z0, z1, r)
     best = np.full(len(o), np.inf)
     org = np.asarray(origin)
-    ends = [o[:, :2] + ((z - o[:, 2]) / d[2])[:, None] * d[:2] - org for z in (z0, z1)]
+    first = o[:, :2] + ((z0 - o[:, 2]) / d[2])[:, None] * d[:2] - org
+    ends = [first, first + (z1 - z0) / d[2] * d[:2]]  # the path is the same for every ray
     # only rays whose path through the stud layer passes over the studs' footprint
     span = np.array([nx, ny]) * pitch
     lo_xy = np.minimum(ends[0], ends[1])
@@ -259,16 +260,17 @@ def front_mask(
     best_new = np.full((h, w), np.inf)
     best_old = np.full((h, w), np.inf)
 
+    b0, b1 = view.basis[:, 0], view.basis[:, 1]
+
     def rays(i, keep=None):
+        """Ray origins ``[m, 3]`` of brick ``i``'s pixel rectangle (row-major; only where
+        ``keep``), built as outer sums: a ray's origin is affine in its column and row."""
         c0, r0 = rect_lo[i]
         c1, r1 = rect_hi[i]
-        cols, rows = np.meshgrid(np.arange(c0, c1 + 1), np.arange(r0, r1 + 1))
-        if keep is not None:
-            cols, rows = cols[keep], rows[keep]
-        u = (cols.ravel() + 0.5 - w / 2) * ps
-        v = (h / 2 - (rows.ravel() + 0.5)) * ps
-        o = view.location + u[:, None] * view.basis[:, 0] + v[:, None] * view.basis[:, 1]
-        return o, rows.ravel(), cols.ravel()
+        u = (np.arange(c0, c1 + 1) + 0.5 - w / 2) * ps
+        v = (h / 2 - (np.arange(r0, r1 + 1) + 0.5)) * ps
+        o = (view.location + u[:, None] * b0)[None] + (v[:, None] * b1)[:, None]
+        return o.reshape(-1, 3) if keep is None else o[keep]
 
     def cast(i, o):
         corner, counts = _stud_grid(model, i)
@@ -279,8 +281,9 @@ def front_mask(
 
     ok = np.all(rect_lo <= rect_hi, axis=1)
     for i in np.flatnonzero(wanted & ok):
-        o, rr, cc = rays(i)
-        best_new[rr, cc] = np.minimum(best_new[rr, cc], cast(i, o))
+        (c0, r0), (c1, r1) = rect_lo[i], rect_hi[i]
+        window = best_new[r0 : r1 + 1, c0 : c1 + 1]  # a view: updated in place
+        np.minimum(window, cast(i, rays(i)).reshape(window.shape), out=window)
     others = present & ~wanted & ok
     if d[2] < 0:
         # Looking down, a ray only descends: before it reaches a wanted brick at height z it
@@ -292,6 +295,6 @@ def front_mask(
         keep = window > near[i]  # finite and farther than this brick's nearest point
         if not keep.any():
             continue
-        o, rr, cc = rays(i, keep)
-        best_old[rr, cc] = np.minimum(best_old[rr, cc], cast(i, o))
+        old = best_old[r0 : r1 + 1, c0 : c1 + 1]
+        old[keep] = np.minimum(old[keep], cast(i, rays(i, keep)))
     return np.isfinite(best_new) & (best_new <= best_old)
