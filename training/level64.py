@@ -69,6 +69,54 @@ def load_meshes64(files, up: str = "auto"):
     return g64, np.stack([fill_solid(pool2(g)) for g in g64])
 
 
+def pick_mesh_files(mesh_root: Path, n: int) -> list[Path]:
+    """``n`` labelled meshes spread evenly over the sorted list (so over every class)."""
+    files = sorted(Path(mesh_root).glob("*/*.obj"))
+    if n >= len(files):
+        return files
+    return [files[i] for i in np.linspace(0, len(files) - 1, n).round().astype(int)]
+
+
+def load_mesh_set64(files, cache: Path | None = None):
+    """``(grids64, inputs32, split, labels)`` of labelled meshes, split as the 32³ cache splits
+    them (same model ids, same seeded rule: a validation mesh was never trained on at 32³
+    either). Grids are kept in ``cache`` (an ``.npz``) once voxelized; broken files skipped."""
+    from .data import _make_set, assign_split, mesh_source
+
+    keys = [f"{Path(f).parent.name}/{Path(f).stem}" for f in files]
+    g64 = None
+    if cache is not None and Path(cache).is_file():
+        with np.load(cache) as z:
+            if list(z["keys"]) == keys:
+                g64, ok = z["g64"], z["ok"]
+    if g64 is None:
+        grids, ok_list = [], []
+        for i, f in enumerate(files):
+            try:
+                grids.append(load_meshes64([f])[0][0])
+                ok_list.append(True)
+            except (ValueError, FileNotFoundError) as e:  # a broken file must not stop it
+                log.warning(f"  skipped {f}: {e}")
+                grids.append(np.zeros((RES64,) * 3, bool))
+                ok_list.append(False)
+            if (i + 1) % 50 == 0:
+                log.info(f"  meshes at 64³: {i + 1}/{len(files)}")
+        g64, ok = np.stack(grids), np.array(ok_list)
+        if cache is not None:
+            from ..lego.fileio import atomic_path
+
+            with atomic_path(Path(cache), suffix=".tmp.npz", mkdir=True) as tmp:
+                np.savez_compressed(tmp, g64=g64, ok=ok, keys=np.array(keys))
+    files = [f for f, k in zip(files, ok, strict=True) if k]
+    g64 = g64[ok]
+    g32 = np.stack([fill_solid(pool2(g)) for g in g64])
+    labels = [Path(f).parent.name.lower() for f in files]
+    ids = [f"{Path(f).parent.name}/{Path(f).stem}" for f in files]
+    vs = _make_set(g32, labels, [mesh_source(Path(f)) for f in files], ids, [0] * len(files))
+    assign_split(vs)
+    return g64, g32, vs.split, np.array(labels)
+
+
 def grow_config(cfg: ModelConfig, channels: int = 8) -> ModelConfig:
     d = cfg.to_dict()
     d["dec_channels"] = (*cfg.dec_channels, channels)
@@ -144,11 +192,28 @@ def finetune(args) -> dict:
     w = load_weights(args.init)
     ae = grown_autoencoder(w.autoencoder, args.channels, args.seed)
     g64, g32, split = load_beds64(args.data, args.limit)
+    source = np.array(["bed"] * len(g64))
+    if args.meshes:
+        from .data import extract_meshes
+
+        files = pick_mesh_files(extract_meshes(args.data), args.meshes)
+        m64, m32, msplit, _ = load_mesh_set64(files, Path(args.out) / "meshes64.npz")
+        g64, g32 = np.concatenate([g64, m64]), np.concatenate([g32, m32])
+        split = np.concatenate([split, msplit])
+        source = np.concatenate([source, ["mesh"] * len(m64)])
     tr, va = np.flatnonzero(split == "train"), np.flatnonzero(split == "val")
+    va_bed, va_mesh = va[source[va] == "bed"], va[source[va] == "mesh"]
     params, (block, head) = _trainable(ae)
     opt = torch.optim.Adam(params, lr=args.lr)
     thr = dict(w.thresholds)
-    before = evaluate(ae, g64[va], g32[va], thr)  # the 64³ level still untrained
+
+    def evaluate_all() -> dict:
+        res = {"beds": evaluate(ae, g64[va_bed], g32[va_bed], thr)}
+        if len(va_mesh):
+            res["meshes"] = evaluate(ae, g64[va_mesh], g32[va_mesh], thr)
+        return res
+
+    before = evaluate_all()  # the 64³ level still untrained
     rng = np.random.default_rng(args.seed)
     decoder = SparseOctreeDecoder(ae.decoder)
     t0 = time.time()
@@ -176,15 +241,17 @@ def finetune(args) -> dict:
     ae.eval()
     sub = rng.choice(tr, size=min(96, len(tr)), replace=False)
     thr[RES64] = choose_threshold64(ae, g64[sub], g32[sub], thr)
-    after = evaluate(ae, g64[va], g32[va], thr)
+    after = evaluate_all()
     report = {
         "steps": step,
         "minutes": round((time.time() - t0) / 60, 1),
         "batch": args.batch,
         "channels64": args.channels,
         "threshold64": thr[RES64],
-        "train_beds": len(tr),
-        "val_beds": len(va),
+        "train_beds": int((source[tr] == "bed").sum()),
+        "train_meshes": int((source[tr] == "mesh").sum()),
+        "val_beds": len(va_bed),
+        "val_meshes": len(va_mesh),
         "before": before,
         "after": after,
         "final_loss20": float(np.mean(losses[-20:])) if losses else None,
@@ -212,6 +279,8 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--max-steps", type=int, default=10**9)
     ap.add_argument("--limit", type=int, default=None, help="first N beds (smoke tests)")
+    ap.add_argument("--meshes", type=int, default=0,
+                    help="also N labelled meshes at 64³ (spread over classes)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     with logging_to_stdout(logging.INFO):
