@@ -76,8 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--resolution",
         type=int,
         default=32,
-        choices=(4, 8, 16, 32),
-        help="voxel resolution predicted from a photo (default 32)",
+        choices=(4, 8, 16, 32, 64),
+        help="voxel resolution predicted from a photo (default 32; 64 with weights that have "
+        "a 64³ level)",
     )
     add_shape_arguments(p)
     add_choice_argument(p, "--hollow", choices.HOLLOW, "fill")

@@ -22,11 +22,45 @@ from ..lego import choices
 from ..lego import colors as lego_colors
 
 RESOLUTION_ITEMS = [
-    ("4", "4³", "4 × 4 × 4 voxels"),
-    ("8", "8³", "8 × 8 × 8 voxels"),
-    ("16", "16³", "16 × 16 × 16 voxels"),
-    ("32", "32³", "32 × 32 × 32 voxels"),
+    ("4", "4³", "4 × 4 × 4 voxels", 0),
+    ("8", "8³", "8 × 8 × 8 voxels", 1),
+    ("16", "16³", "16 × 16 × 16 voxels", 2),
+    ("32", "32³", "32 × 32 × 32 voxels", 3),
 ]
+#: offered only while the weights in use have a 64³ level (training/level64.py)
+RESOLUTION_64 = ("64", "64³", "64 × 64 × 64 voxels: the weights' 64³ level, about 5× the bricks", 4)
+# Blender keeps no reference to the strings a dynamic enum returns: they must stay alive here
+_items_cache: dict[tuple[str, int], list[tuple[str, str, str, int]]] = {}
+
+
+def resolution_items(self, context) -> list[tuple[str, str, str, int]]:
+    """4³ … 32³, and 64³ when the weights in use (the preferences' folder, else the shipped
+    ones) have a 64³ level; read from their metadata once per file version."""
+    from ..core.weightsmeta import META_FILE, WeightsError, resolutions_of
+    from . import preferences
+
+    d = preferences.weights_dir(context) or preferences.shipped_weights_dir()
+    try:
+        key = (str(d), (d / META_FILE).stat().st_mtime_ns)
+    except OSError:
+        key = (str(d), -1)
+    if key not in _items_cache:
+        try:
+            has64 = 64 in resolutions_of(d)
+        except (WeightsError, OSError):
+            has64 = False  # the build reports the weights' problem itself
+        _items_cache[key] = RESOLUTION_ITEMS + ([RESOLUTION_64] if has64 else [])
+    return _items_cache[key]
+
+
+def chosen_resolution(s) -> int:
+    """The resolution setting as an int; one clear error when it names a level the weights in
+    use lack (64³ chosen, then weights without a 64³ level selected)."""
+    if not s.resolution:
+        raise ValueError(
+            "Resolution: these weights have no 64³ level; choose 32³ or select weights with one"
+        )
+    return int(s.resolution)
 
 
 def _color_items():
@@ -63,8 +97,8 @@ class Image2LegoSettings(bpy.types.PropertyGroup):
     resolution: EnumProperty(
         name="Resolution",
         description="Voxel resolution the network predicts (one stud per voxel)",
-        items=RESOLUTION_ITEMS,
-        default="32",
+        items=resolution_items,
+        default=3,  # 32³ (a dynamic enum's default is the item's number)
     )
     hollow: EnumProperty(
         name="Interior",
@@ -173,7 +207,10 @@ def copy_settings(src, dst) -> None:
         key = prop.identifier
         if key == "rna_type" or prop.is_readonly:
             continue
-        setattr(dst, key, getattr(src, key))
+        value = getattr(src, key)
+        if prop.type == "ENUM" and value == "":
+            continue  # a dynamic item the current weights lack (64³): nothing valid to copy
+        setattr(dst, key, value)
 
 
 def convert_options(s):
@@ -198,7 +235,7 @@ def pipeline_options(s, weights_dir: str | Path | None = None):
     from ..core.pipeline import PipelineOptions
 
     return PipelineOptions(
-        resolution=int(s.resolution),
+        resolution=chosen_resolution(s),
         convert=convert_options(s),
         weights_dir=Path(weights_dir) if weights_dir else None,
         repair=bool(s.repair),

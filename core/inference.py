@@ -84,9 +84,25 @@ class Predictor:
         if max(resolutions) > 32 or self.config.absent_neighbours != "dense":
             # above 32³ (or for weights trained with sparse semantics) only live cells are
             # computed: the dense path's memory grows with res³ (benchmarks/bench_sparse.py)
-            from .sparse import decode_grids
+            from .sparse import SparseOctreeDecoder, decode_grids
 
-            return decode_grids(dec, z, resolutions, thresholds)
+            if not one_piece:
+                return decode_grids(dec, z, resolutions, thresholds)
+            sp = SparseOctreeDecoder(dec)
+            levels = sp(z, mode="pred", thresholds=thresholds, max_res=max(resolutions))
+            b = z.shape[0]
+            out: list[dict[int, np.ndarray]] = [{} for _ in range(b)]
+            for r in resolutions:
+                dense = levels[r].to_dense(b).numpy()  # PRUNED_LOGIT where never computed
+                for i in range(b):
+                    if r >= 32:  # the levels a model is built from: one piece where possible
+                        grid = connect_pieces(
+                            dense[i, 0], thresholds.get(r, 0.0), pruned=PRUNED_LOGIT
+                        )
+                    else:
+                        grid = (dense[i, 0] > thresholds.get(r, 0.0)) & (dense[i, 0] > PRUNED_LOGIT)
+                    out[i][r] = grid
+            return out
         logits = dec(z, mode="pred", thresholds=thresholds, max_res=max(resolutions))
         return [
             {

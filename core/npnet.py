@@ -320,7 +320,8 @@ class NumpyPredictor:
     @property
     def resolutions(self) -> tuple[int, ...]:
         """The output resolutions these weights have."""
-        return tuple(r for r in OUTPUT_RESOLUTIONS if r in self.net.dec_resolutions)
+        heads = self.net.autoencoder
+        return tuple(r for r in self.net.dec_resolutions if heads.has(f"decoder.heads.{r}.weight"))
 
     def prepare_image(self, image: Any) -> np.ndarray:
         return prepare_image(image)
@@ -332,7 +333,7 @@ class NumpyPredictor:
             {
                 r: (
                     connect_pieces(logits[r][i, 0], thresholds.get(r, 0.0), pruned=PRUNED_LOGIT)
-                    if one_piece and r == 32
+                    if one_piece and r >= 32  # the levels a model is built from
                     else (logits[r][i, 0] > thresholds.get(r, 0.0))
                     & (logits[r][i, 0] > PRUNED_LOGIT)
                 )

@@ -53,6 +53,14 @@ def read_meta(weights_dir: str | Path | None = None) -> dict:
     return doc
 
 
+def resolutions_of(weights_dir: str | Path | None = None) -> tuple[int, ...]:
+    """The resolutions the weights in ``weights_dir`` decode (4, 8, 16, 32, and 64 with a 64³
+    level), from their metadata alone: no tensor read, no torch (Blender's menus ask this)."""
+    doc = read_meta(weights_dir)
+    n = len(doc["config"].get("dec_channels", (256, 96, 128, 96, 16)))
+    return tuple(2 ** (i + 1) for i in range(n) if 2 ** (i + 1) >= 4)
+
+
 def check_resolutions(resolutions: Iterable[int], available: tuple[int, ...]) -> tuple[int, ...]:
     """``resolutions`` as ints, each one of ``available`` (what the loaded weights have)."""
     res = tuple(int(r) for r in resolutions)

@@ -433,3 +433,37 @@ def test_every_setting_and_operator_has_a_tooltip(scene):
     for n in ops:
         op = getattr(bpy.ops.image2lego, n.removeprefix("IMAGE2LEGO_OT_"))
         assert len(op.get_rna_type().description) >= 15, n
+
+
+def test_resolution_menu_offers_64_only_with_weights_that_have_it(scene, tmp_path, monkeypatch):
+    """Blender's Resolution menu lists 64³ while the weights in use have a 64³ level; a 64³
+    choice kept after switching to weights without one is one clear error, not a crash."""
+    pytest.importorskip("torch")
+    from image2lego.blender import properties
+    from image2lego.core.model import OctreeAutoencoder
+    from image2lego.core.weights import save_weights
+    from image2lego.training.level64 import grown_autoencoder
+
+    from .tiny_model import TINY
+
+    base = OctreeAutoencoder(TINY).eval()
+    save_weights(tmp_path / "w32", base, None, {r: 0.0 for r in (4, 8, 16, 32)})
+    grown = grown_autoencoder(base, channels=4).eval()
+    save_weights(tmp_path / "w64", grown, None, {r: 0.0 for r in (4, 8, 16, 32, 64)})
+    folder = {"dir": tmp_path / "w64"}
+    monkeypatch.setattr(preferences, "weights_dir", lambda context=None: folder["dir"])
+
+    def offered():
+        return [item[0] for item in properties.resolution_items(scene, bpy.context)]
+
+    assert offered() == ["4", "8", "16", "32", "64"]
+    scene.resolution = "64"
+    assert properties.pipeline_options(scene).resolution == 64
+    folder["dir"] = tmp_path / "w32"
+    assert offered() == ["4", "8", "16", "32"]
+    with pytest.raises(ValueError, match="no 64³ level; choose 32³"):
+        properties.pipeline_options(scene)
+    other = bpy.data.collections.new("other").image2lego
+    properties.copy_settings(scene, other)  # the stale choice is skipped, not a TypeError
+    scene.resolution = "32"
+    assert properties.pipeline_options(scene).resolution == 32

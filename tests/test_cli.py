@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -378,3 +379,18 @@ def test_verbose_shows_the_full_report_and_blender_log(tmp_path, capsys):
     assert "Stability (clutch" in out and '"bricks"' in out  # the full report with -v
     assert main([*args, "--no-blend", "-q"]) == 0
     assert capsys.readouterr().out == ""  # -q: nothing but warnings and errors
+
+
+def test_64_from_a_photo_needs_weights_with_a_64_level(tmp_path, capsys):
+    """-r 64 is offered; with weights that stop at 32³ it is one clear line and nothing written
+    (training/level64.py makes weights with a 64³ level)."""
+    from image2lego.core.weightsmeta import resolutions_of
+
+    if 64 in resolutions_of():
+        pytest.skip("the shipped weights have a 64³ level")
+    out = tmp_path / "out"
+    img = Path(__file__).resolve().parents[1] / "examples" / "chair.png"
+    assert main([str(img), "-o", str(out), "-r", "64", *FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "64³ needs weights with a 64³ level" in err, err
+    assert not out.exists() or not any(out.iterdir())

@@ -206,3 +206,12 @@ def test_predictor_offers_64_only_with_weights_that_have_it(tmp_path):
     # a 64³ cell can only be occupied where its 32³ parent is
     parent = b[32].repeat(2, 0).repeat(2, 1).repeat(2, 2)
     assert not (b[64] & ~parent).any()
+    # the numpy runtime (the CLI's and Blender's default) decodes the 64³ level too: same voxels
+    from image2lego.core.npnet import NumpyPredictor, load_net
+
+    n64 = NumpyPredictor(load_net(tmp_path / "w64", parts=("autoencoder",)))
+    n32 = NumpyPredictor(load_net(tmp_path / "w32", parts=("autoencoder",)))
+    assert n64.resolutions == (4, 8, 16, 32, 64) and n32.resolutions == (4, 8, 16, 32)
+    np.testing.assert_array_equal(n64.reconstruct(grid, (64,))[64], b[64])
+    with pytest.raises(ValueError, match="64³ needs weights with a 64³ level"):
+        n32.reconstruct(grid, (64,))
