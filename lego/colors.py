@@ -159,9 +159,10 @@ def _nearest(lab: np.ndarray, codes: list[int]) -> np.ndarray:
 
 
 def nearest_color(rgb, palette: list[int] | None = None) -> int:
-    """LDraw code of the solid colour nearest to one sRGB triple (0..1) by CIEDE2000."""
+    """LDraw code of the solid colour nearest to one sRGB triple (0..1) by CIEDE2000, among
+    ``palette`` (default: :data:`BRICKLINK_PALETTE`, the colours that can be bought)."""
     a = _validate_rgb(np.asarray(rgb, dtype=np.float64).reshape(1, -1))
-    codes = validate_palette(palette) if palette is not None else sorted(LDRAW_COLORS)
+    codes = validate_palette(palette) if palette is not None else list(BRICKLINK_PALETTE)
     return codes[int(_nearest(rgb_to_lab(a), codes)[0])]
 
 
@@ -181,7 +182,8 @@ def quantize_colors(
     k-means (scikit-learn, fixed ``n_init``, ``random_state=seed``) clusters the colours in
     CIELAB; each cluster centre is mapped to its nearest LEGO colour by CIEDE2000 (two
     clusters may land on the same LEGO colour, so the result has *at most* k codes).
-    ``palette`` restricts the choice to those LDraw codes. ``mode="grayscale"`` drops the
+    ``palette`` restricts the choice to those LDraw codes (default: :data:`BRICKLINK_PALETTE`,
+    the colours that can be bought). ``mode="grayscale"`` drops the
     chroma (clusters on lightness) and maps to the LEGO greys (White, Light and Dark Bluish
     Grey, Black) unless a palette is given; ``"auto"`` picks grayscale when every input
     colour is grey. Colours are compared at 8-bit sRGB resolution; with fewer distinct
@@ -201,7 +203,10 @@ def quantize_colors(
     if mode == "auto":
         mode = "grayscale" if _is_achromatic(a) else "photo"
     if palette is None:
-        codes = list(GREYS) if mode == "grayscale" else sorted(LDRAW_COLORS)
+        # photo colours: only colours a builder can buy (a BrickLink colour id is known);
+        # the 10 others (Umber Brown, Lilac, Fabuland Red, ...) made a 64³ photo model fail
+        # at the BrickLink list after every other output was made
+        codes = list(GREYS) if mode == "grayscale" else list(BRICKLINK_PALETTE)
 
     # Cluster distinct colours (at 8-bit sRGB resolution, far finer than the LEGO palette),
     # weighted by how often they occur: exact for k-means and much faster than clustering

@@ -113,8 +113,8 @@ def test_ciede2000_differs_from_rgb_euclid_somewhere():
     """CIEDE2000 matching is really used: find a colour where it disagrees with RGB distance."""
     rng = np.random.default_rng(1)
     x = rng.random((300, 3))
-    pal = np.array([c.rgb for c in C.LDRAW_COLORS.values()])
-    codes = np.array(list(C.LDRAW_COLORS))
+    codes = np.array(C.BRICKLINK_PALETTE)  # the default palette
+    pal = np.array([C.LDRAW_COLORS[c].rgb for c in codes])
     euclid = codes[np.argmin(((x[:, None] - pal[None]) ** 2).sum(-1), axis=1)]
     ours = np.array([C.nearest_color(v) for v in x])
     assert (ours != euclid).any()
@@ -280,3 +280,17 @@ def test_regularised_labels_keep_the_shape_and_leave_no_small_surface_region(see
             # a small region is left only where no other colour borders it
             ring = ndimage.binary_dilation(region, eight) & surface & ~region
             assert (out[ring] == c).all()
+
+
+def test_photo_colours_are_only_colours_a_builder_can_buy():
+    """Even a photo exactly the colour of one of the 10 colours without a BrickLink id maps to
+    a buyable colour by default (a 64³ photo model once failed at its BrickLink list); an
+    explicit palette may still name any solid colour."""
+    unbuyable = [c for c, v in C.LDRAW_COLORS.items() if v.bricklink_id is None]
+    assert len(unbuyable) == 10
+    rgb = np.array([C.LDRAW_COLORS[c].rgb for c in unbuyable])
+    got = C.quantize_colors(rgb, k=len(unbuyable), mode="photo")
+    assert set(got.tolist()) <= set(C.BRICKLINK_PALETTE)
+    assert C.unknown_bricklink(got) == []
+    assert all(C.nearest_color(v) in C.BRICKLINK_PALETTE for v in rgb)
+    assert C.quantize_colors(rgb[:1], k=1, palette=[unbuyable[0]]).tolist() == [unbuyable[0]]
