@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import tempfile
@@ -61,7 +62,7 @@ def main() -> None:
     rows = []
     for method in ("objects", "geonodes"):
         per_step, cpu_step, booklet, cpu_booklet, anim = [], [], [], [], []
-        step_median = []
+        step_median, step_cpu = [], []
         for _ in range(args.repeats):
             bpy.ops.wm.read_factory_settings(use_empty=True)
             coll = lego_scene.build_model(bpy.context, model, name="Dome", method=method)
@@ -72,6 +73,7 @@ def main() -> None:
                 )
                 per_step.append(res.timings["render_s_per_step"])
                 step_median.append(statistics.median(res.timings["step_times"]))
+                step_cpu.append(statistics.median(res.timings["step_cpu_times"]))
                 cpu_step.append(res.timings["render_cpu_s"] / res.timings["steps"])
                 booklet.append(res.timings["booklet_s"])
                 cpu_booklet.append(res.timings["booklet_cpu_s"])
@@ -102,6 +104,8 @@ def main() -> None:
                 "steps": model.n_steps(),
                 "resolution": [w, h],
                 "step_s_median": statistics.median(step_median),
+                "step_cpu_s_median": statistics.median(step_cpu),
+                "load_average": os.getloadavg()[0],
                 "render_s_per_step_median": statistics.median(per_step),
                 "render_cpu_s_per_step_median": statistics.median(cpu_step),
                 "booklet_s_median": statistics.median(booklet),
@@ -110,16 +114,19 @@ def main() -> None:
             }
         )
     print(
-        f"{'method':10} {'bricks':>7} {'steps':>6} {'step s':>7} {'s/step':>8} {'cpu s/step':>10} "
+        f"{'method':10} {'bricks':>7} {'steps':>6} {'step s':>7} {'step cpu':>8} {'s/step':>8} "
+        f"{'cpu s/step':>10} "
         f"{'booklet s':>10} {'cpu s':>6} {'anim s':>8}"
     )
     for r in rows:
         print(
             f"{r['method']:10} {r['bricks']:7d} {r['steps']:6d} {r['step_s_median']:7.2f} "
+            f"{r['step_cpu_s_median']:8.2f} "
             f"{r['render_s_per_step_median']:8.2f} {r['render_cpu_s_per_step_median']:10.2f} "
             f"{r['booklet_s_median']:10.2f} {r['booklet_cpu_s_median']:6.2f} "
             f"{r['animate_s_median']:8.3f}"
         )
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f}")
     result = {"booklets": rows}
     if args.demo:
         result["demo"] = time_demo()

@@ -38,7 +38,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Generator, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -559,8 +558,6 @@ def render_steps(
     sc.collection.children.link(collection)
     tmp = Path(tempfile.mkdtemp(prefix=".i2l-render-", dir=out_dir))
     paths: list[Path] = []
-    worker = ThreadPoolExecutor(1, thread_name_prefix="i2l-instructions")
-    saving: Future[Path] | None = None
     try:
         bmin, bmax = _evaluated_bounds(sc, collection)
         whole = (bmin, bmax)
@@ -599,22 +596,16 @@ def render_steps(
                 mw.translation = Vector(view.location)
                 sc.camera.matrix_world = mw
             _setup_workbench(sc, view.resolution, fxaa=False, cavity=False)
-            # Blender releases the GIL while it renders: the new bricks' mask (numpy) is
-            # computed meanwhile in a worker thread, which also composes and writes the
-            # previous step's page picture (Pillow, zlib) while this one renders.
-            mask_job = None
+            # (Computing the mask in a worker thread during the render crashed: Blender gives
+            # up the GIL inside bpy.ops but is not safe against Python running meanwhile.)
+            full = _load_rgba(_render_to(sc, tmp / "full.png"))
             if analytic:
                 w, h = view.resolution
                 mask_view = OrthoView(
                     view.location, view.basis, view.ortho_scale,
                     (max(1, round(w * ID_SCALE)), max(1, round(h * ID_SCALE))),
                 )  # fmt: skip
-                mask_job = worker.submit(
-                    front_mask, model, mask_view, brick_step == step, brick_step <= step
-                )
-            full = _load_rgba(_render_to(sc, tmp / "full.png"))
-            if mask_job is not None:
-                new = mask_job.result()
+                new = front_mask(model, mask_view, brick_step == step, brick_step <= step)
             else:
                 for o in objects:
                     o.color = (1, 1, 1, 1)
@@ -623,17 +614,12 @@ def render_steps(
                 new = (ids[..., 0] > 127) & (ids[..., 3] > 127)
                 for o in objects:
                     o.color = (0, 0, 0, 1)
-            if saving is not None:
-                paths.append(saving.result())
-            saving = worker.submit(
-                _finish_step, full, new, k == 0, box, res, out_dir / f"step_{step + 1:03d}.png"
+            paths.append(
+                _finish_step(full, new, k == 0, box, res, out_dir / f"step_{step + 1:03d}.png")
             )
             tm["step_times"].append(time.perf_counter() - t0)
             tm["step_cpu_times"].append(time.process_time() - c0)
             tm["steps_s"] += tm["step_times"][-1]
-        if saving is not None:
-            paths.append(saving.result())
-            saving = None
         t0 = time.perf_counter()
         if cover or back:
             for o in all_objects:
@@ -658,7 +644,6 @@ def render_steps(
             tm["thumbnails_s"] = time.perf_counter() - t0
         yield Progress(1.0, f"Rendered {n} steps")
     finally:
-        worker.shutdown(wait=True, cancel_futures=True)
         state.restore()
         _delete_temp_scene(sc)
         shutil.rmtree(tmp, ignore_errors=True)
