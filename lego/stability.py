@@ -75,6 +75,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linprog
+from scipy.sparse.csgraph import connected_components
 
 from . import connectivity
 from .bricks import BrickModel
@@ -389,16 +390,32 @@ def analyze_stability(
     if not np.isfinite(clutch_n) or clutch_n <= 0:
         raise ValueError(f"clutch_n must be a positive number of newtons, got {clutch_n!r}")
     arr = brick_arrays(model)
+    return _analyze(arr, find_contacts(model, arr), clutch_n, ground_clutch, objective, t0, c0)
+
+
+def _pieces(n: int, c: Contacts) -> np.ndarray:
+    """Connected piece per brick over the stud contacts, 0 = the largest (ties: the piece
+    of the lowest brick index), as :func:`connectivity.analyze` numbers them."""
+    up = c.lower >= 0
+    g = sp.coo_matrix((np.ones(int(up.sum())), (c.upper[up], c.lower[up])), shape=(n, n))
+    ncomp, comp = connected_components(g.tocsr(), directed=False)
+    sizes = np.bincount(comp, minlength=ncomp)
+    order = np.lexsort((np.arange(ncomp), -sizes))
+    rank = np.empty(ncomp, dtype=np.int64)
+    rank[order] = np.arange(ncomp)
+    return rank[comp]
+
+
+def _analyze(arr, c: Contacts, clutch_n, ground_clutch, objective, t0, c0) -> StabilityReport:
+    """:func:`analyze_stability` of the bricks in ``arr`` with contacts ``c``."""
     n = len(arr["x"])
-    c = find_contacts(model, arr)
     if n == 0:
         return StabilityReport(
             np.zeros(0), 0.0, True, [], [], 0, time.perf_counter() - t0, "empty model", clutch_n
         )
-    conn = connectivity.analyze(model, articulation=False)
-    labels = np.asarray(conn.component_of)
-    grounded = np.ones(n, bool)
-    grounded[conn.ungrounded] = False
+    labels = _pieces(n, c)
+    grounded = np.isin(labels, labels[arr["z"] == 0])
+    ungrounded = np.flatnonzero(~grounded)
     stress = np.full(n, np.inf)
     tension = np.zeros(len(c.upper))
     clutch = np.full(len(c.upper), float(clutch_n))
@@ -420,7 +437,7 @@ def analyze_stability(
     # the baseplate), compression alone holds everything (each load passes straight down
     # through the brick below), so the minimum-tension equilibrium is zero tension and the
     # LP is not needed; solid fills of any size are decided in linear time.
-    if not conn.ungrounded and _fully_supported(arr, c):
+    if not len(ungrounded) and _fully_supported(arr, c):
         pass  # tension, stress and critical stay zero: the exact optimum
     elif active.any() and len(c.upper) and (c.lower < 0).any():
         capped = solve(active, "capped") if objective == "sum" else None
@@ -478,6 +495,82 @@ def analyze_stability(
     )
 
 
+class _Prefixes:
+    """Sub-models of one model (the bricks built so far, by index) analysed from the whole
+    model's contacts, computed once: :meth:`report` is :func:`analyze_stability` of that
+    sub-model (its bricks in index order), without labelling a lattice per step."""
+
+    def __init__(self, model: BrickModel, clutch_n: float, ground_clutch: bool):
+        if not np.isfinite(clutch_n) or clutch_n <= 0:
+            raise ValueError(f"clutch_n must be a positive number of newtons, got {clutch_n!r}")
+        self.arr = brick_arrays(model)
+        self.c = find_contacts(model, self.arr)
+        self.n = len(self.arr["x"])
+        self.clutch_n, self.ground_clutch = float(clutch_n), ground_clutch
+        self.area = self.arr["nx"] * self.arr["ny"]
+
+    def _sub(self, idx: np.ndarray) -> tuple[dict, Contacts, np.ndarray]:
+        inp = np.zeros(self.n, bool)
+        inp[idx] = True
+        c = self.c
+        keep = inp[c.upper] & ((c.lower < 0) | inp[np.maximum(c.lower, 0)])
+        remap = np.full(self.n, -1, np.int64)
+        remap[idx] = np.arange(len(idx))
+        lower = c.lower[keep]
+        sub = Contacts(
+            remap[c.upper[keep]],
+            np.where(lower >= 0, remap[np.maximum(lower, 0)], -1),
+            c.x[keep],
+            c.y[keep],
+            c.z[keep],
+        )
+        return {k: v[idx] for k, v in self.arr.items()}, sub, keep
+
+    def report(self, idx: np.ndarray) -> StabilityReport:
+        t0, c0 = time.perf_counter(), time.process_time()
+        arr, c, _ = self._sub(idx)
+        return _analyze(arr, c, self.clutch_n, self.ground_clutch, "sum", t0, c0)
+
+    def ungrounded(self, idx: np.ndarray) -> list[int]:
+        """Bricks of the sub-model (its own indices) with no path to the ground."""
+        arr, c, _ = self._sub(idx)
+        if not len(idx):
+            return []
+        labels = _pieces(len(idx), c)
+        return np.flatnonzero(~np.isin(labels, labels[arr["z"] == 0])).tolist()
+
+    def held(self, idx: np.ndarray, new: np.ndarray) -> bool:
+        """Whether every brick of ``new`` (model indices, among ``idx``) rests with its whole
+        underside on bricks of the sub-model that do so too, down to the baseplate.
+
+        Then adding ``new`` to a stable sub-model leaves it stable: their weight goes down in
+        compression alone (each load lies inside the footprint of the bricks under it), so
+        the previous equilibrium plus that compression is one, with the same tensions.
+        """
+        if not len(new):
+            return True
+        _, _, keep = self._sub(idx)
+        c = self.c
+        up, lo, z = c.upper[keep], c.lower[keep], c.z[keep]
+        full = np.bincount(up, minlength=self.n) == self.area
+        if not full[new].all():
+            return False
+        held = np.zeros(self.n, bool)
+        order = np.argsort(z, kind="stable")
+        up, lo, z = up[order], lo[order], z[order]
+        top = int(self.arr["z"][new].max())
+        levels, starts = np.unique(z, return_index=True)
+        ends = np.append(starts[1:], len(z))
+        for level, a, b in zip(levels.tolist(), starts.tolist(), ends.tolist(), strict=True):
+            if level > top:
+                break
+            u, lw = up[a:b], lo[a:b]
+            bad = np.zeros(self.n, bool)
+            bad[u[(lw >= 0) & ~held[np.maximum(lw, 0)]]] = True
+            held[u] = full[u] & ~bad[u]
+        return bool(held[new].all())
+
+
 @dataclass
 class StepStability:
     """Result of :func:`step_stability`: is the model stable after every build step?"""
@@ -518,27 +611,37 @@ def step_stability(
         raise ValueError(f"every must be 'layer' or 'step', got {every!r}")
     c0 = time.process_time()
     bricks = sorted(model.bricks, key=lambda b: b.step)
-    steps = sorted({b.step for b in bricks})
-    zmin_after: dict[int, int] = {}
-    for s_ in steps:
-        zmin_after[s_] = min(b.z for b in bricks if b.step == s_)
+    ordered = model.derive(bricks)
+    pre = _Prefixes(ordered, clutch_n, ground_clutch)
+    step = np.array([b.step for b in bricks], dtype=np.int64)
+    z = pre.arr["z"]
+    steps = np.unique(step)
+    zmin = np.array([z[step == s_].min() for s_ in steps]) if len(steps) else np.zeros(0)
     unstable: list[int] = []
     worst: list[float] = []
     checked: list[int] = []
+    last_ok: tuple[int, float] | None = None  # bricks in the last analysed model, its score
     for k, s_ in enumerate(steps):
-        prefix = [b for b in bricks if b.step <= s_]
-        sub = BrickModel(prefix, model.shape, {})
+        n_in = int(np.searchsorted(step, s_, side="right"))
+        idx = np.arange(n_in)
         last = k == len(steps) - 1
-        layer_end = last or zmin_after[steps[k + 1]] != zmin_after[s_]
+        layer_end = last or zmin[k + 1] != zmin[k]
         if every == "layer" and not layer_end:
-            if connectivity.analyze(sub, articulation=False).ungrounded:
+            if pre.ungrounded(idx):
                 unstable.append(k)
             continue
-        r = analyze_stability(sub, clutch_n=clutch_n, ground_clutch=ground_clutch)
         checked.append(k)
+        if last_ok is not None and pre.held(idx, np.arange(last_ok[0], n_in)):
+            worst.append(last_ok[1])  # the same equilibrium plus compression: still stable
+            last_ok = (n_in, last_ok[1])
+            continue
+        r = pre.report(idx)
         worst.append(float(r.max_stress))
-        if not r.stable:
+        if r.stable:
+            last_ok = (n_in, float(r.max_stress))
+        else:
             unstable.append(k)
+            last_ok = None
     return StepStability(
         stable=not unstable,
         n_steps=len(steps),
@@ -571,10 +674,14 @@ def stabilise_steps(
     """
     c0 = time.process_time()
     bricks = sorted(model.bricks, key=lambda b: (b.step, b.z, b.y, b.x))
+    pre = _Prefixes(model.derive(bricks), clutch_n, ground_clutch)
+    z = pre.arr["z"]
     step = np.array([b.step for b in bricks], dtype=np.int64)
     moved: set[int] = set()
     unstable: dict[int, bool] = {}
     worst: dict[int, float] = {}
+    # the bricks of the last layer-end model that held (a mask) and its largest score
+    prev: tuple[np.ndarray, float] | None = None
     k = 0
     while True:
         steps = np.unique(step)
@@ -582,24 +689,31 @@ def stabilise_steps(
             break
         s_ = steps[k]
         idx = np.flatnonzero(step <= s_)
-        sub = BrickModel([bricks[i] for i in idx], model.shape, {})
         last = k == len(steps) - 1
-        z_now = min(bricks[i].z for i in np.flatnonzero(step == s_))
-        layer_end = last or min(bricks[i].z for i in np.flatnonzero(step == steps[k + 1])) != z_now
+        layer_end = last or z[step == steps[k + 1]].min() != z[step == s_].min()
+        r = None
         if layer_end:
-            r = analyze_stability(sub, clutch_n=clutch_n, ground_clutch=ground_clutch)
-            worst[k] = float(r.max_stress)
-            failing = [] if r.stable else sorted(set(r.unsupported) | set(r.overloaded))
-            bad = not r.stable
+            if prev is not None and pre.held(idx, idx[~prev[0][idx]]):
+                failing, score = [], prev[1]  # the same equilibrium plus compression holds
+            else:
+                r = pre.report(idx)
+                score = float(r.max_stress)
+                failing = [] if r.stable else sorted(set(r.unsupported) | set(r.overloaded))
+            worst[k] = score
+            bad = bool(failing) or (r is not None and not r.stable)
         else:
-            failing = connectivity.analyze(sub, articulation=False).ungrounded
+            failing = pre.ungrounded(idx)
             bad = bool(failing)
         unstable[k] = bad
         if not bad or last or time.process_time() - c0 > time_budget_s:
+            if layer_end:
+                mask = np.zeros(len(bricks), bool)
+                mask[idx] = True
+                prev = None if bad else (mask, score)
             k += 1
             continue
         now = [int(idx[j]) for j in failing if step[idx[j]] == s_]
-        if not now and layer_end:
+        if not now and r is not None:
             # the load is put on elsewhere: the step's bricks in the failing bricks' piece
             fail = set(failing)
             piece = {j for comp in r.components if fail & set(comp) for j in comp}

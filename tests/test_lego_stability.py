@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -194,13 +195,24 @@ def test_stress_scales_inversely_with_clutch(length, clutch):
 
 
 @st.composite
-def overhanging_stacks(draw):
+def overhanging_stacks(draw, repeat: float = 0.0):
     """Random models where bricks rest on the highest column under them: overhangs and
-    cantilevers of every length, some held, some not."""
+    cantilevers of every length, some held, some not. With ``repeat`` > 0 that share of the
+    bricks are drawn as copies of an earlier brick's footprint (stacked towers: bricks held
+    by compression alone)."""
     nx, ny = draw(st.integers(3, 8)), draw(st.integers(2, 6))
     height = np.zeros((nx, ny), int)
     bricks = []
     for _ in range(draw(st.integers(1, 14))):
+        if bricks and repeat and draw(st.floats(0, 1)) < repeat:
+            b = draw(st.sampled_from(bricks))
+            pid, rot, x, y = b.part_id, b.rotated, b.x, b.y
+            p = part(pid)
+            sx, sy = (p.width, p.length) if rot else (p.length, p.width)
+            z = int(height[x : x + sx, y : y + sy].max())
+            bricks.append(Brick(z, y, x, pid, rot))
+            height[x : x + sx, y : y + sy] = z + p.height
+            continue
         pid = draw(st.sampled_from(["3005", "3004", "3010", "3008", "3023", "3710", "3020"]))
         rot = draw(st.booleans())
         p = part(pid)
@@ -252,3 +264,34 @@ def test_default_scores_of_a_stable_model_reach_one_where_the_least_pull_would_o
     # at half that clutch no equilibrium holds: the unbounded scores say by how much
     c = analyze_stability(m, clutch_n=0.01)
     assert not c.stable and c.overloaded and c.max_stress > 1.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    overhanging_stacks(repeat=0.6),
+    st.sampled_from([0.02, 0.2, 1.0]),
+    st.randoms(use_true_random=False),
+)
+def test_step_stability_equals_analysing_every_built_model(m, clutch, rnd):
+    # step_stability analyses the built-so-far models from the whole model's contacts and
+    # skips the LP where the new bricks rest fully on bricks that rest fully down to the
+    # ground; both must give exactly what analyze_stability says of each built model.
+    from image2lego.lego.stability import step_stability
+
+    n_steps = rnd.randint(1, max(1, len(m.bricks)))
+    bricks = [
+        dataclasses.replace(b, step=rnd.randrange(n_steps))
+        if rnd.random() < 0.3
+        else dataclasses.replace(b, step=min(n_steps - 1, b.z // 3))
+        for b in m.bricks
+    ]
+    m = BrickModel(bricks, m.shape)
+    got = step_stability(m, clutch_n=clutch, every="step")
+    steps = sorted({b.step for b in bricks})
+    want = []
+    for k, s in enumerate(steps):
+        r = analyze_stability(BrickModel([b for b in bricks if b.step <= s], m.shape), clutch)
+        if not r.stable:
+            want.append(k)
+    assert got.unstable_steps == want
+    assert got.checked_steps == list(range(len(steps)))
