@@ -100,8 +100,15 @@ class Runs:
         np.save(p, g)
         return p
 
-    def start(self, src: Path, out: Path, *extra: str, **kw) -> subprocess.Popen:
+    def start(self, src: Path, out: Path, *extra: str, preexec_fn=None) -> subprocess.Popen:
         argv = [PY, "-m", "image2lego", str(src), "-o", str(out), *extra]
+
+        def child() -> None:
+            # a shell's background job starts with SIGINT ignored, and so would the CLI
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            if preexec_fn is not None:
+                preexec_fn()
+
         return subprocess.Popen(
             argv,
             stdout=subprocess.DEVNULL,
@@ -109,7 +116,7 @@ class Runs:
             text=True,
             env=ENV,
             cwd=self.work,
-            **kw,
+            preexec_fn=child,
         )
 
     def wait(self, p: subprocess.Popen) -> tuple[int, str]:
@@ -118,8 +125,8 @@ class Runs:
         self.rss = max(self.rss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
         return p.returncode, err
 
-    def run(self, src: Path, out: Path, *extra: str, **kw) -> tuple[int, str]:
-        return self.wait(self.start(src, out, *extra, **kw))
+    def run(self, src: Path, out: Path, *extra: str, preexec_fn=None) -> tuple[int, str]:
+        return self.wait(self.start(src, out, *extra, preexec_fn=preexec_fn))
 
     def row(self, name: str, what: str, passed: bool, **kw) -> Row:
         return Row(
@@ -255,6 +262,10 @@ def sigint_any_moment(work: Path) -> Row:
     shutil.rmtree(work / "probe")
     new = None
     seen, msgs, bad = [], set(), []
+
+    def files(d: dict[str, str]) -> dict[str, str]:  # report.json records the run's times
+        return {k: v for k, v in d.items() if k != "report.json"}
+
     for i in range(8):
         when = span * (0.15 + 0.85 * i / 7)
         p = r.start(src, out, *PLAIN)
@@ -262,12 +273,17 @@ def sigint_any_moment(work: Path) -> Row:
         with contextlib.suppress(ProcessLookupError):
             p.send_signal(signal.SIGINT)
         rc, err = r.wait(p)
+        # a Python that ends on Ctrl-C may die by SIGINT itself (-2: the shell's $? is 130 too)
+        rc = 130 if rc == -signal.SIGINT else rc
         now = digest(out)
         if rc == 0:
             new = new or now
-            state = "new" if now == new else "MIXED"
+        if now == old:
+            state = "earlier"
+        elif new is not None and files(now) == files(new) and _consistent(out):
+            state = "new"
         else:
-            state = "earlier" if now == old else ("new" if now == new else "MIXED")
+            state = "MIXED"
         line_ok, msg = one_line(err)
         if rc == 130:
             msgs.add(msg)
@@ -293,9 +309,9 @@ def kill_during_instructions(work: Path) -> Row:
     out = work / "out"
     rc1, _ = r.run(r.grid(solid(8)), out, "--no-render", "--no-blend", "-q")
     before = digest(out)
-    p = r.start(r.grid(solid(12)), out, "--no-render", "--no-blend", "-q")
+    p = r.start(r.grid(solid(16)), out, "--no-render", "--no-blend", "-q")
     # the booklet's step renders go to a hidden folder inside the run's staging folder
-    got = _wait_for(lambda: any(out.glob(".i2l-stage-*/.i2l-render-*")), p)
+    got = _wait_for(lambda: any(out.glob(".i2l-stage-*/**/.i2l-render-*")), p)
     time.sleep(0.3)
     p.send_signal(signal.SIGKILL)
     r.wait(p)
@@ -312,6 +328,16 @@ def kill_during_instructions(work: Path) -> Row:
         note=f"killed {'during instructions' if got else 'BEFORE instructions began'}; "
         f"right after the kill: {stale} (the killed run's staging); the rerun (exit {rc3}) "
         f"cleaned it: {'yes' if not left else 'NO'}",
+    )
+
+
+def _consistent(out: Path) -> bool:
+    """report.json, voxels.npy and model.ldr describe one model."""
+    rep = json.loads((out / "report.json").read_text())
+    from image2lego.lego import ldraw
+
+    return rep["voxels"] == int(np.load(out / "voxels.npy").sum()) and rep["bricks"] == len(
+        ldraw.parse_ldr(out / "model.ldr")
     )
 
 
