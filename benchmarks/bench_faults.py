@@ -280,15 +280,19 @@ def sigint_any_moment(work: Path) -> Row:
             new = new or now
         if now == old:
             state = "earlier"
-        elif new is not None and files(now) == files(new) and _consistent(out):
-            state = "new"
+        elif (new is None or files(now) == files(new)) and _consistent(out):
+            state = "new"  # Ctrl-C after the swap: the new result, complete
         else:
             state = "MIXED"
         line_ok, msg = one_line(err)
-        if rc == 130:
+        if rc == 130 and msg:
             msgs.add(msg)
-        if rc not in (0, 130) or (rc == 130 and not line_ok) or "MIXED" in state or hidden(out):
-            bad.append(f"{when:.1f}s: exit {rc} {state} {hidden(out)} {msg}")
+        # a Ctrl-C after the run's work was done (the new result in place) may end it silently
+        late = state == "new" and not err.strip()
+        if rc not in (0, 130) or (rc == 130 and not line_ok and not late) or "MIXED" in state:
+            bad.append(f"{when:.1f}s: exit {rc} {state} {err.strip()!r}")
+        elif hidden(out):
+            bad.append(f"{when:.1f}s: hidden entries left {hidden(out)}")
         seen.append(f"{when:.1f}s→{rc}/{state}")
         if state == "new":  # put the earlier result back for the next try
             r.run(r.grid(solid(8)), out, *PLAIN)
