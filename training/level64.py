@@ -267,6 +267,49 @@ def finetune(args) -> dict:
     return report
 
 
+def graft(level_dir: str | Path, into_dir: str | Path) -> dict:
+    """Put the 64³ level of the weights in ``level_dir`` (written by :func:`finetune`) into the
+    weights in ``into_dir``, keeping ``into_dir``'s image encoder and thresholds: only the
+    autoencoder file, the configuration, the 64³ thresholds and the level's report change.
+    Refused unless every tensor of ``into_dir``'s autoencoder is in the level's, equal (the
+    level was trained on exactly that frozen autoencoder). Each file is replaced atomically,
+    the metadata last; a graft cut between the two is refused at load by the autoencoder's
+    checksum (run it again). Returns the new metadata."""
+    from safetensors.numpy import load_file
+
+    from ..core.weightsmeta import META_FILE, WeightsError, read_meta
+    from ..lego.fileio import atomic_path
+
+    src, dst = Path(level_dir), Path(into_dir)
+    new, old = read_meta(src), read_meta(dst)
+    if RES64 not in [int(r) for r in new["thresholds"]]:
+        raise WeightsError(f"{src}: these weights have no 64³ level to graft")
+    a_new = load_file(str(src / new["files"]["autoencoder"]["name"]))
+    a_old = load_file(str(dst / old["files"]["autoencoder"]["name"]))
+    bad = [k for k, v in a_old.items() if k not in a_new or not np.array_equal(a_new[k], v)]
+    if bad:
+        raise WeightsError(
+            f"{src}: its 64³ level was trained on another autoencoder than {dst}'s "
+            f"({len(bad)} tensors differ, e.g. {bad[0]})"
+        )
+    doc = dict(old)
+    doc["config"] = new["config"]
+    doc["resolutions"] = new.get("resolutions", old.get("resolutions"))
+    doc["thresholds"] = old["thresholds"] | {str(RES64): new["thresholds"][str(RES64)]}
+    if old.get("image_thresholds") is not None:
+        t64 = (new.get("image_thresholds") or new["thresholds"])[str(RES64)]
+        doc["image_thresholds"] = old["image_thresholds"] | {str(RES64): t64}
+    doc["files"] = old["files"] | {"autoencoder": new["files"]["autoencoder"]}
+    doc["training"] = dict(old.get("training", {}))
+    doc["training"]["level64"] = new.get("training", {}).get("level64")
+    name = new["files"]["autoencoder"]["name"]
+    with atomic_path(dst / name) as tmp:
+        tmp.write_bytes((src / name).read_bytes())
+    with atomic_path(dst / META_FILE) as tmp:
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    return doc
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m image2lego.training.level64",
                                  description=__doc__.splitlines()[0])  # fmt: skip
@@ -283,8 +326,16 @@ def main(argv=None) -> int:
                     help="also N labelled meshes at 64³ (spread over classes)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--graft", metavar="WEIGHTS", default=None,
+                    help="no training: put the 64³ level of <out>/weights into WEIGHTS "
+                    "(e.g. weights/), keeping its image encoder and thresholds")  # fmt: skip
+    args = ap.parse_args(argv)
     with logging_to_stdout(logging.INFO):
-        finetune(ap.parse_args(argv))
+        if args.graft:
+            doc = graft(Path(args.out) / "weights", args.graft)
+            log.info(f"grafted the 64³ level into {args.graft}: {doc['config']['dec_channels']}")
+        else:
+            finetune(args)
     return 0
 
 
