@@ -108,10 +108,19 @@ def test_bad_weights_are_clear_errors(tmp_path):
 
 
 def test_resolutions_are_those_of_the_weights():
-    pn = NumpyPredictor.load()
-    assert pn.resolutions == (4, 8, 16, 32)
+    """The numpy runtime offers what the shipped weights decode (64³ with their 64³ level) and
+    gives the torch runtime's voxels there too."""
+    torch = pytest.importorskip("torch")
+    from image2lego.core.inference import Predictor
+
+    pn, pt = NumpyPredictor.load(), Predictor.load(threads=1)
+    assert pn.resolutions == pt.resolutions and pn.resolutions[:4] == (4, 8, 16, 32)
+    top = max(pn.resolutions)
+    img = _images()[0]
+    torch.manual_seed(0)
+    np.testing.assert_array_equal(pn.predict(img, (top,))[top], pt.predict(img, (top,))[top])
     with pytest.raises(ValueError, match="these weights have"):
-        pn.predict(_images()[0], (64,))
+        pn.predict(img, (2 * top,))
 
 
 def test_backend_choice(monkeypatch):
