@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .cli_output import captured_native_output, progress_bar, summary_lines
-from .lego import choices
+from .lego import choices, staging
 from .lego.errors import Image2LegoError, get_logger, logging_to_stdout
 from .lego.fileio import check_path_text
 
@@ -255,11 +255,18 @@ def main(argv: list[str] | None = None) -> int:
 def guarded(args: argparse.Namespace, run, prog: str, memory_hint: str) -> int:
     """``run(args)`` with the log level of ``-q``/``-v`` and every error a user can cause as
     one line on stderr and an exit code (0 / 2 / 130): the one error policy of every command."""
+    done_before = len(staging.COMMITTED)
     with logging_to_stdout(log_level(args)):
         try:
             return run(args)
         except KeyboardInterrupt:
-            print("image2lego: interrupted; the output folder was left as it was", file=sys.stderr)
+            written = staging.COMMITTED[done_before:]
+            where = (
+                f"this run's result was already written in full to {written[-1]}"
+                if written
+                else "the output folder was left as it was"
+            )
+            print(f"{prog}: interrupted; {where}", file=sys.stderr)
             return EXIT_INTERRUPTED
         except MemoryError:
             print(f"{prog}: error: out of memory ({memory_hint})", file=sys.stderr)

@@ -148,6 +148,11 @@ def _commit(stage: Path, out: Path, products: Iterable[str]) -> None:
         raise
 
 
+#: Output folders whose staged result was swapped in whole, in order (this process): the
+#: CLI's Ctrl-C message says which happened, the earlier result kept or this one written.
+COMMITTED: list[Path] = []
+
+
 @contextlib.contextmanager
 def staged_output(out: str | os.PathLike, products: Iterable[str] = ()) -> Iterator[Path]:
     """Yield a private staging folder inside ``out``; on success swap its contents into ``out``.
@@ -182,6 +187,7 @@ def staged_output(out: str | os.PathLike, products: Iterable[str] = ()) -> Itera
                 raise FileNotFoundError(2, "the output folder was removed or replaced meanwhile")
             with _locked(out):
                 _commit(stage, out, products)
+            COMMITTED.append(out)
         except OSError as exc:
             raise OutputError(
                 f"cannot write to output folder {out}: {exc.strerror or exc}; "

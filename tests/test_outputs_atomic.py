@@ -119,6 +119,26 @@ def test_unmapped_colour_found_late_changes_nothing(tmp_path, capsys):
     _no_scratch(out)
 
 
+def test_ctrl_c_after_the_swap_says_the_new_result_is_there(tmp_path, monkeypatch, capsys):
+    """Ctrl-C while the summary prints (the new result already swapped in): the message says the
+    folder holds this run's complete result, not that it was left as it was."""
+    from image2lego import cli
+
+    out = tmp_path / "out"
+    assert _run_cli(tmp_path, out, 3) == 0
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "summary_lines", interrupted)
+    assert _run_cli(tmp_path, out, 6, "-v") == 130
+    err = capsys.readouterr().err
+    assert f"this run's result was already written in full to {out}" in err, err
+    assert "left as it was" not in err
+    assert _consistent(out) == int(_grid(6).sum())
+    _no_scratch(out)
+
+
 def test_ctrl_c_mid_write_leaves_the_folder_as_it_was(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     assert _run_cli(tmp_path, out, 3) == 0
