@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -14,6 +15,14 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # worker (test_sparse.py under load: 8.5 s CPU with one thread, 22 s with two).
     for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[_var] = "1"
+
+
+# Property tests draw the same examples on every run by default ("ci"), so a red CI run can be
+# reproduced and a green one is not luck; HYPOTHESIS_PROFILE=explore draws fresh examples (and
+# keeps a local example database) to look for new failures.
+settings.register_profile("ci", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def shared_data_dir() -> Path | None:

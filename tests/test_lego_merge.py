@@ -296,3 +296,14 @@ def test_colour_bound_sees_colour_seams_bricks_cannot_cross():
     assert merge.colour_bound(cells) == 1
     asm = merge.build(cells, "mixed")
     assert merge.connect(asm, 1).connected
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known merger limit: a one-layer zigzag in plates can stay in two pieces "
+    "(found by test_connected_voxels_give_connected_bricks with fresh examples)",
+)
+def test_a_one_layer_zigzag_in_plates_connects():
+    g = connected_cells(7789, (5, 5, 5), 0.375)
+    m = voxels_to_bricks(g, options=ConvertOptions(brick_types="plates", scale="proportional"))
+    assert m.meta["connected"], m.meta["connectivity"]
