@@ -3,7 +3,8 @@
 #   - .venv in the repo root with the exact versions in requirements.lock (bpy 5.0.1,
 #     torch 2.13.0 CPU, numpy < 2, ...) and the package installed editable, plus the face
 #     extra (requirements-face.lock, mediapipe with --no-deps);
-#   - the Debian packages the tests and demo use (leocad, xvfb) when missing.
+#   - the Debian packages the tests and demo use (leocad, xvfb; libopenblas0 for the cached
+#     MinkowskiEngine wheel's parity tests) when missing.
 # Safe to run again: it only reinstalls when requirements.lock or pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -11,6 +12,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 need_apt=()
 command -v leocad >/dev/null 2>&1 || need_apt+=(leocad)
 command -v xvfb-run >/dev/null 2>&1 || need_apt+=(xvfb xauth)
+# the OpenBLAS runtime the cached CPU MinkowskiEngine wheel links (its parity tests; training only)
+ldconfig -p 2>/dev/null | grep -q "libopenblas\.so\.0" || need_apt+=(libopenblas0)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

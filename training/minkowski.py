@@ -4,7 +4,8 @@ layers and sparse tensor storage ... using the Minkowski Engine").
 **Optional and training-only.** Nothing at run time (CLI, Python API, Blender) imports this
 module; MinkowskiEngine (ME) is a compiled extension that Blender's Python does not have. Build
 it with ``tools/build_minkowski.sh`` (CPU, cached wheel) and select it in training with
-``python -m image2lego.training.train ae --backend minkowski`` (see :func:`train_step_me`).
+``python -m image2lego.training.train ae --backend minkowski`` (see :class:`MEAutoencoderNet`;
+checkpoints and exported weights stay in the dense layout, converted at every save).
 
 :class:`MEOctreeDecoder` is the architecture of :class:`image2lego.core.model.OctreeDecoder`
 written with ME's sparse tensors:
@@ -229,6 +230,46 @@ def from_dense_state(dense_state: dict[str, torch.Tensor], me_template: dict) ->
     if missing:
         raise ValueError(f"ME tensors without a dense counterpart: {missing[:4]}")
     return out
+
+
+class MEAutoencoderNet(nn.Module):
+    """What ``train ae --backend minkowski`` optimises: the dense voxel encoder (shared with the
+    run's :class:`~image2lego.core.model.OctreeAutoencoder`, whose checkpoint it is saved in)
+    and an :class:`MEOctreeDecoder`. ``forward`` returns ME's sparse levels and the latent."""
+
+    def __init__(self, encoder: nn.Module, decoder: MEOctreeDecoder):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def forward(self, grid, mode="union", targets=None, latent_noise: float = 0.0):
+        z = self.encoder(grid)
+        zin = z + latent_noise * torch.randn_like(z) if latent_noise > 0 else z
+        return self.decoder(zin, targets=targets, mode=mode), z
+
+
+class DenseLogits(nn.Module):
+    """An :class:`MEOctreeDecoder` seen as the dense decoder's interface (``{res: (B, 1, r, r,
+    r) logits}``, pruned cells at ``PRUNED_LOGIT``), for the training run's evaluation."""
+
+    def __init__(self, decoder: MEOctreeDecoder):
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(self, z, targets=None, mode="pred", thresholds=None, max_res=None):
+        levels = self.decoder(z, targets=targets, mode=mode, thresholds=thresholds,
+                              max_res=max_res)  # fmt: skip
+        return dense_logits(levels, z.shape[0])
+
+
+def load_dense_decoder(me: MEOctreeDecoder, dense: nn.Module) -> None:
+    """Copy a dense :class:`~image2lego.core.model.OctreeDecoder`'s weights into ``me``."""
+    me.load_state_dict(from_dense_state(dense.state_dict(), me.state_dict()))
+
+
+def store_dense_decoder(me: MEOctreeDecoder, dense: nn.Module) -> None:
+    """Copy ``me``'s weights into a dense decoder (checkpoints and export stay dense)."""
+    dense.load_state_dict(to_dense_state(me.state_dict(), dense.state_dict()))
 
 
 def export_config(cfg: ModelConfig) -> ModelConfig:

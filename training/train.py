@@ -36,10 +36,13 @@ from ..core.model import (
     LossWeights,
     ModelConfig,
     OctreeAutoencoder,
+    block_options,
     octree_loss,
     octree_targets,
 )
+from ..core.sparse import sparse_octree_loss
 from ..lego.errors import get_logger, logging_to_stdout
+from . import minkowski as mk
 from .checkpoints import (
     Resumed,
     _check_grown,
@@ -178,8 +181,10 @@ class TrainLoop:
 
     def __init__(self, model, opt, cfg, args, d, ckpt_path: Path, *, desc: str, metric: str,
                  postfix_every: int, epochs: int, batch: int, seed: int, lr: float,
-                 warmup: int) -> None:  # fmt: skip
+                 warmup: int, before_save=None) -> None:  # fmt: skip
         self.model, self.opt, self.cfg, self.args, self.d = model, opt, cfg, args, d
+        #: called before every checkpoint (the ME backend copies its decoder into ``model``)
+        self.before_save = before_save
         self.ckpt_path, self.desc, self.metric = ckpt_path, desc, metric
         self.postfix_every, self.epochs, self.batch, self.seed = postfix_every, epochs, batch, seed
         self.lr, self.warmup = lr, warmup
@@ -199,6 +204,8 @@ class TrainLoop:
             return (time.time() - t_start) / 60 / args.max_minutes
 
         def save() -> None:
+            if self.before_save is not None:
+                self.before_save()
             if d.main:
                 pos = (epoch, step_in_epoch, nstep)
                 state = _checkpoint_state(self.model, opt, self.cfg, args, history, pos, t_start)
@@ -272,11 +279,22 @@ def train_autoencoder(args, d: Dist, voxels: np.ndarray | None = None, val=None)
         rng = np.random.default_rng(0)
         val = vval[rng.choice(len(vval), size=min(256, len(vval)), replace=False)]
     cfg = ModelConfig.from_dict(json.loads(args.config)) if args.config else ModelConfig()
+    me_backend = getattr(args, "backend", "dense") == "minkowski"
+    if me_backend:
+        _check_me_options(args)
+        cfg = mk.export_config(cfg)  # ME's semantics: a neighbour that is not live is zero
     seed_everything(args.seed)
     # channels-last 3D tensors: oneDNN's convolutions run ~17% faster per step on this CPU
     # (0.78 s against 0.94 s, batch 16, 2 threads); same maths, same checkpoints.
     model = OctreeAutoencoder(cfg).to(d.device, memory_format=torch.channels_last_3d)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr, foreach=True)  # frozen: no grads
+    me_net = None
+    if me_backend:
+        # the encoder is the dense model's own; the decoder is ME's, copied into the dense
+        # model before every checkpoint, so checkpoints, resuming and export stay dense
+        me_net = mk.MEAutoencoderNet(model.encoder, mk.MEOctreeDecoder(cfg)).to(d.device)
+        opt = torch.optim.Adam(me_net.parameters(), lr=args.lr, foreach=True)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=args.lr, foreach=True)  # frozen: no grads
     lw = LossWeights(pos_weight=args.pos_weight, dice=args.dice)
     resumed = _resume(ckpt_path, model, opt, d)
     if not ckpt_path.is_file() and getattr(args, "init", None):
@@ -284,7 +302,11 @@ def train_autoencoder(args, d: Dist, voxels: np.ndarray | None = None, val=None)
             _warm_start(Path(args.init), model, cfg, d, grow=getattr(args, "grow", False))
         )
     frozen = _freeze_below(model, getattr(args, "freeze_below", 0))
-    net = wrap_ddp(model, d)
+    if me_net is not None:
+        mk.load_dense_decoder(me_net.decoder, model.decoder)
+        net = wrap_ddp(me_net, d)
+    else:
+        net = wrap_ddp(model, d)
     weights = _balance_weights(args, labels, len(voxels))
 
     def ae_step(idx: np.ndarray):
@@ -295,12 +317,17 @@ def train_autoencoder(args, d: Dist, voxels: np.ndarray | None = None, val=None)
             x[flip] = x[flip].flip(2)
         x = x.contiguous(memory_format=torch.channels_last_3d)
         tg = octree_targets(x)
-        logits, z = net(
-            x, mode=args.prune, targets=tg, latent_noise=args.latent_noise, return_latent=True
-        )
-        if frozen:
-            logits = {r: lg for r, lg in logits.items() if r >= args.freeze_below}
-        loss, parts = octree_loss(logits, tg, lw)
+        if me_net is not None:
+            levels, z = net(x, mode=args.prune, targets=tg, latent_noise=args.latent_noise)
+            loss, parts = sparse_octree_loss(levels, tg)
+        else:
+            logits, z = net(
+                x, mode=args.prune, targets=tg, latent_noise=args.latent_noise,
+                return_latent=True,
+            )  # fmt: skip
+            if frozen:
+                logits = {r: lg for r, lg in logits.items() if r >= args.freeze_below}
+            loss, parts = octree_loss(logits, tg, lw)
         if args.latent_l2 > 0:
             loss = loss + args.latent_l2 * (z**2).mean()
         return loss, parts
@@ -314,13 +341,21 @@ def train_autoencoder(args, d: Dist, voxels: np.ndarray | None = None, val=None)
         if val is None:
             return {}
         z = encode_voxels(model.encoder, val)
-        vi = ious_from_latents(model.decoder, z, val)
+        dec = model.decoder if me_net is None else mk.DenseLogits(me_net.decoder)
+        vi = ious_from_latents(dec, z, val)
         return {f"val_iou{r}": round(float(v.mean()), 4) for r, v in vi.items()}
+
+    def sync_me() -> None:
+        assert me_net is not None
+        mk.store_dense_decoder(me_net.decoder, model.decoder)
 
     epoch = TrainLoop(
         model, opt, cfg, args, d, ckpt_path, desc="ae", metric="loss", postfix_every=20,
         epochs=args.epochs, batch=args.batch, seed=args.seed, lr=args.lr, warmup=args.warmup,
+        before_save=None if me_net is None else sync_me,
     ).run(resumed, len(voxels), weights, ae_step, ae_epoch_start, ae_evaluate)  # fmt: skip
+    if me_net is not None:
+        sync_me()
     if d.enabled:
         # DDP keeps parameters in step; BatchNorm running stats are per rank: take rank 0's.
         for buf in model.buffers():
@@ -329,9 +364,32 @@ def train_autoencoder(args, d: Dist, voxels: np.ndarray | None = None, val=None)
         save_checkpoint(out / f"ae_rank{d.rank}.pt", {"model": model.state_dict()})
     if d.main and epoch >= args.epochs:
         _finalise(ckpt_path, final_path)
-        recalibrate_checkpoint(args, final_path, final_path, voxels)
+        if me_net is None or not _has_bottleneck(cfg):
+            recalibrate_checkpoint(args, final_path, final_path, voxels)
+        else:  # the dense path feeds pruned neighbours ELU(BN(0)) in a bottleneck, ME zero
+            log.info("BatchNorm statistics kept from ME training (bottleneck levels)")
     d.barrier()
     return final_path if final_path.is_file() else ckpt_path
+
+
+def _has_bottleneck(cfg: ModelConfig) -> bool:
+    return any(block_options(cfg, r)["bottleneck"] for r in cfg.resolutions)
+
+
+def _check_me_options(args) -> None:
+    """The options the MinkowskiEngine backend does not implement, refused before work."""
+    mk.require()
+    bad = [
+        name
+        for name, on in (
+            ("--freeze-below", getattr(args, "freeze_below", 0)),
+            ("--pos-weight", getattr(args, "pos_weight", 1.0) != 1.0),
+            ("--dice", getattr(args, "dice", 0.0)),
+        )
+        if on
+    ]
+    if bad:
+        raise ValueError(f"--backend minkowski does not support {', '.join(bad)}")
 
 
 def _views_from_parts(args, ae):
@@ -515,6 +573,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freeze-below", type=int, default=0,
                    help="train only the decoder levels at this resolution and above")  # fmt: skip
     p.add_argument("--warmup", type=int, default=100)
+    p.add_argument(
+        "--backend",
+        default="dense",
+        choices=["dense", "minkowski"],
+        help="autoencoder decoder engine: dense PyTorch (default) or MinkowskiEngine "
+        "sparse tensors (training only; checkpoints and weights stay dense)",
+    )
     p.add_argument("--prune", default="union", choices=["gt", "union", "pred", "none"],
                    help="which cells the decoder expands while training")  # fmt: skip
     p.add_argument("--pos-weight", type=float, default=1.0)
