@@ -115,39 +115,16 @@ def test_torchrun_trains_with_the_me_backend_and_the_runtime_reads_the_result(tm
     the checkpoint is the dense layout with ME's semantics recorded, and the plain-torch
     sparse runtime decodes it to the ME decoder's own voxels."""
     import json
-    import os
-    import subprocess
-    import sys
 
     from image2lego.core.model import OctreeAutoencoder
-    from tests.tiny_model import TINY
+    from tests._torchrun import moved_from_init, train_two_ranks
 
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        "-m", "image2lego.training.train", "ae", "--backend", "minkowski", "--synthetic", "24",
-        "--epochs", "1", "--batch", "4", "--out", str(tmp_path),
-        "--config", json.dumps(TINY.to_dict()), "--save-rank-weights", "--quiet",
-        "--threads", "1", "--recal-samples", "16",
-    ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    r0 = torch.load(tmp_path / "ae_rank0.pt", weights_only=True)["model"]
-    r1 = torch.load(tmp_path / "ae_rank1.pt", weights_only=True)["model"]
-    assert r0.keys() == r1.keys()
-    for k in r0:
-        assert torch.equal(r0[k], r1[k]), f"ranks differ in {k}"
-    final = torch.load(tmp_path / "ae_final.pt", weights_only=True)
-    assert final["step"] == 3 and final["epoch"] == 1
+    final = train_two_ranks(tmp_path, "--backend", "minkowski")
     cfg = ModelConfig.from_dict(json.loads(final["config"]))
     assert cfg.absent_neighbours == "zero"
     ae = OctreeAutoencoder(cfg)
     ae.load_state_dict(final["model"])  # the dense layout: the runtime loads it unchanged
-    torch.manual_seed(1234)
-    init = OctreeAutoencoder(cfg).state_dict()
-    assert any(
-        not torch.equal(init[k], v) for k, v in final["model"].items() if v.is_floating_point()
-    )
+    assert moved_from_init(OctreeAutoencoder, cfg, final["model"])
     me = mk.MEOctreeDecoder(cfg)
     mk.load_dense_decoder(me, ae.decoder)
     ae.eval()
