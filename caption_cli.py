@@ -1,6 +1,8 @@
 """``python -m image2lego caption "a small red car"``: a caption → a LEGO model, offline (see
-:mod:`.core.caption`: the caption picks a class, a colour, a size and a variant; the class's
-typical shape comes from the shipped autoencoder).
+:mod:`.core.caption`: a sentence embedding, all-MiniLM-L6-v2 on numpy, picks the nearest trained
+class or a blend of two, words give the colour and size, the seed the variant; the shape comes
+from the shipped autoencoder). Without the optional embedding package the word table reads the
+caption, and the output says so.
 
 Writes the same products as the main command (LDraw, parts lists, ``voxels.npy``,
 ``report.json`` with a ``caption`` section saying what was understood and, with Blender's
@@ -33,13 +35,21 @@ log = get_logger()
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python -m image2lego caption",
-        description="Build a LEGO model from a caption such as 'a small red car' (offline: the "
-        "caption picks one of the trained classes, a LEGO colour, small = 16³ else 32³; the "
-        "shipped autoencoder decodes that class's typical shape).",
+        description="Build a LEGO model from a caption such as 'a small red car' (offline: a "
+        "sentence embedding picks the nearest trained class, or blends two for 'X in the style "
+        "of Y'; a LEGO colour by name, small = 16³ else 32³; the shipped autoencoder decodes "
+        "the class's typical shape).",
     )
     p.add_argument("caption", nargs="+", help="what to build, e.g. a dark red sofa")
     p.add_argument("-o", "--out", type=_folder, default=Path("out/caption"), help="output folder")
     p.add_argument("--seed", type=int, default=0, help="which of the class's shapes (0, 1, 2…)")
+    p.add_argument(
+        "--reader",
+        choices=("auto", "embedding", "words"),
+        default="auto",
+        help="how the object is read: the all-MiniLM-L6-v2 embedding (auto: where installed), "
+        "or the word table of class names and synonyms",
+    )
     add_shape_arguments(p)
     p.add_argument("--no-repair", action="store_true", help="skip the stability repair")
     add_output_arguments(p)
@@ -57,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
 
     formats = parse_formats(args.formats)
     text = " ".join(args.caption)
-    caption.parse_caption(text, args.seed)  # a caption it cannot read fails before any work
+    caption.parse_caption(text, args.seed, args.reader)  # fails before any work
     check_output_dir(args.out)
     opt = pipeline.PipelineOptions(
         convert=ConvertOptions(scale=args.scale, brick_types=args.bricks, seed=args.seed),
@@ -65,16 +75,22 @@ def _run(args: argparse.Namespace) -> int:
     )
     t0 = time.perf_counter()
     with progress_bar("Building the caption") as on_progress:
-        result = pipeline.run(caption.caption_to_lego_steps(text, opt, args.seed), on_progress)
+        steps = caption.caption_to_lego_steps(text, opt, args.seed, reader=args.reader)
+        result = pipeline.run(steps, on_progress)
     written, summary = write_products(result, args, formats)
     summary["seconds"] = round(time.perf_counter() - t0, 2)
     info = result.model.meta["caption"]
     from .lego.colors import color_name
 
     colour = color_name(info["color"]) if info["color"] is not None else "default colour"
+    blend = ""
+    if info["blend"] is not None:
+        blend = f" blended {info['blend_weight']:.0%} with {info['blend'].replace('_', ' ')}"
     log.info(
-        f"Caption: {info['class'].replace('_', ' ')} (shape {info['variant'] + 1} of "
+        f"Caption: {info['class'].replace('_', ' ')}{blend} (shape {info['variant'] + 1} of "
         f"{info['variants']}), {colour}, {info['resolution']}³, {info['cells']} cells"
     )
+    near = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in info["scores"])
+    log.info(f"Read with the {info['reader']}" + (f" (nearest: {near})" if near else ""))
     report(summary, written, args.out, result.stability)
     return EXIT_OK

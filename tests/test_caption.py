@@ -1,4 +1,6 @@
-"""Caption → LEGO (core/caption.py, caption_cli.py, training/class_latents.py)."""
+"""Caption → LEGO (core/caption.py, caption_cli.py, training/class_latents.py): both readers
+(the all-MiniLM-L6-v2 embedding, skipped where the optional caption extra is absent, and the
+word table it falls back to)."""
 
 from __future__ import annotations
 
@@ -9,28 +11,107 @@ import pytest
 
 from image2lego import cli
 from image2lego.core import caption as C
+from image2lego.core import textembed
 from image2lego.core.weightsmeta import default_weights_dir
 
+HAVE_EMBEDDING = textembed.embedding_available()
+needs_embedding = pytest.mark.skipif(
+    not HAVE_EMBEDDING, reason=f"no sentence embedding: {textembed.embedding_unavailable_reason()}"
+)
+READERS = ["words", pytest.param("embedding", marks=needs_embedding)]
 
-def test_a_caption_gives_class_colour_size_and_variant():
-    c = C.parse_caption("A small dark red race cars!", seed=2)
+
+@pytest.mark.parametrize("reader", READERS)
+def test_a_caption_gives_class_colour_size_and_variant(reader):
+    c = C.parse_caption("A small dark red race cars!", seed=2, reader=reader)
     assert (c.label, c.color, c.resolution, c.variant) == ("car", 320, 16, 2)
-    c = C.parse_caption("a light bluish gray couch")
+    c = C.parse_caption("a light bluish gray couch", reader=reader)
     assert (c.label, c.color, c.resolution) == ("sofa", 71, 32)
-    assert C.parse_caption("a grey boat").color == 71  # a plain colour word, not a name
-    assert C.parse_caption("an aeroplane").color is None  # the converter's default colour
+    assert C.parse_caption("a grey boat", reader=reader).color == 71  # a plain colour word
+    assert C.parse_caption("an aeroplane", reader=reader).color is None  # the default colour
     # the longer phrase wins: a bedside table is a night stand, not a table
-    bedside = C.parse_caption("a bedside table")
+    bedside = C.parse_caption("a bedside table", reader=reader)
     assert bedside.label == "night_stand" and bedside.notes == ()
-    two = C.parse_caption("a table and two chairs")
+    two = C.parse_caption("a table and two chairs", reader=reader)
     assert two.label == "table" and two.notes  # the first object, and it says so
+    assert C.parse_caption("a black and white chair", reader=reader).notes == ()  # one object
+    assert c.reader == (C.EMBEDDING if reader == "embedding" else C.WORD_TABLE)
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "a flying saucer", "x" * 600])
 def test_a_caption_without_a_known_object_is_one_clear_error(bad):
     with pytest.raises(C.CaptionError) as e:
-        C.parse_caption(bad)
+        C.parse_caption(bad, reader="words")
     assert "\n" not in str(e.value)
+
+
+@needs_embedding
+@pytest.mark.parametrize("bad", ["", "the meaning of life", "xyzzy plugh", "a red", "small",
+                                 "x" * 600])  # fmt: skip
+def test_the_embedding_refuses_a_caption_near_no_class_in_one_line(bad):
+    with pytest.raises(C.CaptionError) as e:
+        C.parse_caption(bad, reader="embedding")
+    assert "\n" not in str(e.value)
+    if bad.strip() and len(bad) < 100 and bad not in ("a red", "small"):
+        assert "similarity" in str(e.value) and "I can build" in str(e.value)
+
+
+UNKNOWN_WORDS = [
+    ("a truck", "car"),
+    ("a shotgun", "rifle"),
+    ("a kayak", "watercraft"),
+    ("a recliner", "chair"),
+    ("a helicopter", "airplane"),
+    ("a pistol", "rifle"),
+]
+
+
+@needs_embedding
+@pytest.mark.parametrize("text, label", UNKNOWN_WORDS)
+def test_the_embedding_reads_objects_the_word_table_does_not_know(text, label):
+    c = C.parse_caption(text, reader="embedding")
+    assert c.label == label and c.reader == C.EMBEDDING
+    assert c.scores[0][0] == label and c.scores[0][1] >= C.MIN_SIMILARITY
+    assert [s for _, s in c.scores] == sorted((s for _, s in c.scores), reverse=True)
+    with pytest.raises(C.CaptionError):
+        C.parse_caption(text, reader="words")
+
+
+def test_without_the_embedding_auto_falls_back_to_the_word_table_and_says_so(monkeypatch):
+    monkeypatch.setattr(C, "reader_unavailable_reason", lambda: "the package is not installed")
+    c = C.parse_caption("a red chair")
+    assert (c.label, c.color, c.reader) == ("chair", 4, C.WORD_TABLE)
+    assert any("word table" in n and "not installed" in n for n in c.notes)
+    with pytest.raises(C.CaptionError, match="not available: the package is not installed"):
+        C.parse_caption("a red chair", reader="embedding")
+    with pytest.raises(C.CaptionError, match="unknown caption reader"):
+        C.parse_caption("a red chair", reader="telepathy")  # type: ignore[arg-type]
+
+
+def test_a_caption_between_two_classes_is_blended_towards_the_nearer(monkeypatch):
+    """The auto-blend rule on made-up similarities: equal → half and half, a gap of
+    AUTO_BLEND_GAP or more → no blend, and the note says what was done."""
+    labels = ("chair", "sofa", "car")
+    table = {}
+
+    def fake(texts, labs):
+        return np.array([table[t] for t in texts], np.float32)
+
+    monkeypatch.setattr(C, "class_similarities", fake)
+    monkeypatch.setattr(C, "reader_unavailable_reason", lambda: None)
+    gap = C.AUTO_BLEND_GAP
+    for sims, blend, weight in [((0.6, 0.6, 0.1), "sofa", 0.5),
+                                ((0.6, 0.6 - gap / 2, 0.1), "sofa", 0.25),
+                                ((0.6, 0.6 - gap, 0.1), None, 0.5),
+                                ((0.6, 0.3, 0.1), None, 0.5)]:  # fmt: skip
+        table.clear()
+        table["a seat"] = sims
+        c = C.parse_caption("a seat", reader="embedding", labels=labels)
+        assert (c.label, c.blend, c.blend_weight) == ("chair", blend, weight), sims
+        assert bool(c.notes) == (blend is not None)
+    table["a seat"] = (0.3, 0.2, 0.1)  # near nothing
+    with pytest.raises(C.CaptionError, match="similarity 0.30 < 0.35"):
+        C.parse_caption("a seat", reader="embedding", labels=labels)
 
 
 def test_the_shipped_class_latents_fit_the_shipped_weights_and_every_class_decodes():
@@ -93,17 +174,27 @@ def test_cli_builds_a_caption_with_its_colour(tmp_path, capsys):
     codes = {ln.split()[1] for ln in (out / "model.ldr").read_text().splitlines()
              if ln.startswith("1 ")}  # fmt: skip
     assert codes == {"4"}  # Red
-    assert cli.main(["caption", "a", "spaceship", "-o", str(tmp_path / "x")]) == 2
+    assert (
+        cli.main(["caption", "a", "spaceship", "--reader", "words", "-o", str(tmp_path / "x")]) == 2
+    )
     assert "I can build" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+    if HAVE_EMBEDDING:  # the embedding refuses only what is near no class
+        assert cli.main(["caption", "xyzzy", "plugh", "-o", str(tmp_path / "y")]) == 2
+        assert "I can build" in capsys.readouterr().err
+        assert not (tmp_path / "y").exists()
+    assert rep["caption"]["reader"] == (C.EMBEDDING if HAVE_EMBEDDING else C.WORD_TABLE)
 
 
-def test_in_the_style_of_blends_the_two_classes_latents():
-    c = C.parse_caption("a chair in the style of a sofa")
-    assert (c.label, c.blend, c.notes) == ("chair", "sofa", ())
+@pytest.mark.parametrize("reader", READERS)
+def test_in_the_style_of_blends_the_two_classes_latents(reader):
+    c = C.parse_caption("a chair in the style of a sofa", reader=reader)
+    assert (c.label, c.blend, c.blend_weight, c.notes) == ("chair", "sofa", 0.5, ())
+    cross = C.parse_caption("a cross between a car and a boat", reader=reader)
+    assert (cross.label, cross.blend) == ("car", "watercraft")
     mixed, info = C.caption_voxels(c)
-    chair, _ = C.caption_voxels(C.parse_caption("a chair"))
-    sofa, _ = C.caption_voxels(C.parse_caption("a sofa"))
+    chair, _ = C.caption_voxels(C.parse_caption("a chair", reader=reader))
+    sofa, _ = C.caption_voxels(C.parse_caption("a sofa", reader=reader))
     assert info["blend"] == "sofa" and mixed.any()
     assert not np.array_equal(mixed, chair) and not np.array_equal(mixed, sofa)
 
@@ -119,3 +210,25 @@ def test_text_is_the_same_command_as_caption(tmp_path):
     assert cli.main(["text", "a", "lamp", "-o", str(out), "--no-render", "--no-instructions",
                      "--no-blend", "-q"]) == 0  # fmt: skip
     assert json.loads((out / "report.json").read_text())["caption"]["class"] == "lamp"
+
+
+def test_the_blend_weight_moves_the_shape_from_one_class_to_the_other():
+    def iou(a, b):
+        return (a & b).sum() / (a | b).sum()
+
+    chair, _ = C.caption_voxels(C.Caption("chair", "chair"))
+    sofa, _ = C.caption_voxels(C.Caption("sofa", "sofa"))
+    grids = [C.caption_voxels(C.Caption("x", "chair", blend="sofa", blend_weight=w))[0]
+             for w in (0.0, 0.25, 0.5, 0.75, 1.0)]  # fmt: skip
+    assert np.array_equal(grids[0], chair) and np.array_equal(grids[-1], sofa)
+    to_sofa = [iou(g, sofa) for g in grids]
+    assert to_sofa[0] < to_sofa[2] < to_sofa[-1] and to_sofa[1] < to_sofa[3]
+
+
+def test_the_same_caption_and_seed_give_the_same_shape():
+    a, ia = C.caption_voxels(C.parse_caption("a blue boat", seed=1))
+    b, ib = C.caption_voxels(C.parse_caption("a blue boat", seed=1))
+    assert np.array_equal(a, b) and ia == ib
+    shapes = {C.caption_voxels(C.parse_caption("a blue boat", seed=s))[0].tobytes()
+              for s in range(3)}  # fmt: skip
+    assert len(shapes) == 3  # each seed its own variant

