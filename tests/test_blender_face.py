@@ -177,9 +177,24 @@ def test_caption_to_lego_builds_the_library_model_and_update_rebuilds_it(scene, 
 
 
 def test_a_caption_without_a_known_object_reports_and_builds_nothing(scene):
+    # near no class for the embedding and no known word for the word table
     with pytest.raises(RuntimeError, match="I can build"):
-        bpy.ops.image2lego.caption_to_lego(text="a flying saucer")
+        bpy.ops.image2lego.caption_to_lego(text="xyzzy plugh")
     assert lego_scene.find_model_collection(bpy.context) is None
+
+
+def test_the_caption_panel_says_how_captions_are_read(monkeypatch):
+    from image2lego.core import caption as C
+    from image2lego.core import textembed
+    from image2lego.panels import face as panel
+
+    if textembed.embedding_available():
+        assert "all-MiniLM-L6-v2" in panel.caption_reader_line()
+    monkeypatch.setattr(C, "reader_unavailable_reason", lambda: "tokenizers is not installed")
+    assert (
+        panel.caption_reader_line()
+        == "Captions read by the word table: tokenizers is not installed"
+    )
 
 
 def test_update_model_rebuilds_a_mosaic_from_its_photo_and_stored_settings(scene, tmp_path):

