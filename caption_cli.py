@@ -91,6 +91,7 @@ def _run(args: argparse.Namespace) -> int:
         f"{info['variants']}), {colour}, {info['resolution']}³, {info['cells']} cells"
     )
     near = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in info["scores"])
-    log.info(f"Read with the {info['reader']}" + (f" (nearest: {near})" if near else ""))
+    by = f"the {info['reader']} sentence embedding" if near else f"the {info['reader']}"
+    log.info(f"Read by {by}" + (f" (the whole caption's nearest: {near})" if near else ""))
     report(summary, written, args.out, result.stability)
     return EXIT_OK
