@@ -304,6 +304,22 @@ def _read_embedding(
     return labels[best], None, 0.5, scores, notes
 
 
+def check_caption_text(text: str) -> None:
+    """The checks that cost nothing: a caption that is empty or too long is a CaptionError."""
+    if not isinstance(text, str) or not text.strip():
+        raise CaptionError("the caption is empty; say what to build, e.g. 'a red car'")
+    if len(text) > MAX_CAPTION:
+        raise CaptionError(f"the caption is {len(text)} characters long (at most {MAX_CAPTION})")
+
+
+def reader_ready() -> bool:
+    """Whether reading a caption now is cheap (~20 ms): the word table, or the embedding with
+    its model and class descriptions already loaded in this process (else the first caption
+    pays ~1.5 s of CPU: Blender checks a caption up front only when this is true, and leaves
+    the first reading to the worker thread so the interface does not freeze)."""
+    return reader_unavailable_reason() is not None or _class_space.cache_info().currsize > 0
+
+
 def reader_unavailable_reason() -> str | None:
     """Why captions are read with the word table here (None: the embedding is used)."""
     from .textembed import embedding_unavailable_reason
@@ -318,10 +334,7 @@ def parse_caption(
     embedding where installed, else the word table, with a note), ``"embedding"`` (an error
     where it is not installed) or ``"words"``. ``labels``: the classes to choose from
     (default: those of :data:`CLASS_WORDS`, which the shipped latents cover)."""
-    if not isinstance(text, str) or not text.strip():
-        raise CaptionError("the caption is empty; say what to build, e.g. 'a red car'")
-    if len(text) > MAX_CAPTION:
-        raise CaptionError(f"the caption is {len(text)} characters long (at most {MAX_CAPTION})")
+    check_caption_text(text)
     if reader not in READERS:
         raise CaptionError(f"unknown caption reader {reader!r}; choose from {', '.join(READERS)}")
     t = _norm(text)

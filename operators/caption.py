@@ -19,8 +19,11 @@ def caption_steps(context, text: str, seed: int):
 
     s = jobs.settings_of(context)
     out_dir = jobs.check_output_dir(properties.output_dir(s)) if s is not None else None
-    try:
-        caption.parse_caption(text, seed)
+    try:  # the first embedding reading loads the model (~1.5 s): the worker thread does that
+        if caption.reader_ready():
+            caption.parse_caption(text, seed)
+        else:
+            caption.check_caption_text(text)
     except ValueError as exc:
         raise jobs.JobError(str(exc)) from None
     pipe = jobs.pipeline_options(context)

@@ -232,3 +232,17 @@ def test_the_same_caption_and_seed_give_the_same_shape():
     shapes = {C.caption_voxels(C.parse_caption("a blue boat", seed=s))[0].tobytes()
               for s in range(3)}  # fmt: skip
     assert len(shapes) == 3  # each seed its own variant
+
+
+def test_reader_ready_only_once_the_embedding_is_loaded(monkeypatch):
+    """Blender checks a caption on the main thread only when that is cheap."""
+    if HAVE_EMBEDDING:
+        C._class_space.cache_clear()
+        assert not C.reader_ready()
+        C.parse_caption("a chair")
+        assert C.reader_ready()
+    monkeypatch.setattr(C, "reader_unavailable_reason", lambda: "not installed")
+    assert C.reader_ready()  # the word table costs nothing
+    with pytest.raises(C.CaptionError, match="empty"):
+        C.check_caption_text("  ")
+    C.check_caption_text("xyzzy")  # only the free checks: no reading
