@@ -109,8 +109,8 @@ _BLEND_INFIX = re.compile(
     r"that looks like|looking like|looks like|like|crossed with|mixed with|meets) (?P<b>.+)$"
 )
 _BLEND_PREFIX = re.compile(
-    r"^(?:.* )?(?:cross|mix|blend|hybrid|mixture|crossover) (?:between|of) (?P<a>.+?) "
-    r"(?:and|with) (?P<b>.+)$"
+    r"^(?:.* )?(?:(?:cross|mix|blend|hybrid|mixture|crossover) (?:between|of)|between) "
+    r"(?P<a>.+?) (?:and|with) (?P<b>.+)$|^(?:.* )?half (?P<a2>.+?) (?:and )?half (?P<b2>.+)$"
 )
 #: colour words that are no LEGO colour's name (every name in lego.colors is understood too)
 COLOR_ALIASES = {"grey": 71, "silver": 71, "beige": 19}
@@ -255,13 +255,16 @@ def _read_embedding(
     """The embedding reader on ``t`` (normalised, colour and size words removed): (class,
     blend class or None, blend weight, top-3 scores, notes)."""
     body = " ".join(t.split())
-    pair = _BLEND_PREFIX.match(body) or _BLEND_INFIX.match(body)
+    m = _BLEND_PREFIX.match(body) or _BLEND_INFIX.match(body)
+    pair = None
+    if m:
+        g = {k: v for k, v in m.groupdict().items() if v}
+        pair = (g.get("a") or g.get("a2"), g.get("b") or g.get("b2"))
     parts = [body]
-    if pair:
-        if _content(pair["a"]) and _content(pair["b"]):
-            parts += [pair["a"], pair["b"]]
-        else:
-            pair = None
+    if pair and pair[0] and pair[1] and _content(pair[0]) and _content(pair[1]):
+        parts += [pair[0], pair[1]]
+    else:
+        pair = None
     # "a table and two chairs": the pieces of a list, to say that several objects were named
     pieces = [p.strip() for p in re.split(r" and ", f" {body} ") if _content(p)]
     if not pair and len(pieces) > 1:

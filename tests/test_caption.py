@@ -246,3 +246,25 @@ def test_reader_ready_only_once_the_embedding_is_loaded(monkeypatch):
     with pytest.raises(C.CaptionError, match="empty"):
         C.check_caption_text("  ")
     C.check_caption_text("xyzzy")  # only the free checks: no reading
+
+
+@needs_embedding
+@pytest.mark.parametrize(
+    "text, pair",
+    [
+        ("something between a chair and a sofa", ("chair", "sofa")),
+        ("half car half boat", ("car", "watercraft")),
+        ("a lamp that looks like a rifle", ("lamp", "rifle")),
+        ("a sofa meets a bed", ("sofa", "bed")),
+        ("a bathtub shaped like a boat", ("bathtub", "watercraft")),
+    ],
+)
+def test_the_ways_of_asking_for_a_blend(text, pair):
+    c = C.parse_caption(text, reader="embedding")
+    assert (c.label, c.blend, c.blend_weight) == (*pair, 0.5)
+
+
+@needs_embedding
+def test_a_blend_whose_sides_read_as_one_class_is_no_blend():
+    c = C.parse_caption("a chair in the style of an armchair", reader="embedding")
+    assert (c.label, c.blend) == ("chair", None) and "no blend" in c.notes[0]
