@@ -268,3 +268,27 @@ def test_the_ways_of_asking_for_a_blend(text, pair):
 def test_a_blend_whose_sides_read_as_one_class_is_no_blend():
     c = C.parse_caption("a chair in the style of an armchair", reader="embedding")
     assert (c.label, c.blend) == ("chair", None) and "no blend" in c.notes[0]
+
+
+@pytest.mark.parametrize("reader", READERS)
+def test_any_text_is_read_or_refused_in_one_line(reader):
+    """Hostile captions (any unicode, control characters, emoji, very long words): a Caption
+    of a known class, or a one-line CaptionError — nothing else, and the same answer twice."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    odd = ["\x00chair", "🪑 a chair 🪑", "a " * 60, "ｃｈａｉｒ", "a CHAIR!!!", "x" * 501]
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.text(max_size=120) | st.sampled_from(odd))
+    def check(text):
+        try:
+            c = C.parse_caption(text, reader=reader)
+        except C.CaptionError as e:
+            assert "\n" not in str(e)
+            return
+        assert c.label in C.CLASS_WORDS and (c.blend is None or c.blend in C.CLASS_WORDS)
+        assert 0.0 < c.blend_weight <= 0.5 and c.resolution in (16, 32)
+        assert C.parse_caption(text, reader=reader) == c
+
+    check()
