@@ -6,7 +6,8 @@ Writes the same products as the main command: ``model.ldr`` / ``model.mpd``, ``p
 section: landmarks, faces found, the face's size in pixels, colours, time per stage),
 ``input.png`` (the photo at one pixel per stud) and ``mask.png`` (the face outline) and, with
 Blender's Python module, ``render.png``, ``instructions/`` and ``model.blend``. Needs the
-optional mediapipe extra (``requirements-face.lock``).
+optional mediapipe extra (``requirements-face.lock`` on Python 3.9-3.12, or
+``requirements-face-tasks.lock`` on any Python 3.9+, 3.13 included).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _Parser(
         prog="python -m image2lego face",
-        description="Turn a face photo into a coloured 3D LEGO bust (mediapipe face mesh → "
+        description="Turn a face photo into a coloured 3D LEGO bust (mediapipe face landmarks → "
         "solid relief with a flat back, neck and plinth; k-means colours in CIELAB → LEGO "
         "colours): LDraw, parts lists, renders, instructions.",
     )
