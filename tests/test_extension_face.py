@@ -215,3 +215,24 @@ def test_face_to_lego_runs_in_bare_blender_from_the_bundled_wheels(tmp_path):
     assert res["bricks"] > 300 and 2 <= len(res["colors"]) <= 4
     assert res["stats"] == {"components": 1, "stable": True}
     assert res["source"] == "face"
+
+
+def test_a_cached_wheel_of_another_platform_build_is_not_bundled_twice(tmp_path, monkeypatch):
+    """The wheel cache may hold a macOS universal2 mediapipe fetched with other tags before:
+    the x86_64 build pip picks for these tags is used, not both; a single wheel of a wider tag
+    (protobuf's universal2) is still taken."""
+    ext = _build_ext()
+    monkeypatch.setenv("IMAGE2LEGO_CACHE", str(tmp_path))
+    dest = tmp_path / "blender-wheels" / "macos-x64-cp311"
+    dest.mkdir(parents=True)
+    mp = F.MEDIAPIPE_VERSION
+    for name in (f"mediapipe-{mp}-cp311-cp311-macosx_11_0_universal2.whl",
+                 f"mediapipe-{mp}-cp311-cp311-macosx_11_0_x86_64.whl",
+                 "protobuf-4.25.9-cp37-abi3-macosx_10_9_universal2.whl"):  # fmt: skip
+        (dest / name).write_bytes(b"")
+    monkeypatch.setattr(ext.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0))
+    got = ext.download_wheels("macos-x64", "3.11", ext.face_pins("facemesh"))
+    assert sorted(w.name for w in got) == [
+        f"mediapipe-{mp}-cp311-cp311-macosx_11_0_x86_64.whl",
+        "protobuf-4.25.9-cp37-abi3-macosx_10_9_universal2.whl",
+    ]

@@ -205,11 +205,17 @@ def download_wheels(
     if proc.returncode != 0:
         raise SystemExit(f"pip download for {platform} / Python {python} failed:\n{proc.stderr}")
     versions = {p.split("==")[0].lower().replace("-", "_"): p.split("==")[1] for p in wanted_pins}
-    out = []
+    found: dict[str, list[Path]] = {}
     for whl in sorted(dest.glob("*.whl")):
         name, ver = whl.name.split("-")[:2]
         if versions.get(name.lower()) == ver:
-            out.append(whl)
+            found.setdefault(name.lower(), []).append(whl)
+    out = []
+    for same in found.values():
+        # the cache may hold another platform build of the same version (e.g. a macOS
+        # universal2 wheel fetched with other tags before): prefer the one tagged as asked
+        exact = [w for w in same if set(w.name[:-4].split("-")[-1].split(".")) & set(tags)]
+        out += exact if len(same) > 1 and len(exact) == 1 else same
     have = {w.name.split("-")[0].lower() for w in out}
     if have != set(versions) or len(out) != len(versions):
         raise SystemExit(
