@@ -48,26 +48,30 @@ def check_output_limits(
     blend: bool,
     max_steps: float | None = None,
     max_bricks: float | None = None,
+    remedy: str | None = None,
 ) -> None:
     """Raise :class:`OutputLimitError` when the asked-for Blender products of ``model`` are
     over ``max_bricks`` bricks or ``max_steps`` instruction steps (``None``: the module's
-    :data:`MAX_SCENE_BRICKS` / :data:`MAX_INSTRUCTION_STEPS`; ``math.inf``: no limit)."""
+    :data:`MAX_SCENE_BRICKS` / :data:`MAX_INSTRUCTION_STEPS`; ``math.inf``: no limit).
+
+    ``remedy``: what the message tells the user to do instead (default: the CLI's ``--no-…``
+    flags; the Blender add-on, which has no flags, says its own)."""
     max_steps = MAX_INSTRUCTION_STEPS if max_steps is None else max_steps
     max_bricks = MAX_SCENE_BRICKS if max_bricks is None else max_bricks
     scene = [n for n, on in (("render", render), ("instructions", instructions)) if on]
     scene += ["blend"] if blend else []
     if scene and len(model) > max_bricks:
         flags = " ".join(f"--no-{n}" for n in scene)
+        what = "" if remedy else " for the render, the instructions and the .blend"
         raise OutputLimitError(
-            f"a Blender scene of {len(model):,} bricks is over the limit of {max_bricks:,} "
-            f"for the render, the instructions and the .blend; leave them out ({flags}) or "
-            "build a smaller model"
+            f"a Blender scene of {len(model):,} bricks is over the limit of {max_bricks:,}"
+            f"{what}; " + (remedy or f"leave them out ({flags}) or build a smaller model")
         )
     if instructions and model.n_steps() > max_steps:
         raise OutputLimitError(
             f"the instructions would have {model.n_steps():,} steps, over the limit of "
-            f"{max_steps:,} (each step is a render); leave them out (--no-instructions) or "
-            "build a smaller model"
+            f"{max_steps:,} (each step is a render); "
+            + (remedy or "leave them out (--no-instructions) or build a smaller model")
         )
 
 

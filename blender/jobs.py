@@ -63,6 +63,36 @@ def check_output_dir(path: Path | None) -> Path | None:
     return path
 
 
+# --------------------------------------------------------------------------- size limits
+
+#: what the add-on (which has no ``--no-…`` flags) tells a user whose model is over a limit
+SCENE_REMEDY = (
+    "build a smaller model (a lower resolution), or write its LDraw and parts list from the "
+    "command line (python -m image2lego … --no-render --no-instructions --no-blend)"
+)
+INSTRUCTIONS_REMEDY = "build a smaller model (a lower resolution) for a booklet"
+
+
+def check_scene_limits(model: BrickModel) -> None:
+    """The CLI's size limit for a Blender scene (``outputs.MAX_SCENE_BRICKS``, issue #22),
+    checked before a model is built or any of its files written: a one-line error."""
+    from .. import outputs
+
+    outputs.check_output_limits(
+        model, render=False, instructions=False, blend=True, remedy=SCENE_REMEDY
+    )
+
+
+def check_instructions_limits(model: BrickModel) -> None:
+    """The CLI's limits for the instruction booklet (``outputs.MAX_INSTRUCTION_STEPS`` steps,
+    ``outputs.MAX_SCENE_BRICKS`` bricks), checked before the first render."""
+    from .. import outputs
+
+    outputs.check_output_limits(
+        model, render=False, instructions=True, blend=False, remedy=INSTRUCTIONS_REMEDY
+    )
+
+
 # --------------------------------------------------------------------------- outputs
 
 
@@ -134,6 +164,7 @@ def prepare_steps(steps, out_dir: Path | None, name: str):
     from ..lego.progress import Progress
 
     result = yield from steps
+    check_scene_limits(result.model)  # before any file is written or the scene touched
     if out_dir is not None:
         yield Progress(0.97, f"Writing the files to {out_dir}")
         write_outputs(result.model, out_dir, name)
@@ -149,6 +180,7 @@ def finish(context, result, name: str | None = None, out_dir: Path | None = None
     if isinstance(result, Prepared):
         stats, result = result.stats, result.result
     else:
+        check_scene_limits(result.model)
         if out_dir is not None:
             write_outputs(result.model, out_dir, name)
         stats = result_stats(result)
@@ -234,6 +266,7 @@ def import_ldraw(context, path: str | os.PathLike):
     if not p.is_file():
         raise JobError(f"LDraw file not found: {p}")
     model = parse_ldr(p)
+    check_scene_limits(model)
     s = settings_of(context)
     method = s.method if s is not None else lego_scene.DEFAULT_METHOD
     # never replaces a model already in the scene: a second import gets "stem.001"

@@ -6,6 +6,7 @@ import bpy
 from bpy.props import IntProperty, StringProperty
 
 from ..blender import instructions as lego_instructions
+from ..blender import jobs
 from ..blender import scene as lego_scene
 
 
@@ -42,6 +43,8 @@ class IMAGE2LEGO_OT_render_instructions(bpy.types.Operator):
         coll = lego_scene.find_model_collection(context, self.collection or None)
         if coll is None:
             raise ValueError(f"No LEGO model named {self.collection!r}")
+        # the CLI's limits (steps, bricks), before any render or folder is made
+        jobs.check_instructions_limits(lego_scene.model_from_collection(coll))
         out = lego_instructions.check_output_dir(_output_dir(self, context))
         return lego_instructions.render_instructions(
             context, coll, out, resolution=(self.width, self.height)

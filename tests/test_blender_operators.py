@@ -467,3 +467,99 @@ def test_resolution_menu_offers_64_only_with_weights_that_have_it(scene, tmp_pat
     properties.copy_settings(scene, other)  # the stale choice is skipped, not a TypeError
     scene.resolution = "32"
     assert properties.pipeline_options(scene).resolution == 32
+
+
+# --------------------------------------------------------------------------- size limits (#22)
+
+
+def _one_line(exc: BaseException) -> str:
+    msg = str(exc).strip()
+    assert "\n" not in msg, msg
+    return msg
+
+
+def test_scene_over_the_cli_size_limit_is_refused_and_changes_nothing(
+    scene, voxel_file, tmp_path, monkeypatch
+):
+    """The add-on applies the CLI's Blender-scene limit (outputs.MAX_SCENE_BRICKS) before it
+    writes a file or touches the scene: a rebuild over it keeps the model already there."""
+    from image2lego import outputs
+
+    n = len(_expected(scene))
+    scene.output_dir = str(tmp_path / "out")
+    assert bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file)) == {"FINISHED"}
+    files = sorted(os.listdir(tmp_path / "out"))
+    before = _snapshot(tmp_path / "out")
+    monkeypatch.setattr(outputs, "MAX_SCENE_BRICKS", n - 1)
+    (tmp_path / "out" / "Test_Model.ldr").write_text("the earlier file")
+    with pytest.raises(RuntimeError, match=f"scene of {n} bricks is over the limit of {n - 1}"):
+        bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
+    assert _snapshot(tmp_path / "out") == before and sorted(os.listdir(tmp_path / "out")) == files
+    assert (tmp_path / "out" / "Test_Model.ldr").read_text() == "the earlier file"
+    assert len(lego_scene.model_from_collection(lego_scene.find_model_collection(bpy.context))) == n
+    # exactly at the limit builds
+    monkeypatch.setattr(outputs, "MAX_SCENE_BRICKS", n)
+    assert bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file)) == {"FINISHED"}
+
+
+def test_scene_limit_message_is_one_line_without_cli_flags(scene, monkeypatch):
+    from image2lego import outputs
+
+    monkeypatch.setattr(outputs, "MAX_SCENE_BRICKS", 2)
+    model = _expected(scene)
+    with pytest.raises(outputs.OutputLimitError) as info:
+        jobs.check_scene_limits(model)
+    msg = _one_line(info.value)
+    assert msg.startswith(f"a Blender scene of {len(model)} bricks is over the limit of 2; ")
+    assert "smaller model" in msg and "for the render" not in msg
+    jobs.check_scene_limits(model.__class__(model.bricks[:2], model.shape))  # at the limit
+
+
+def test_worker_refuses_an_oversized_scene_before_writing_files(scene, tmp_path, monkeypatch):
+    """Image → LEGO's worker thread (jobs.prepare_steps) checks the limit before it writes the
+    output files, so the modal operator reports it and nothing was written."""
+    from image2lego import outputs
+    from image2lego.lego.progress import run as run_steps
+
+    monkeypatch.setattr(outputs, "MAX_SCENE_BRICKS", 1)
+    opts = jobs.pipeline_options(bpy.context)
+    out = tmp_path / "out"
+    with pytest.raises(outputs.OutputLimitError, match="over the limit of 1"):
+        run_steps(jobs.prepare_steps(voxels_to_lego_steps(_grid(), opts), out, "Big"))
+    assert not out.exists()
+
+
+def test_import_ldraw_over_the_size_limit_is_refused(scene, voxel_file, tmp_path, monkeypatch):
+    from image2lego import outputs
+
+    bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
+    ldr = tmp_path / "big.ldr"
+    bpy.ops.image2lego.export_ldraw(filepath=str(ldr))
+    before = _snapshot()
+    monkeypatch.setattr(outputs, "MAX_SCENE_BRICKS", 3)
+    with pytest.raises(RuntimeError, match="over the limit of 3") as info:
+        bpy.ops.image2lego.import_ldraw(filepath=str(ldr))
+    _one_line(info.value)
+    assert _snapshot() == before
+
+
+def test_render_instructions_over_the_step_limit_is_refused_before_any_render(
+    scene, voxel_file, tmp_path, monkeypatch
+):
+    from image2lego import outputs
+
+    bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
+    model = lego_scene.model_from_collection(lego_scene.find_model_collection(bpy.context))
+    steps = model.n_steps()
+    assert steps > 1
+    out = tmp_path / "booklet"
+    before = _snapshot()
+    monkeypatch.setattr(outputs, "MAX_INSTRUCTION_STEPS", steps - 1)
+    with pytest.raises(RuntimeError, match=f"{steps} steps, over the limit of {steps - 1}") as e:
+        bpy.ops.image2lego.render_instructions(directory=str(out))
+    assert "--no-instructions" not in _one_line(e.value)
+    monkeypatch.setattr(outputs, "MAX_INSTRUCTION_STEPS", 10**6)
+    monkeypatch.setattr(outputs, "MAX_SCENE_BRICKS", len(model) - 1)
+    with pytest.raises(RuntimeError, match="over the limit"):
+        bpy.ops.image2lego.render_instructions(directory=str(out))
+    assert _snapshot() == before and not out.exists()
