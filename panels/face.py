@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import bpy
 
-from .sidebar import _Base
+from .sidebar import _Base, wrapped_label
 
 
 def caption_reader_line() -> str:
@@ -32,7 +32,7 @@ class IMAGE2LEGO_PT_face_mosaic(_Base, bpy.types.Panel):
         col.operator("image2lego.face_to_lego", icon="USER")
         reason = mediapipe_unavailable_reason()
         if reason is not None:  # the button is greyed out; say why in one line
-            col.label(text=reason.removeprefix("Face → LEGO "), icon="INFO")
+            wrapped_label(col, reason.removeprefix("Face → LEGO "), icon="INFO")
         layout.operator("image2lego.mosaic", icon="TEXTURE")
         col = layout.column(align=True)
         col.operator("image2lego.caption_to_lego", icon="FONT_DATA")

@@ -8,6 +8,18 @@ from ..blender import jobs
 from ..blender import scene as lego_scene
 
 CATEGORY = "LEGO"
+#: characters per label line: Blender cuts a longer label with "…" at the sidebar's default
+#: width (labels do not wrap), so sentences are split over lines (benchmarks/_ui_check.py)
+WRAP = 40
+
+
+def wrapped_label(layout, text: str, icon: str = "NONE") -> None:
+    """``text`` as lines of at most :data:`WRAP` characters, the icon on the first only."""
+    import textwrap
+
+    col = layout.column(align=True)
+    for i, line in enumerate(textwrap.wrap(text, WRAP) or [""]):
+        col.label(text=line, icon=icon if i == 0 else ("BLANK1" if icon != "NONE" else "NONE"))
 
 
 class _Base:
@@ -30,8 +42,8 @@ class IMAGE2LEGO_PT_main(_Base, bpy.types.Panel):
         msg = jobs.dependencies_missing_message()
         if msg:
             box = layout.box()
-            box.label(text=msg.split(". ")[0] + ".", icon="ERROR")
-            box.label(text="Install the Image2LEGO zip built for this platform.")
+            wrapped_label(box, msg.split(". ")[0] + ".", icon="ERROR")
+            wrapped_label(box, "Install the Image2LEGO zip built for this platform.")
         layout.prop(s, "model_name")
         row = layout.row(align=True)
         row.scale_y = 1.4
@@ -150,7 +162,7 @@ class IMAGE2LEGO_PT_this_model(_Base, bpy.types.Panel):
             return
         layout.label(text=coll.name, icon="OUTLINER_COLLECTION")
         for w in coll.get("i2l_warnings", []):
-            layout.label(text=w[:1].upper() + w[1:], icon="ERROR")
+            wrapped_label(layout, w[:1].upper() + w[1:], icon="ERROR")
         ms = getattr(coll, "image2lego", None)
         if ms is not None:
             col = layout.column(align=True)
@@ -200,9 +212,10 @@ class IMAGE2LEGO_PT_stats(_Base, bpy.types.Panel):
                 col.label(text=f"Props added by repair: {st['props_added']}")
         join = st.get("join") or {}
         if join.get("bridges") or join.get("supports"):
-            col.label(
-                text=f"Joined floating pieces: {join.get('bridges', 0)} bridge(s), "
-                f"{join.get('supports', 0)} support(s), {join.get('added_cells', 0)} cells"
+            wrapped_label(
+                col,
+                f"Joined floating pieces: {join.get('bridges', 0)} bridge(s), "
+                f"{join.get('supports', 0)} support(s), {join.get('added_cells', 0)} cells",
             )
         if st.get("added_bricks"):
             col.label(text=f"Added bricks: {st['added_bricks']}")
