@@ -1,14 +1,22 @@
 """Run inside one bpy version (by benchmarks/blender_compat.py): install the zip from disk into
-a fresh user folder, enable it, run Image → LEGO and Brickify Selected, disable; print JSON."""
+a fresh user folder, enable it, run Image → LEGO and Brickify Selected, then what else a user
+meets (every panel and menu drawn and checked, Render Instructions, LDraw and parts-list
+export / import, Mosaic, Caption, Face → LEGO's availability, Update and Remove Model),
+disable; print JSON."""
 
 import json
+import os
 import sys
+import tempfile
 import time
 import traceback
+from pathlib import Path
 
+import _ui_check  # beside this script
 import bpy
 
 ZIP, IMAGE, OBJ = sys.argv[1:4]
+TMP = Path(tempfile.mkdtemp(prefix="out-", dir=Path.cwd()))  # the caller removes its cwd
 MODULE = "bl_ext.user_default.image2lego"
 out = {"blender": bpy.app.version_string, "python": sys.version.split()[0]}
 
@@ -70,11 +78,129 @@ def brickify():
 
 
 def animate():
+    """Animate Build, Clear Animation (the frame range comes back), Highlight Stress on / off."""
     if "animate_build" not in dir(bpy.ops.image2lego):
         return "n/a"
+    sc = bpy.context.scene
+    frames = sc.frame_start, sc.frame_end
     res = bpy.ops.image2lego.animate_build()
     assert res == {"FINISHED"}, res
-    return "OK"
+    assert (sc.frame_start, sc.frame_end) != frames, "no frames keyed"
+    res = bpy.ops.image2lego.clear_animation()
+    assert res == {"FINISHED"} and (sc.frame_start, sc.frame_end) == frames, res
+    for _ in range(2):
+        res = bpy.ops.image2lego.highlight_stress()
+        assert res == {"FINISHED"}, ("highlight stress", res)
+    return "OK (+ clear, stress on/off)"
+
+
+def _module(name):
+    from importlib import import_module
+
+    return import_module(f"{MODULE}.{name}")
+
+
+def _fresh_file():
+    """An empty file; the preferences (the enabled extension) stay (read_factory_settings
+    would reset them)."""
+    bpy.ops.wm.read_homefile(use_empty=True)
+
+
+def ui():
+    """Every panel, menu entry and the preferences drawn with models, warnings and stats, then
+    in an empty file; every name checked against this Blender's RNA (_ui_check.py)."""
+    reps = [_ui_check.draw_all()]
+    _fresh_file()
+    reps.append(_ui_check.draw_all())
+    problems = [p for r in reps for p in r.problems]
+    if problems:
+        raise AssertionError("; ".join(problems[:3]))
+    long = sum(len(r.long_labels) for r in reps)
+    long = f", {long} cut labels" if long else ""
+    return f"OK ({reps[0].n_panels} panels, {reps[0].n_menus} menu entries{long})"
+
+
+def instructions():
+    out = TMP / "booklet"
+    res = bpy.ops.image2lego.render_instructions(directory=str(out), width=160, height=120)
+    assert res == {"FINISHED"}, res
+    pngs = list((out / "instructions_images").glob("step_*.png"))
+    assert (out / "instructions.pdf").stat().st_size > 0 and pngs
+    return f"OK ({len(pngs)} steps)"
+
+
+def ldraw_io():
+    scene = _module("blender.scene")
+    model = scene.model_from_collection(scene.find_model_collection(bpy.context))
+    for ext in ("ldr", "mpd"):
+        res = bpy.ops.image2lego.export_ldraw(filepath=str(TMP / f"m.{ext}"))
+        assert res == {"FINISHED"}, res
+    res = bpy.ops.image2lego.export_parts(filepath=str(TMP / "p.csv"), format="bricklink")
+    assert res == {"FINISHED"} and (TMP / "p.xml").is_file(), res
+    res = bpy.ops.image2lego.import_ldraw(filepath=str(TMP / "m.mpd"))
+    assert res == {"FINISHED"}, res
+    back = scene.model_from_collection(scene.find_model_collection(bpy.context, "m"))
+    assert sorted(back.bricks) == sorted(model.bricks), "the .mpd did not round-trip"
+    return f"OK ({len(back)} bricks round-trip)"
+
+
+def more_builds():
+    scene = _module("blender.scene")
+    got = []
+    s = bpy.context.scene.image2lego
+    s.image_path = IMAGE
+    res = bpy.ops.image2lego.mosaic(width=16, height=16, colors=4)
+    assert res == {"FINISHED"}, ("mosaic", res)
+    got.append(
+        f"mosaic {len(scene.model_from_collection(scene.find_model_collection(bpy.context)))}"
+    )
+    s.model_name = "Caption"
+    res = bpy.ops.image2lego.caption_to_lego(text="a small red sofa")
+    assert res == {"FINISHED"}, ("caption", res)
+    coll = scene.find_model_collection(bpy.context, "Caption")
+    got.append(f"caption {len(scene.model_from_collection(coll))}")
+    if _module("core.face").mediapipe_unavailable_reason() is None:
+        from PIL import Image  # from the zip's wheels, as scikit-image's astronaut photo
+        from skimage import data
+
+        Image.fromarray(data.astronaut()).save(TMP / "astronaut.png")
+        s.image_path, s.model_name = str(TMP / "astronaut.png"), "Face"
+        res = bpy.ops.image2lego.face_to_lego(size=16, colors=4)
+        assert res == {"FINISHED"}, ("face", res)
+        coll = scene.find_model_collection(bpy.context, "Face")
+        got.append(f"face {len(scene.model_from_collection(coll))}")
+    else:
+        assert not bpy.ops.image2lego.face_to_lego.poll(), "Face → LEGO offered without mediapipe"
+        got.append("face n/a")
+    return "OK (" + ", ".join(got) + ")"
+
+
+def _counts():
+    """Datablocks a model makes (the world and the two lights a first build adds to a bare
+    scene are the scene's, and stay)."""
+    out = {k: len(getattr(bpy.data, k)) for k in ("meshes", "node_groups", "collections")}
+    out["objects"] = sum(o.type != "LIGHT" for o in bpy.data.objects)
+    return out
+
+
+def update_remove():
+    scene = _module("blender.scene")
+    _fresh_file()
+    s = bpy.context.scene.image2lego
+    s.image_path, s.resolution, s.model_name = IMAGE, "16", "Chair"
+    empty = _counts()
+    assert bpy.ops.image2lego.image_to_lego() == {"FINISHED"}
+    coll = scene.find_model_collection(bpy.context, "Chair")
+    coll.image2lego.resolution = "32"  # the Active Model panel's "Built with" settings
+    res = bpy.ops.image2lego.update_model()
+    assert res == {"FINISHED"}, ("update", res)
+    coll = scene.find_model_collection(bpy.context, "Chair")
+    n = len(scene.model_from_collection(coll))
+    res = bpy.ops.image2lego.remove_model()
+    assert res == {"FINISHED"}, ("remove", res)
+    left = {k: v - empty[k] for k, v in _counts().items() if v != empty[k]}
+    assert not left and not scene.model_collections(bpy.context), f"left behind: {left}"
+    return f"OK (16³ → 32³: {n} bricks; removed, nothing left)"
 
 
 def disable():
@@ -86,8 +212,15 @@ def disable():
 
 step("install_enable", install)
 if str(out["install_enable"]).startswith("OK"):
+    bpy.context.scene.image2lego.output_dir = str(TMP / "out")
     step("image_to_lego", image_to_lego)
     step("brickify_selected", brickify)
     step("animate_build", animate)
+    step("instructions", instructions)
+    step("ldraw_io", ldraw_io)
+    step("more_builds", more_builds)
+    step("ui", ui)  # with models, warnings and stats in the panels
+    step("update_remove", update_remove)
     step("disable", disable)
+    out["files"] = sorted(os.listdir(TMP / "out")) if (TMP / "out").is_dir() else []
 print("RESULT " + json.dumps(out))

@@ -14,6 +14,14 @@ Reports the longest main-thread block of each, for the same photo and settings, 
 ``--models`` times what stays on the main thread for bigger models: building the scene of
 coloured domes of 16³ to 56³ voxels (about 200 to 4,000 bricks) with stats precomputed (as
 the worker does), both scene methods, median of 3.
+
+``--cancel`` measures ESC: the operator's ESC handler calls ``StepJob.cancel()`` and returns
+(the UI is free at once); the worker stops at the end of its current step. For each
+resolution, ESC at random moments of an Image → LEGO run (``--tries`` of them, seeded):
+how long ``cancel()`` takes, how long until the worker has stopped, and that the scene and the
+output folder stayed as they were.
+
+    python benchmarks/bench_blender_ui.py --cancel [--resolutions 32,64] [--tries 8]
 """
 
 from __future__ import annotations
@@ -31,9 +39,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image", type=Path, default=REPO / "examples" / "chair.png")
     ap.add_argument("--models", action="store_true", help="scene building for bigger models")
+    ap.add_argument("--cancel", action="store_true", help="ESC latency at random moments")
+    ap.add_argument("--resolutions", default="32", help="--cancel: comma-separated")
+    ap.add_argument("--tries", type=int, default=8, help="--cancel: ESC presses per resolution")
     args = ap.parse_args(argv)
     if args.models:
         return scene_sizes()
+    if args.cancel:
+        res = [int(r) for r in args.resolutions.split(",")]
+        return cancel_latency(args.image, res, args.tries)
 
     import tempfile
 
@@ -87,9 +101,10 @@ def main(argv=None) -> int:
     if state != "done":
         print(f"job ended with {state}: {value}", file=sys.stderr)
         return 1
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.thread_time()
     jobs.finish(bpy.context, value, name=name)
     build_after = time.perf_counter() - t
+    build_after_cpu = time.thread_time() - c
 
     print("before (one step per tick on the main thread):")
     for lab, dt in before:
@@ -98,13 +113,76 @@ def main(argv=None) -> int:
     worst_before = max([dt for _, dt in before] + [build_before])
     print(f"after: {len(polls)} polls over {total:.1f} s of work on the worker thread")
     print(f"  poll median {statistics.median(polls) * 1e6:.1f} µs, max {max(polls) * 1000:.2f} ms")
-    print(f"  {build_after * 1000:9.1f} ms  building the scene (main thread)")
+    print(
+        f"  {build_after * 1000:9.1f} ms  building the scene (main thread; "
+        f"{build_after_cpu * 1000:.1f} ms of its CPU)"
+    )
     worst_after = max(max(polls), build_after)
     print(
         f"longest main-thread block: {worst_before * 1000:.0f} ms → {worst_after * 1000:.0f} ms "
         f"({worst_before / worst_after:.0f}× shorter)"
     )
     return 0
+
+
+def cancel_latency(image: Path, resolutions: list[int], tries: int) -> int:
+    import os
+    import random
+    import tempfile
+
+    import bpy
+
+    import image2lego
+    from image2lego.blender import jobs
+    from image2lego.blender import scene as lego_scene
+    from image2lego.blender.background import StepJob
+
+    image2lego.register()
+    rng = random.Random(0)
+    print("| resolution | whole run | ESC → UI free (cancel()) | ESC → worker stopped | "
+          "median | scene / folder unchanged |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    bad = 0
+    for r in resolutions:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
+        s = bpy.context.scene.image2lego
+        s.image_path = str(image)
+        s.resolution = str(r)
+        out = Path(tempfile.mkdtemp(prefix="i2l-bench-esc-"))
+        s.output_dir = str(out)
+        # one full run (worker only) for the run's length
+        steps, out_dir = jobs.image_steps(bpy.context)
+        t0 = time.perf_counter()
+        job = StepJob(jobs.prepare_steps(steps, None, "M")).start()
+        job.wait()
+        whole = time.perf_counter() - t0
+        if job.error is not None:
+            print(f"{r}³: the run failed: {job.error}", file=sys.stderr)
+            return 1
+        ui, stopped, same = [], [], True
+        for _ in range(tries):
+            before = sorted(c.name for c in bpy.data.collections), sorted(os.listdir(out))
+            steps, out_dir = jobs.image_steps(bpy.context)
+            job = StepJob(jobs.prepare_steps(steps, out_dir, "M")).start()
+            time.sleep(rng.uniform(0.02, 0.9) * whole)
+            t = time.perf_counter()
+            job.cancel()
+            ui.append(time.perf_counter() - t)
+            state = job.poll()[0]  # what the modal handler sees next
+            job.wait()
+            stopped.append(time.perf_counter() - t)
+            # a cancelled job never reaches jobs.finish; the files go only after the last step
+            after = sorted(c.name for c in bpy.data.collections), sorted(os.listdir(out))
+            same &= state == "cancelled" and after == before
+            same &= lego_scene.find_model_collection(bpy.context) is None
+        bad += not same
+        print(
+            f"| {r}³ | {whole:.1f} s | max {max(ui) * 1e6:.0f} µs | "
+            f"max {max(stopped) * 1000:.0f} ms | {statistics.median(stopped) * 1000:.0f} ms | "
+            f"{'yes' if same else 'NO'} ({tries} tries) |",
+            flush=True,
+        )
+    return 1 if bad else 0
 
 
 def scene_sizes() -> int:
@@ -116,6 +194,7 @@ def scene_sizes() -> int:
     from image2lego.blender import scene as lego_scene
     from image2lego.lego.convert import ConvertOptions, voxels_to_bricks
 
+    print("wall ms (main-thread CPU ms in brackets: what an idle machine's wall time would be)")
     print("| voxels | bricks | objects | geometry nodes (default) |")
     print("|---|---|---|---|")
     for n in (16, 24, 40, 56):
@@ -124,13 +203,16 @@ def scene_sizes() -> int:
         stats = lego_scene.compute_stats(model)
         row = []
         for method in ("objects", "geonodes"):
-            ts = []
+            ts, cpu = [], []
             for _ in range(3):
                 bpy.ops.wm.read_factory_settings(use_empty=True)
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.thread_time()
                 lego_scene.build_model(bpy.context, model, name="M", method=method, stats=stats)
                 ts.append(time.perf_counter() - t)
-            row.append(f"{statistics.median(ts) * 1000:.0f} ms")
+                cpu.append(time.thread_time() - c)
+            row.append(
+                f"{statistics.median(ts) * 1000:.0f} ms ({statistics.median(cpu) * 1000:.0f})"
+            )
         print(f"| {n}³ | {len(model.bricks)} | {row[0]} | {row[1]} |", flush=True)
     return 0
 

@@ -1,5 +1,6 @@
 """Compatibility matrix: install the extension zip from disk into several bpy versions and run
-one full Image → LEGO and one Brickify Selected in each; prints a Markdown table.
+one full Image → LEGO and one Brickify Selected in each, then the rest of what a user meets
+(see _compat_child.py); prints a Markdown table.
 
 Each bpy lives in its own venv holding only bpy (and the numpy it needs): the add-on's other
 dependencies must come from the zip's bundled wheels, as in a user's Blender.
@@ -20,7 +21,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 CHILD = Path(__file__).with_name("_compat_child.py")
-COLUMNS = ("install_enable", "image_to_lego", "brickify_selected", "animate_build", "disable")
+COLUMNS = (
+    "install_enable",
+    "image_to_lego",
+    "brickify_selected",
+    "animate_build",
+    "instructions",
+    "ldraw_io",
+    "more_builds",
+    "ui",
+    "update_remove",
+    "disable",
+)
 
 
 def run_one(python: str, zip_path: Path, image: Path, mesh: Path, timeout: int) -> dict:
