@@ -224,14 +224,20 @@ def remove_model(collection: bpy.types.Collection) -> None:
     """Delete a model collection and everything it owns, and nothing else.
 
     Objects the model did not create are moved to the scene's master collection of every scene
-    that showed them (when they are in no other collection), never deleted.
+    that showed them (when they are in no other collection), never deleted. An animated model's
+    build animation is cleared first (actions, camera, the scene's frame range and camera).
     """
+    from . import animation  # it imports this module
+
+    scenes = [s for s in bpy.data.scenes if collection in s.collection.children_recursive]
+    # its build animation first: the keyed actions would stay behind as orphans, and the
+    # scene's frame range and camera go back to what they were before Animate Build
+    animation.clear_animation(collection, scenes[0] if scenes else bpy.context.scene)
     colls = [collection, *collection.children_recursive]
     proto = collection.get(PROTO_COLL_KEY)
     if proto is not None:
         colls.append(proto)
     ng = collection.get(NODE_GROUP_KEY)
-    scenes = [s for s in bpy.data.scenes if collection in s.collection.children_recursive]
 
     objects: set = set()
     for c in colls:
@@ -346,6 +352,9 @@ def build_model(
             # Deleting objects costs time quadratic in their number in Blender 5.0 (20k brick
             # objects: minutes), so an "objects" model is rebuilt in place, reusing them.
             reuse = olds.pop(0)
+            from . import animation  # it imports this module
+
+            animation.clear_animation(reuse, scene)  # as remove_model does
         for c in olds:
             remove_model(c)
 

@@ -366,8 +366,8 @@ def test_warnings_are_reported(scene):
 def _datablocks():
     return {
         k: len(getattr(bpy.data, k))
-        for k in ("objects", "meshes", "collections", "node_groups", "materials")
-    }
+        for k in ("objects", "meshes", "collections", "node_groups", "materials", "actions")
+    } | {"cameras": len(bpy.data.cameras)}
 
 
 @pytest.mark.parametrize("method", ["objects", "geonodes"])
@@ -382,6 +382,28 @@ def test_remove_model_leaves_no_orphans(scene, voxel_file, method):
     after["objects"] -= len(lights)
     assert after == before, (before, after)
     assert lego_scene.find_model_collection(bpy.context) is None
+
+
+@pytest.mark.parametrize("method", ["objects", "geonodes"])
+def test_remove_animated_model_leaves_no_actions_and_restores_the_scene(scene, voxel_file, method):
+    """Remove Model (and a rebuild, which removes the old model) of an animated model: no
+    keyed action or camera left, the scene's frame range and camera as before Animate Build."""
+    scene.method = method
+    sc = bpy.context.scene
+    before = _datablocks()
+    frames = sc.frame_start, sc.frame_end
+    bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
+    lights = [o for o in sc.objects if o.type == "LIGHT"]
+    assert bpy.ops.image2lego.animate_build() == {"FINISHED"}
+    assert len(bpy.data.actions) > 0 and sc.frame_end != frames[1] and sc.camera is not None
+    assert bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file)) == {"FINISHED"}
+    assert len(bpy.data.actions) == 0 and (sc.frame_start, sc.frame_end) == frames
+    assert bpy.ops.image2lego.animate_build() == {"FINISHED"}
+    assert bpy.ops.image2lego.remove_model("EXEC_DEFAULT") == {"FINISHED"}
+    after = _datablocks()
+    after["objects"] -= len(lights)
+    assert after == before, (before, after)
+    assert (sc.frame_start, sc.frame_end) == frames and sc.camera is None
 
 
 def test_menus_and_file_handlers_are_registered(scene):
