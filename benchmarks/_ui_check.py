@@ -34,6 +34,8 @@ class Report:
         self.problems: list[str] = []
         self.calls = 0
         self.long_labels: list[str] = []
+        #: every text the draws put on screen (labels, button and property texts)
+        self.texts: list[str] = []
         self.icons = _enum_keys("label", "icon")
         self.functions = set(bpy.types.UILayout.bl_rna.functions.keys())
         self.attributes = set(bpy.types.UILayout.bl_rna.properties.keys())
@@ -85,11 +87,13 @@ class CheckLayout:
     def label(self, text="", icon="NONE", **kwargs) -> None:
         self._report.calls += 1
         self._report.icon(self._where, icon)
+        self._report.texts.append(text)
         if len(text) > self._max_label:
             self._report.long_labels.append(f"{self._where}: {text}")
 
     def prop(self, data, property, text=None, icon="NONE", **kwargs) -> None:
         self._report.calls += 1
+        self._report.texts += [text] if text else []
         self._report.icon(self._where, icon)
         if data is None or property not in data.bl_rna.properties:
             owner = type(data).__name__
@@ -97,6 +101,7 @@ class CheckLayout:
 
     def operator(self, idname, text=None, icon="NONE", **kwargs) -> _OpProps:
         self._report.calls += 1
+        self._report.texts += [text] if text else []
         self._report.icon(self._where, icon)
         rna = _operator_rna(idname)
         if rna is None:

@@ -66,7 +66,7 @@ def chosen_resolution(s) -> int:
 def _color_items():
     out = []
     for code, c in sorted(lego_colors.LDRAW_COLORS.items(), key=lambda kv: kv[1].name):
-        out.append((str(code), c.name, f"LDraw colour {code} ({c.hex})"))
+        out.append((str(code), c.name, f"LDraw color {code} ({c.hex})"))
     return out
 
 
@@ -140,21 +140,21 @@ class Image2LegoSettings(bpy.types.PropertyGroup):
         default=True,
     )
     color_mode: EnumProperty(
-        name="Colours",
-        description="Where the bricks' colours come from",
+        name="Colors",
+        description="Where the bricks' colors come from",
         items=choices.enum_items(choices.COLOR_MODE),
         default="single",
     )
     k_colors: IntProperty(
-        name="Number of Colours",
-        description="How many colours k-means keeps",
+        name="Number of Colors",
+        description="How many colors k-means keeps",
         default=4,
         min=1,
         max=16,
     )
     single_color: EnumProperty(
-        name="Colour",
-        description="LEGO colour of every brick in one-colour mode",
+        name="Color",
+        description="LEGO color of every brick in one-color mode",
         items=_COLOR_ITEMS,
         default=_DEFAULT_COLOR,
     )
@@ -192,10 +192,10 @@ class Image2LegoSettings(bpy.types.PropertyGroup):
     )
     display_mode: EnumProperty(
         name="Display",
-        description="What the bricks' colours show",
+        description="What the bricks' colors show",
         items=[
-            ("colors", "Colours", "Bricks in their LEGO colours"),
-            ("stress", "Stress", "Bricks coloured by stability stress (green safe, red failing)"),
+            ("colors", "Colors", "Bricks in their LEGO colors"),
+            ("stress", "Stress", "Bricks colored by stability stress (green safe, red failing)"),
         ],
         default="colors",
     )

@@ -38,9 +38,9 @@ HOLLOW: tuple[Choice, ...] = (
 
 ColorMode = Literal["single", "photo", "grayscale"]
 COLOR_MODE: tuple[Choice, ...] = (
-    Choice("photo", "From Photo", "k predominant colours of the photo, mapped to LEGO colours"),
-    Choice("grayscale", "Grayscale", "LEGO greys by brightness"),
-    Choice("single", "One Colour", "Every brick in one LEGO colour"),
+    Choice("photo", "From Photo", "k predominant colors of the photo, mapped to LEGO colors"),
+    Choice("grayscale", "Grayscale", "LEGO grays by brightness"),
+    Choice("single", "One Color", "Every brick in one LEGO color"),
 )
 
 

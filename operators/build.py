@@ -173,8 +173,8 @@ class IMAGE2LEGO_OT_voxels_to_lego(_BackgroundJob, bpy.types.Operator, ImportHel
 
 
 class IMAGE2LEGO_OT_brickify_selected(_BackgroundJob, bpy.types.Operator):
-    """Turn the selected mesh objects into a LEGO model, coloured from their textures, vertex
-    colours or materials (runs in the background; ESC cancels)"""
+    """Turn the selected mesh objects into a LEGO model, colored from their textures, vertex
+    colors or materials (runs in the background; ESC cancels)"""
 
     bl_idname = "image2lego.brickify_selected"
     bl_label = "Brickify Selected"
@@ -223,7 +223,7 @@ class IMAGE2LEGO_OT_preview_input(bpy.types.Operator):
 
 
 class IMAGE2LEGO_OT_highlight_stress(bpy.types.Operator):
-    """Colour the bricks by stability stress (green safe … red/magenta failing), or back"""
+    """Color the bricks by stability stress (green safe … red/magenta failing), or back"""
 
     bl_idname = "image2lego.highlight_stress"
     bl_label = "Highlight Stress"
@@ -239,7 +239,7 @@ class IMAGE2LEGO_OT_highlight_stress(bpy.types.Operator):
         except Exception as exc:  # noqa: BLE001
             self.report({"ERROR"}, _message(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, "Showing stress" if mode == "stress" else "Showing colours")
+        self.report({"INFO"}, "Showing stress" if mode == "stress" else "Showing colors")
         return {"FINISHED"}
 
 

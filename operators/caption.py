@@ -32,7 +32,7 @@ def caption_steps(context, text: str, seed: int):
 
 class IMAGE2LEGO_OT_caption_to_lego(_BackgroundJob, bpy.types.Operator):
     """Build a LEGO model from a caption such as "a small red sofa": the nearest of the 20
-    trained classes by meaning (or a blend: "a chair in the style of a sofa"), a LEGO colour by
+    trained classes by meaning (or a blend: "a chair in the style of a sofa"), a LEGO color by
     name, small = 16³. Runs in the background; ESC cancels"""
 
     bl_idname = "image2lego.caption_to_lego"

@@ -1,4 +1,4 @@
-"""Face → LEGO: the input image's face as a coloured 3D bust (:mod:`..core.face`), built on a
+"""Face → LEGO: the input image's face as a colored 3D bust (:mod:`..core.face`), built on a
 worker thread like Image → LEGO (ESC cancels). Needs the optional mediapipe extra."""
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ def face_steps(context, size: int, k: int):
 
 
 class IMAGE2LEGO_OT_face_to_lego(_BackgroundJob, bpy.types.Operator):
-    """Turn the face in the input image into a coloured 3D LEGO bust (face mesh → relief with
-    back, neck and plinth; k colours from the photo). Runs in the background; ESC cancels"""
+    """Turn the face in the input image into a colored 3D LEGO bust (face mesh → relief with
+    back, neck and plinth; k colors from the photo). Runs in the background; ESC cancels"""
 
     bl_idname = "image2lego.face_to_lego"
     bl_label = "Face → LEGO"
@@ -51,8 +51,8 @@ class IMAGE2LEGO_OT_face_to_lego(_BackgroundJob, bpy.types.Operator):
         max=96,
     )
     colors: IntProperty(
-        name="Colours",
-        description="Number of LEGO colours (k-means in CIELAB; the paper used 4)",
+        name="Colors",
+        description="Number of LEGO colors (k-means in CIELAB; the paper used 4)",
         default=4,
         min=1,
         max=16,

@@ -79,15 +79,15 @@ class IMAGE2LEGO_OT_export_parts(bpy.types.Operator, ExportHelper):
     format: EnumProperty(
         name="Format",
         items=[
-            ("csv", "CSV", "Part, colour, quantity"),
+            ("csv", "CSV", "Part, color, quantity"),
             ("bricklink", "BrickLink XML", "BrickLink wanted list (.xml)"),
             ("rebrickable", "Rebrickable CSV", "Rebrickable parts list (.csv)"),
         ],
         default="csv",
     )
     skip_unknown: BoolProperty(
-        name="Skip Unknown Colours",
-        description="Leave out colours the service has no id for instead of failing",
+        name="Skip Unknown Colors",
+        description="Leave out colors the service has no id for instead of failing",
         default=False,
     )
 

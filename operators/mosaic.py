@@ -52,7 +52,7 @@ def mosaic_result(
 
 
 class IMAGE2LEGO_OT_mosaic(bpy.types.Operator):
-    """Turn the input image into a 2D LEGO mosaic: 1x1 tiles or plates in k LEGO colours
+    """Turn the input image into a 2D LEGO mosaic: 1x1 tiles or plates in k LEGO colors
     (k-means in CIELAB, nearest by CIEDE2000) on a two-layer plate base"""
 
     bl_idname = "image2lego.mosaic"
@@ -68,7 +68,7 @@ class IMAGE2LEGO_OT_mosaic(bpy.types.Operator):
         default=48, min=16, max=96, step=8,
     )  # fmt: skip
     colors: IntProperty(
-        name="Colours", description="Number of LEGO colours in the picture",
+        name="Colors", description="Number of LEGO colors in the picture",
         default=8, min=1, max=32,
     )  # fmt: skip
     element: EnumProperty(
@@ -76,7 +76,7 @@ class IMAGE2LEGO_OT_mosaic(bpy.types.Operator):
     )
     dither: BoolProperty(
         name="Dither",
-        description="Floyd–Steinberg error diffusion over the chosen LEGO colours",
+        description="Floyd–Steinberg error diffusion over the chosen LEGO colors",
         default=False,
     )
     standing: BoolProperty(

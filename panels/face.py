@@ -31,7 +31,7 @@ class IMAGE2LEGO_PT_face_mosaic(_Base, bpy.types.Panel):
         col = layout.column(align=True)
         col.operator("image2lego.face_to_lego", icon="USER")
         reason = mediapipe_unavailable_reason()
-        if reason is not None:  # the button is greyed out; say why in one line
+        if reason is not None:  # the button is grayed out; say why in one line
             wrapped_label(col, reason.removeprefix("Face → LEGO "), icon="INFO")
         layout.operator("image2lego.mosaic", icon="TEXTURE")
         col = layout.column(align=True)

@@ -1,4 +1,4 @@
-"""3D Viewport → Sidebar (N) → "LEGO": Input, Model, Colours, Bricks, Output, Stats."""
+"""3D Viewport → Sidebar (N) → "LEGO": Input, Model, Colors, Bricks, Output, Stats."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ class IMAGE2LEGO_PT_model(_Base, bpy.types.Panel):
 
 class IMAGE2LEGO_PT_colors(_Base, bpy.types.Panel):
     bl_idname = "IMAGE2LEGO_PT_colors"
-    bl_label = "Colours"
+    bl_label = "Colors"
     bl_parent_id = "IMAGE2LEGO_PT_main"
 
     def draw(self, context):
@@ -197,7 +197,7 @@ class IMAGE2LEGO_PT_stats(_Base, bpy.types.Panel):
         for key, label in (
             ("bricks", "Bricks"),
             ("parts", "Distinct parts"),
-            ("colors", "Colours"),
+            ("colors", "Colors"),
             ("layers", "Layers"),
             ("steps", "Build steps"),
         ):
@@ -224,7 +224,7 @@ class IMAGE2LEGO_PT_stats(_Base, bpy.types.Panel):
         stress = coll.get(lego_scene.DISPLAY_KEY) == "stress"
         layout.operator(
             "image2lego.highlight_stress",
-            text="Show Colours" if stress else "Highlight Stress",
+            text="Show Colors" if stress else "Highlight Stress",
             icon="MOD_PHYSICS",
             depress=stress,
         )

@@ -4,6 +4,7 @@ Blender has (properties, operators, icons), with and without a model in the scen
 from __future__ import annotations
 
 import importlib.util
+import re
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import image2lego  # noqa: E402
 from image2lego.blender import jobs  # noqa: E402
 from image2lego.blender import scene as lego_scene  # noqa: E402
 from image2lego.core import face  # noqa: E402
+from image2lego.lego.colors import LDRAW_COLORS  # noqa: E402
 
 from .conftest import REPO  # noqa: E402
 
@@ -112,3 +114,42 @@ def test_the_checker_finds_a_bad_name(empty):
         "KeyError",
     ):
         assert any(needle in p for p in mine), (needle, mine)
+
+
+#: British spellings in a UI that Blender writes in American English (issue #18)
+BRITISH = re.compile(
+    r"(?i)\b(colour|grey|centre|metre|millimetre|behaviour|favour|catalogue|licence|"
+    r"analys(e|ed|es|ing)\b|(optimi|organi|visuali|normali|recogni|regulari|stabili|minimi|"
+    r"maximi|initiali|summari|customi|colori)s)"
+)
+
+
+def _rna_texts(rna) -> list[str]:
+    out = []
+    for p in rna.properties:
+        if p.identifier == "rna_type":
+            continue
+        out += [p.name, p.description]
+        if p.type == "ENUM":
+            out += [s for item in p.enum_items for s in (item.name, item.description)]
+    return out
+
+
+def test_the_ui_speaks_american_english(empty, tmp_path):
+    """Every setting, operator (tooltip, its options), panel title and drawn text."""
+    texts = _rna_texts(bpy.types.Scene.bl_rna.properties["image2lego"].fixed_type)
+    texts += _rna_texts(bpy.types.Collection.bl_rna.properties["image2lego"].fixed_type)
+    for n in dir(bpy.types):
+        if n.startswith("IMAGE2LEGO_OT_"):
+            rna = getattr(bpy.ops.image2lego, n.removeprefix("IMAGE2LEGO_OT_")).get_rna_type()
+            texts += [rna.name, rna.description, *_rna_texts(rna)]
+    texts += [cls.bl_label for cls in ui_check.panels()]
+    _model(tmp_path)
+    texts += ui_check.draw_all().texts
+    assert len(texts) > 150
+    # LDraw's colour names are proper names ("Light Bluish Grey"): the one exception
+    names = sorted((c.name for c in LDRAW_COLORS.values()), key=len, reverse=True)
+    for name in names:
+        texts = [t.replace(name, "") for t in texts]
+    british = sorted({t for t in texts if BRITISH.search(t)})
+    assert british == []
