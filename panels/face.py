@@ -36,7 +36,7 @@ class IMAGE2LEGO_PT_face_mosaic(_Base, bpy.types.Panel):
         layout.operator("image2lego.mosaic", icon="TEXTURE")
         col = layout.column(align=True)
         col.operator("image2lego.caption_to_lego", icon="FONT_DATA")
-        col.label(text=caption_reader_line(), icon="INFO")
+        wrapped_label(col, caption_reader_line(), icon="INFO")
 
 
 classes = (IMAGE2LEGO_PT_face_mosaic,)
