@@ -35,6 +35,24 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+_JSON: list[Path | None] = [None]
+
+
+def _record(kind: str, **figures) -> None:
+    """Append one run's figures (with the time and the machine's load) to ``--json``."""
+    import json
+    import os
+
+    if _JSON[0] is None:
+        return
+    path = _JSON[0]
+    runs = json.loads(path.read_text()) if path.is_file() else []
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    load = [round(x, 2) for x in os.getloadavg()]
+    runs.append({"kind": kind, "when": when, "load_1_5_15": load, **figures})
+    path.write_text(json.dumps(runs, indent=1) + "\n")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image", type=Path, default=REPO / "examples" / "chair.png")
@@ -42,7 +60,9 @@ def main(argv=None) -> int:
     ap.add_argument("--cancel", action="store_true", help="ESC latency at random moments")
     ap.add_argument("--resolutions", default="32", help="--cancel: comma-separated")
     ap.add_argument("--tries", type=int, default=8, help="--cancel: ESC presses per resolution")
+    ap.add_argument("--json", type=Path, help="append this run's figures to a JSON list here")
     args = ap.parse_args(argv)
+    _JSON[0] = args.json
     if args.models:
         return scene_sizes()
     if args.cancel:
@@ -122,6 +142,15 @@ def main(argv=None) -> int:
         f"longest main-thread block: {worst_before * 1000:.0f} ms → {worst_after * 1000:.0f} ms "
         f"({worst_before / worst_after:.0f}× shorter)"
     )
+    _record(
+        "main_thread_block",
+        image=str(args.image.name),
+        before_ms=round(worst_before * 1000, 1),
+        after_ms=round(worst_after * 1000, 1),
+        build_after_cpu_ms=round(build_after_cpu * 1000, 1),
+        poll_max_ms=round(max(polls) * 1000, 3),
+        worker_s=round(total, 2),
+    )
     return 0
 
 
@@ -181,6 +210,14 @@ def cancel_latency(image: Path, resolutions: list[int], tries: int) -> int:
             f"max {max(stopped) * 1000:.0f} ms | {statistics.median(stopped) * 1000:.0f} ms | "
             f"{'yes' if same else 'NO'} ({tries} tries) |",
             flush=True,
+        )
+        _record(
+            "esc_cancel",
+            resolution=r,
+            whole_run_s=round(whole, 2),
+            cancel_call_max_us=round(max(ui) * 1e6, 1),
+            worker_stopped_ms=[round(x * 1000, 1) for x in stopped],
+            unchanged=bool(same),
         )
     return 1 if bad else 0
 
