@@ -7,6 +7,7 @@ from bpy.props import FloatProperty, IntProperty, StringProperty
 
 from ..blender import animation as lego_animation
 from ..blender import scene as lego_scene
+from .build import poll_model
 
 
 class IMAGE2LEGO_OT_animate_build(bpy.types.Operator):
@@ -25,7 +26,7 @@ class IMAGE2LEGO_OT_animate_build(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return lego_scene.find_model_collection(context) is not None
+        return poll_model(cls, context)
 
     def execute(self, context):
         coll = lego_scene.find_model_collection(context, self.collection or None)
@@ -55,7 +56,7 @@ class IMAGE2LEGO_OT_clear_animation(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return lego_scene.find_model_collection(context) is not None
+        return poll_model(cls, context)
 
     def execute(self, context):
         coll = lego_scene.find_model_collection(context, self.collection or None)

@@ -46,6 +46,28 @@ def has_image(context) -> bool:
     return s is not None and bool(s.image_path)
 
 
+#: what a grayed-out button's tooltip says (Operator.poll_message_set)
+NO_MODEL = "No LEGO model in this scene: build one first"
+NO_IMAGE = "Choose an input image first (LEGO tab, Input section)"
+NO_MESH = "Select one or more mesh objects first"
+
+
+def poll_model(cls, context) -> bool:
+    """The poll of every operator that works on the scene's model: says why when there is none."""
+    if lego_scene.find_model_collection(context) is not None:
+        return True
+    cls.poll_message_set(NO_MODEL)
+    return False
+
+
+def poll_image(cls, context) -> bool:
+    """The poll of every operator that needs the input image: says why when none is chosen."""
+    if has_image(context):
+        return True
+    cls.poll_message_set(NO_IMAGE)
+    return False
+
+
 def _message(exc: BaseException) -> str:
     if isinstance(exc, (jobs.JobError, ValueError, FileNotFoundError)):
         return str(exc)
@@ -130,7 +152,7 @@ class IMAGE2LEGO_OT_image_to_lego(_BackgroundJob, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return has_image(context)
+        return poll_image(cls, context)
 
     def execute(self, context):
         try:
@@ -186,7 +208,10 @@ class IMAGE2LEGO_OT_brickify_selected(_BackgroundJob, bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return any(o.type == "MESH" for o in getattr(context, "selected_objects", []))
+        if any(o.type == "MESH" for o in getattr(context, "selected_objects", [])):
+            return True
+        cls.poll_message_set(NO_MESH)
+        return False
 
     def execute(self, context):
         try:
@@ -211,7 +236,7 @@ class IMAGE2LEGO_OT_preview_input(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return has_image(context)
+        return poll_image(cls, context)
 
     def execute(self, context):
         try:
@@ -231,7 +256,7 @@ class IMAGE2LEGO_OT_highlight_stress(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return lego_scene.find_model_collection(context) is not None
+        return poll_model(cls, context)
 
     def execute(self, context):
         try:
@@ -253,7 +278,7 @@ class IMAGE2LEGO_OT_select_added(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return lego_scene.find_model_collection(context) is not None
+        return poll_model(cls, context)
 
     def execute(self, context):
         try:

@@ -7,7 +7,7 @@ import bpy
 from bpy.props import BoolProperty, IntProperty
 
 from ..blender import jobs
-from .build import _BackgroundJob, _message, has_image
+from .build import _BackgroundJob, _message, poll_image
 
 #: a bust overhangs (chin, nose), so its stability needs the LP: checked up to this many bricks
 FACE_REPAIR_MAX_BRICKS = 4000
@@ -67,7 +67,7 @@ class IMAGE2LEGO_OT_face_to_lego(_BackgroundJob, bpy.types.Operator):
         if reason is not None:
             cls.poll_message_set(reason)
             return False
-        return has_image(context)
+        return poll_image(cls, context)
 
     @classmethod
     def description(cls, context, properties):

@@ -8,6 +8,7 @@ from bpy.props import IntProperty, StringProperty
 from ..blender import instructions as lego_instructions
 from ..blender import jobs
 from ..blender import scene as lego_scene
+from .build import poll_model
 
 
 def _output_dir(op, context) -> str:
@@ -31,7 +32,7 @@ class IMAGE2LEGO_OT_render_instructions(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return lego_scene.find_model_collection(context) is not None
+        return poll_model(cls, context)
 
     def _start(self, context):
         try:

@@ -7,17 +7,13 @@ from bpy.props import BoolProperty, EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from ..blender import jobs
-from ..blender import scene as lego_scene
+from .build import poll_model
 
 
 def _fail(op, exc) -> set[str]:
     msg = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
     op.report({"ERROR"}, msg)
     return {"CANCELLED"}
-
-
-def _has_model(context) -> bool:
-    return lego_scene.find_model_collection(context) is not None
 
 
 class IMAGE2LEGO_OT_import_ldraw(bpy.types.Operator, ImportHelper):
@@ -56,7 +52,7 @@ class IMAGE2LEGO_OT_export_ldraw(bpy.types.Operator, ExportHelper):
 
     @classmethod
     def poll(cls, context):
-        return _has_model(context)
+        return poll_model(cls, context)
 
     def execute(self, context):
         try:
@@ -93,7 +89,7 @@ class IMAGE2LEGO_OT_export_parts(bpy.types.Operator, ExportHelper):
 
     @classmethod
     def poll(cls, context):
-        return _has_model(context)
+        return poll_model(cls, context)
 
     def check(self, context):
         # the file browser's extension follows the format (BrickLink writes .xml)

@@ -9,6 +9,7 @@ import bpy
 from bpy.props import CollectionProperty, StringProperty
 
 from ..blender import scene as lego_scene
+from .build import poll_model
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
@@ -23,7 +24,7 @@ class IMAGE2LEGO_OT_remove_model(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return lego_scene.find_model_collection(context) is not None
+        return poll_model(cls, context)
 
     def invoke(self, context, event):
         return context.window_manager.invoke_confirm(self, event)
@@ -74,7 +75,15 @@ class IMAGE2LEGO_OT_update_model(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _update_source(context) is not None
+        if not poll_model(cls, context):
+            return False
+        if _update_source(context) is None:
+            cls.poll_message_set(
+                "Nothing to rebuild this model from: it was imported, or its image, voxel "
+                "file, photo or objects are gone"
+            )
+            return False
+        return True
 
     def _run(self, context, how: str):
         from ..blender.properties import copy_settings

@@ -8,7 +8,7 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 
 from ..blender import jobs
 from ..blender import scene as lego_scene
-from .build import _built, _message, has_image
+from .build import _built, _message, poll_image
 
 _ELEMENTS = (
     ("tile", "Tile", "Square 1x1 tiles (3070b): a smooth picture"),
@@ -90,7 +90,7 @@ class IMAGE2LEGO_OT_mosaic(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return has_image(context)
+        return poll_image(cls, context)
 
     def settings(self) -> dict:
         """What Update Model needs to build this mosaic again (stored with the model)."""

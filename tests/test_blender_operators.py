@@ -585,3 +585,29 @@ def test_render_instructions_over_the_step_limit_is_refused_before_any_render(
     with pytest.raises(RuntimeError, match="over the limit"):
         bpy.ops.image2lego.render_instructions(directory=str(out))
     assert _snapshot() == before and not out.exists()
+
+
+def test_grayed_out_buttons_say_why(scene, voxel_file, tmp_path):
+    """A button whose poll fails shows why in its tooltip (poll_message_set); scripts get the
+    same sentence in the RuntimeError."""
+    scene.image_path = ""
+    needs_model = (
+        "export_ldraw", "export_parts", "render_instructions", "animate_build",
+        "clear_animation", "remove_model", "update_model", "highlight_stress", "select_added",
+    )  # fmt: skip
+    for name in needs_model:
+        with pytest.raises(RuntimeError, match="No LEGO model in this scene: build one first"):
+            getattr(bpy.ops.image2lego, name)()
+    for name in ("image_to_lego", "preview_input", "mosaic"):
+        with pytest.raises(RuntimeError, match="Choose an input image first"):
+            getattr(bpy.ops.image2lego, name)()
+    with pytest.raises(RuntimeError, match="Select one or more mesh objects first"):
+        bpy.ops.image2lego.brickify_selected()
+    # an imported LDraw model has nothing Update Model could rebuild it from
+    bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
+    ldr = tmp_path / "imported.ldr"
+    bpy.ops.image2lego.export_ldraw(filepath=str(ldr))
+    bpy.ops.image2lego.remove_model("EXEC_DEFAULT")
+    bpy.ops.image2lego.import_ldraw(filepath=str(ldr))
+    with pytest.raises(RuntimeError, match="Nothing to rebuild this model from"):
+        bpy.ops.image2lego.update_model()
