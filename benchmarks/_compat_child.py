@@ -149,6 +149,18 @@ def more_builds():
     got = []
     s = bpy.context.scene.image2lego
     s.image_path = IMAGE
+    res = bpy.ops.image2lego.preview_input()
+    assert res == {"FINISHED"} and bpy.data.images.get("I2L Mask Preview") is not None, res
+    import numpy as np
+
+    grid = np.zeros((6, 5, 4), dtype=bool)
+    grid[:, :3, 0] = grid[:3, :, 1:] = True
+    np.save(TMP / "grid.npy", grid)
+    s.model_name = "Voxels"
+    res = bpy.ops.image2lego.voxels_to_lego(filepath=str(TMP / "grid.npy"))
+    assert res == {"FINISHED"}, ("voxels", res)
+    coll = scene.find_model_collection(bpy.context, "Voxels")
+    got.append(f"preview, voxels {len(scene.model_from_collection(coll))}")
     res = bpy.ops.image2lego.mosaic(width=16, height=16, colors=4)
     assert res == {"FINISHED"}, ("mosaic", res)
     got.append(
@@ -158,7 +170,9 @@ def more_builds():
     res = bpy.ops.image2lego.caption_to_lego(text="a small red sofa")
     assert res == {"FINISHED"}, ("caption", res)
     coll = scene.find_model_collection(bpy.context, "Caption")
-    got.append(f"caption {len(scene.model_from_collection(coll))}")
+    line = _module("panels.face").caption_reader_line()  # what the panel says
+    reader = "embedding" if "sentence embedding" in line else "word table"
+    got.append(f"caption {len(scene.model_from_collection(coll))} ({reader})")
     if _module("core.face").mediapipe_unavailable_reason() is None:
         from PIL import Image  # from the zip's wheels, as scikit-image's astronaut photo
         from skimage import data
