@@ -189,6 +189,46 @@ def more_builds():
     return "OK (" + ", ".join(got) + ")"
 
 
+def esc_child():
+    """Image → LEGO at 64³ as the UI runs it (a child process of this Blender's Python with the
+    zip's wheels, blender/subproc.py), ESC after its first 4 s: how fast it stops."""
+    jobs, background = _module("blender.jobs"), _module("blender.background")
+    s = bpy.context.scene.image2lego
+    s.image_path, s.model_name = IMAGE, "Child"
+    # a whole run in a child (forced at 16³): the same bricks as in this process
+    progress = _module("lego.progress")
+    s.resolution = "16"
+    here = progress.run(jobs.image_steps(bpy.context)[0]).model
+    os.environ["IMAGE2LEGO_CHILD"] = "always"
+    try:
+        steps, _ = jobs.image_steps(bpy.context, child=True)
+        there = progress.run(jobs.prepare_steps(steps, None, "Child")).result.model
+    finally:
+        del os.environ["IMAGE2LEGO_CHILD"]
+    assert steps.in_child is True and there.bricks == here.bricks, "the child's model differs"
+    items = [i[0] for i in _module("blender.properties").resolution_items(s, bpy.context)]
+    if "64" not in items:
+        return f"OK (16³ in a child: the same {len(there)} bricks; no 64³ level)"
+    s.resolution = "64"
+    try:
+        steps, out_dir = jobs.image_steps(bpy.context, child=True)
+    finally:
+        s.resolution = "32"
+    assert hasattr(steps, "kill"), "64³ did not go to a child process"
+    job = background.StepJob(jobs.prepare_steps(steps, None, "Child"))
+    job.on_cancel = steps.kill
+    job.start()
+    time.sleep(4.0)
+    where = job.progress.message if job.progress is not None else "starting"
+    t = time.perf_counter()
+    job.cancel()
+    assert job.wait(5.0), "the job did not stop"
+    ms = (time.perf_counter() - t) * 1000
+    assert steps.in_child is True and steps._proc.poll() is not None, "not run in a child"
+    where = where.split(" at ")[0].lower()
+    return f"OK (16³ same {len(there)} bricks; 64³ ESC: stopped in {ms:.0f} ms, {where})"
+
+
 def _counts():
     """Datablocks a model makes (the world and the two lights a first build adds to a bare
     scene are the scene's, and stay)."""
@@ -234,6 +274,7 @@ if str(out["install_enable"]).startswith("OK"):
     step("ldraw_io", ldraw_io)
     step("more_builds", more_builds)
     step("ui", ui)  # with models, warnings and stats in the panels
+    step("esc_child", esc_child)
     step("update_remove", update_remove)
     step("disable", disable)
     out["files"] = sorted(os.listdir(TMP / "out")) if (TMP / "out").is_dir() else []

@@ -16,7 +16,8 @@ coloured domes of 16³ to 56³ voxels (about 200 to 4,000 bricks) with stats pre
 the worker does), both scene methods, median of 3.
 
 ``--cancel`` measures ESC: the operator's ESC handler calls ``StepJob.cancel()`` and returns
-(the UI is free at once); the worker stops at the end of its current step. For each
+(the UI is free at once); the worker thread stops at the end of its current step, a child
+process (64³ and up, ``blender/subproc.py``) is killed at once. For each
 resolution, ESC at random moments of an Image → LEGO run (``--tries`` of them, seeded):
 how long ``cancel()`` takes, how long until the worker has stopped, and that the scene and the
 output folder stayed as they were.
@@ -191,8 +192,11 @@ def cancel_latency(image: Path, resolutions: list[int], tries: int) -> int:
         ui, stopped, same = [], [], True
         for _ in range(tries):
             before = sorted(c.name for c in bpy.data.collections), sorted(os.listdir(out))
-            steps, out_dir = jobs.image_steps(bpy.context)
-            job = StepJob(jobs.prepare_steps(steps, out_dir, "M")).start()
+            # as the operator does (operators/build.py): 64³ and up in a child process
+            steps, out_dir = jobs.image_steps(bpy.context, child=True)
+            job = StepJob(jobs.prepare_steps(steps, out_dir, "M"))
+            job.on_cancel = getattr(steps, "kill", None)
+            job.start()
             time.sleep(rng.uniform(0.02, 0.9) * whole)
             t = time.perf_counter()
             job.cancel()
@@ -214,6 +218,7 @@ def cancel_latency(image: Path, resolutions: list[int], tries: int) -> int:
         _record(
             "esc_cancel",
             resolution=r,
+            child_process=hasattr(steps, "kill"),
             whole_run_s=round(whole, 2),
             cancel_call_max_us=round(max(ui) * 1e6, 1),
             worker_stopped_ms=[round(x * 1000, 1) for x in stopped],

@@ -30,6 +30,7 @@ COLUMNS = (
     "ldraw_io",
     "more_builds",
     "ui",
+    "esc_child",
     "update_remove",
     "disable",
 )

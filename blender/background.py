@@ -42,6 +42,9 @@ class StepJob:
     _done: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _t: float = 0.0
+    #: called by :meth:`cancel` (e.g. :meth:`.subproc.ChildRun.kill`: the steps' child process
+    #: ends at once instead of after its current step)
+    on_cancel: Any = None
 
     def start(self) -> StepJob:
         self._thread = threading.Thread(target=self._run, name="image2lego-job", daemon=True)
@@ -73,6 +76,8 @@ class StepJob:
     def cancel(self) -> None:
         """Ask the worker to stop; returns immediately (the result will be discarded)."""
         self._cancel.set()
+        if self.on_cancel is not None:
+            self.on_cancel()
 
     @property
     def cancelled(self) -> bool:

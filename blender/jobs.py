@@ -193,8 +193,11 @@ def finish(context, result, name: str | None = None, out_dir: Path | None = None
     return coll
 
 
-def image_steps(context):
-    """Checked inputs → the image pipeline's step generator. Raises JobError before any work."""
+def image_steps(context, child: bool = False):
+    """Checked inputs → the image pipeline's step generator. Raises JobError before any work.
+
+    ``child``: where the run is long (:func:`.subproc.use_child`), the steps run in a child
+    process (a :class:`.subproc.ChildRun`, whose ``kill`` ends it at once)."""
     from . import properties
 
     s = settings_of(context)
@@ -205,7 +208,14 @@ def image_steps(context):
     out_dir = check_output_dir(properties.output_dir(s))
     from ..core.pipeline import image_to_lego_steps
 
-    return image_to_lego_steps(str(path), pipeline_options(context)), out_dir
+    opts = pipeline_options(context)
+    if child:
+        from . import subproc
+
+        if subproc.use_child(opts.resolution):
+            run = subproc.ChildRun("core.pipeline:image_to_lego_steps", (str(path), opts))
+            return run, out_dir
+    return image_to_lego_steps(str(path), opts), out_dir
 
 
 def voxel_steps(context, path: str | os.PathLike):

@@ -94,7 +94,10 @@ class _BackgroundJob:
         # the worker also writes the files and computes the stats: the main thread only builds
         # the scene at the end (the longest UI freeze, see benchmarks/bench_blender_ui.py)
         self._name = jobs.model_name(context, name)
-        self._job = StepJob(jobs.prepare_steps(steps, out_dir, self._name)).start()
+        # a step run in a child process (blender/subproc.py) is killed at once on ESC
+        job = StepJob(jobs.prepare_steps(steps, out_dir, self._name))
+        job.on_cancel = getattr(steps, "kill", None)
+        self._job = job.start()
         wm = context.window_manager
         wm.progress_begin(0, 100)
         self._timer = wm.event_timer_add(0.1, window=context.window)
@@ -156,7 +159,7 @@ class IMAGE2LEGO_OT_image_to_lego(_BackgroundJob, bpy.types.Operator):
 
     def execute(self, context):
         try:
-            steps, out_dir = jobs.image_steps(context)
+            steps, out_dir = jobs.image_steps(context, child=self._interactive)
         except Exception as exc:  # noqa: BLE001
             self.report({"ERROR"}, _message(exc))
             return {"CANCELLED"}

@@ -100,3 +100,69 @@ def test_worker_writes_the_files_and_the_main_thread_only_builds(tmp_path, monke
     monkeypatch.setattr(jobs, "write_outputs", no_writes)
     coll = jobs.finish(bpy.context, prepared, name="Cube")
     assert coll.name == "Cube" and bpy.data.collections.get("Cube") is coll
+
+
+# --------------------------------------------------------------------------- child process
+
+
+def _grid():
+    g = np.zeros((6, 5, 4), dtype=bool)
+    g[:, :3, 0] = True
+    g[:3, :, 1:] = True
+    return g
+
+
+def test_child_run_gives_the_in_process_result_and_errors():
+    """The same bricks as in this process; the child's error comes back as the same type with
+    the same one-line message; where no child can start, the steps run here."""
+    from image2lego.blender.subproc import ChildRun
+    from image2lego.lego.convert import ConvertOptions
+    from image2lego.lego.progress import run
+
+    opts = PipelineOptions(convert=ConvertOptions(color_mode="single"))
+    want = run(voxels_to_lego_steps(_grid(), opts))
+    child = ChildRun("core.pipeline:voxels_to_lego_steps", (_grid(), opts))
+    got = run(child)
+    assert child.in_child is True and got.model.bricks == want.model.bricks
+    bad = np.full((3, 3, 3), 2)
+    with pytest.raises(Exception) as here:
+        run(voxels_to_lego_steps(bad, opts))
+    with pytest.raises(Exception) as there:
+        run(ChildRun("core.pipeline:voxels_to_lego_steps", (bad, opts)))
+    assert type(there.value) is type(here.value) and str(there.value) == str(here.value)
+    nowhere = ChildRun("core.pipeline:voxels_to_lego_steps", (_grid(), opts), "/no/python")
+    assert run(nowhere).model.bricks == want.model.bricks and nowhere.in_child is False
+
+
+def test_esc_kills_a_child_in_the_middle_of_a_long_step():
+    """A thread can only stop between steps; a child process is killed at once: ESC during a
+    30 s step ends the job within 0.5 s and leaves no process behind."""
+    from image2lego.blender.subproc import ChildRun
+
+    run = ChildRun("tests._slow_steps:one_long_step", (30.0,))
+    job = StepJob(run, on_cancel=run.kill).start()
+    deadline = time.monotonic() + 60
+    while (job.progress is None or job.progress.message != "quick step") and not job._done.is_set():
+        assert time.monotonic() < deadline, "the child never reported its first step"
+        time.sleep(0.02)
+    assert run.in_child is True
+    time.sleep(0.3)  # well inside the long step
+    t = time.perf_counter()
+    job.cancel()
+    assert job.poll() == ("cancelled", None)
+    assert job.wait(2.0)
+    assert time.perf_counter() - t < 0.5
+    assert run._proc.poll() is not None  # the child is gone
+
+
+def test_which_runs_go_to_a_child(monkeypatch):
+    from image2lego.blender import subproc
+
+    monkeypatch.delenv(subproc.ENV, raising=False)
+    assert not subproc.use_child(32) and subproc.use_child(subproc.CHILD_FROM_RESOLUTION)
+    monkeypatch.setenv(subproc.ENV, "never")
+    assert not subproc.use_child(64)
+    monkeypatch.setenv(subproc.ENV, "always")
+    assert subproc.use_child(4)
+    monkeypatch.setattr(subproc, "python_executable", lambda: None)  # no Python to start
+    assert not subproc.use_child(64)

@@ -611,3 +611,27 @@ def test_grayed_out_buttons_say_why(scene, voxel_file, tmp_path):
     bpy.ops.image2lego.import_ldraw(filepath=str(ldr))
     with pytest.raises(RuntimeError, match="Nothing to rebuild this model from"):
         bpy.ops.image2lego.update_model()
+
+
+def test_long_image_runs_go_to_a_child_process(scene, tmp_path, monkeypatch):
+    """Image → LEGO from the UI at 64³ (about a minute, most of it one repair step) runs in a
+    child process that ESC kills; 32³ (about a second) stays on the worker thread; scripts
+    (execute) run in-process."""
+    from image2lego.blender import subproc
+
+    monkeypatch.delenv(subproc.ENV, raising=False)
+    scene.image_path = str(REPO / "examples" / "chair.png")
+    from image2lego.blender import properties
+
+    if "64" not in [item[0] for item in properties.resolution_items(scene, bpy.context)]:
+        pytest.skip("the weights in use have no 64³ level")
+    scene.resolution = "64"
+    steps, _ = jobs.image_steps(bpy.context, child=True)
+    assert isinstance(steps, subproc.ChildRun)
+    assert steps.target == "core.pipeline:image_to_lego_steps"
+    steps.close()
+    steps, _ = jobs.image_steps(bpy.context)  # execute() from a script: in-process
+    assert not isinstance(steps, subproc.ChildRun)
+    scene.resolution = "32"
+    steps, _ = jobs.image_steps(bpy.context, child=True)
+    assert not isinstance(steps, subproc.ChildRun)
