@@ -218,14 +218,22 @@ def image_steps(context, child: bool = False):
     return image_to_lego_steps(str(path), opts), out_dir
 
 
-def voxel_steps(context, path: str | os.PathLike):
+def voxel_steps(context, path: str | os.PathLike, child: bool = False):
+    """Checked voxel file → the voxel pipeline's steps; ``child``: a grid of 64 or more per
+    axis (:func:`.subproc.use_child`) runs in a child process, as a 64³ Image → LEGO does."""
     from ..core.pipeline import load_voxel_file, voxels_to_lego_steps
     from . import properties
 
     s = settings_of(context)
     out_dir = check_output_dir(properties.output_dir(s)) if s is not None else None
     grid = load_voxel_file(path)
-    return voxels_to_lego_steps(grid, pipeline_options(context)), out_dir
+    opts = pipeline_options(context)
+    if child:
+        from . import subproc
+
+        if subproc.use_child(max(grid.shape)):
+            return subproc.ChildRun("core.pipeline:voxels_to_lego_steps", (grid, opts)), out_dir
+    return voxels_to_lego_steps(grid, opts), out_dir
 
 
 def brickify_steps(context):

@@ -32,8 +32,10 @@ from pathlib import Path
 from ..lego.errors import Image2LegoError
 from ..lego.progress import Progress
 
-#: Image → LEGO at this resolution and above runs in a child process (64³: ~1 min, most of
-#: it one stability-repair step); smaller runs take about a second and stay in-process.
+#: Image → LEGO at this resolution and above, and Voxels → LEGO of a grid this big on its
+#: longest axis, run in a child process (64³: ~1 min, most of it one stability-repair step;
+#: a 128³ solid's conversion is one ~10 s step); smaller runs take about a second and stay
+#: in-process.
 CHILD_FROM_RESOLUTION = 64
 #: ``IMAGE2LEGO_CHILD=always`` / ``never`` overrides the choice (tests, benchmarks)
 ENV = "IMAGE2LEGO_CHILD"
@@ -92,7 +94,8 @@ def python_executable() -> str | None:
 
 
 def use_child(resolution: int) -> bool:
-    """Whether an Image → LEGO run at ``resolution`` goes to a child process."""
+    """Whether a run at ``resolution`` (Image → LEGO; a voxel grid's longest axis) goes to a
+    child process."""
     how = os.environ.get(ENV, "").lower()
     if how in ("always", "never"):
         return how == "always" and python_executable() is not None

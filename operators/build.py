@@ -183,7 +183,7 @@ class IMAGE2LEGO_OT_voxels_to_lego(_BackgroundJob, bpy.types.Operator, ImportHel
 
     def execute(self, context):
         try:
-            steps, out_dir = jobs.voxel_steps(context, self.filepath)
+            steps, out_dir = jobs.voxel_steps(context, self.filepath, child=self._interactive)
         except Exception as exc:  # noqa: BLE001
             self.report({"ERROR"}, _message(exc))
             return {"CANCELLED"}

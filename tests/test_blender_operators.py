@@ -635,3 +635,28 @@ def test_long_image_runs_go_to_a_child_process(scene, tmp_path, monkeypatch):
     scene.resolution = "32"
     steps, _ = jobs.image_steps(bpy.context, child=True)
     assert not isinstance(steps, subproc.ChildRun)
+    # Voxels → LEGO: by the grid's longest axis
+    for n, in_child in ((subproc.CHILD_FROM_RESOLUTION, True), (32, False)):
+        grid = np.zeros((n, 4, 4), dtype=bool)
+        grid[:, :2, 0] = True
+        np.save(tmp_path / f"g{n}.npy", grid)
+        steps, _ = jobs.voxel_steps(bpy.context, tmp_path / f"g{n}.npy", child=True)
+        assert isinstance(steps, subproc.ChildRun) is in_child, n
+        steps.close()
+
+
+def test_voxels_operator_from_the_ui_builds_through_a_child(scene, voxel_file, monkeypatch):
+    """The modal Voxels → LEGO with its steps in a child process (forced for the small test
+    grid) builds the same model as a script's in-process run."""
+    from image2lego.blender import subproc
+    from image2lego.blender.background import StepJob
+
+    bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file))
+    want = lego_scene.model_from_collection(lego_scene.find_model_collection(bpy.context))
+    monkeypatch.setenv(subproc.ENV, "always")
+    steps, out_dir = jobs.voxel_steps(bpy.context, voxel_file, child=True)
+    assert isinstance(steps, subproc.ChildRun)
+    job = StepJob(jobs.prepare_steps(steps, out_dir, "Test Model"), on_cancel=steps.kill).start()
+    assert job.wait(60) and job.poll()[0] == "done" and steps.in_child is True
+    coll = jobs.finish(bpy.context, job.poll()[1], name="Test Model")
+    assert lego_scene.model_from_collection(coll).bricks == want.bricks
