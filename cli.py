@@ -110,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="check stability only for models up to N bricks (default 1500; 0: no limit)",
+        help=(
+            "check stability only for models up to N bricks (default 5000; 0: no limit); "
+            "every check also stops after 120 s"
+        ),
     )
     p.add_argument(
         "--no-reinforce",

@@ -44,7 +44,13 @@ from scipy import ndimage
 from . import connectivity, merge
 from .bricks import Brick, BrickModel
 from .catalogue import find
-from .stability import CLUTCH_N_DEFAULT, StabilityReport, analyze_stability
+from .stability import (
+    ANALYSIS_BUDGET_S,
+    CLUTCH_N_DEFAULT,
+    StabilityBudgetError,
+    StabilityReport,
+    analyze_stability,
+)
 from .steps import DEFAULT_MAX_BRICKS_PER_STEP, assign_steps
 from .units import PLATES_PER_BRICK
 
@@ -487,6 +493,8 @@ class _Search:
         # The budget is process CPU time: the same amount of search on a busy or an idle
         # machine (on an idle one it is about wall time). Reported times are wall time.
         self.deadline = time.process_time() + time_budget_s
+        # every analysis of the run together (wall clock): a hostile model stops here
+        self.wall_deadline = time.perf_counter() + ANALYSIS_BUDGET_S
         self.objective = "sum"  # fast, exact verdict; "max" when there is work to do
         self.occ0 = model.occupancy()
         self.n_cells = merge.cell_components(self.occ0) if len(model) else 0
@@ -506,9 +514,20 @@ class _Search:
         self.rep0 = rep0
         self.cur, self.rep = model, rep0
 
-    def analyse(self, m: BrickModel) -> StabilityReport:
+    def analyse(self, m: BrickModel, budget: float | None = None) -> StabilityReport:
+        """Analyse ``m`` within what is left of the run's wall-clock budget (and ``budget``)."""
+        left = self.wall_deadline - time.perf_counter()
+        if left <= 0:
+            raise StabilityBudgetError(
+                f"the stability check and repair of {len(self.model)} bricks did not finish "
+                f"within its budget of {ANALYSIS_BUDGET_S:g} s"
+            )
         return analyze_stability(
-            m, clutch_n=self.clutch_n, ground_clutch=self.ground_clutch, objective=self.objective
+            m,
+            clutch_n=self.clutch_n,
+            ground_clutch=self.ground_clutch,
+            objective=self.objective,
+            time_budget_s=left if budget is None else min(left, budget),
         )
 
     def done(self) -> bool:
@@ -520,7 +539,12 @@ class _Search:
     def consider(self, bricks: list[Brick]) -> bool:
         """Make ``bricks`` the current model if it is strictly better (:func:`_key`)."""
         cand = self.model.derive(bricks)
-        r = self.analyse(cand)
+        # a candidate's analysis may take what is left of the search budget (at least 1 s)
+        try:
+            r = self.analyse(cand, max(1.0, self.deadline - time.process_time()))
+        except StabilityBudgetError:
+            self.deadline = time.process_time()  # out of time: the search stops here
+            return False
         if _key(r) < _key(self.rep):
             self.cur, self.rep = cand, r
             return True
@@ -699,7 +723,9 @@ def repair(
     is on, visible props (1x1 columns) are added under the overhangs that pull too hard, at
     most ``max_added_fraction`` of the model's cells in all; ``reinforce=False`` never adds a
     visible cell. ``options`` (how the model was built) defaults to
-    :meth:`RepairOptions.of` the model.
+    :meth:`RepairOptions.of` the model. All the run's stability analyses together get
+    ``stability.ANALYSIS_BUDGET_S`` seconds of wall time; when the first analysis (or the
+    final one) cannot finish within it, :class:`~image2lego.lego.stability.StabilityBudgetError`.
     """
     if not isinstance(model, BrickModel):
         raise TypeError(f"repair needs a BrickModel, got {type(model).__name__}")

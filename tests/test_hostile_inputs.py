@@ -238,6 +238,18 @@ def test_big_models_skip_the_repair_with_a_warning():
         )
 
 
+def test_a_stability_check_over_its_budget_stops_with_a_warning(monkeypatch):
+    # Every check shares one wall-clock budget (ANALYSIS_BUDGET_S); past it the model is built
+    # unchecked, with a one-line warning naming the budget, instead of running for minutes.
+    from image2lego.lego import repair as repair_mod
+
+    monkeypatch.setattr(repair_mod, "ANALYSIS_BUDGET_S", 1e-9)
+    result = pipeline.run(pipeline.voxels_to_lego_steps(_overhang()))
+    assert result.stability is None
+    (note,) = [w for w in result.model.meta["warnings"] if "stability not checked" in w]
+    assert "did not finish within its budget" in note and "\n" not in note
+
+
 def test_huge_model_lattice_is_refused_not_allocated():
     from image2lego.lego.bricks import Brick, BrickModel
     from image2lego.lego.stability import analyze_stability

@@ -259,3 +259,15 @@ def test_build_options_kept_as_a_dict_come_back_typed_or_not_at_all():
     assert ConvertOptions.from_dict({"hollow": "shell"}) == ConvertOptions(hollow="shell")
     for bad in (None, [], "fill", {"max_bricks_per_step": "9"}, {"hollow": 3}, {"k": 0}):
         assert ConvertOptions.from_dict(bad) is None, bad
+
+
+def test_repair_shares_one_analysis_budget(monkeypatch):
+    # A model whose analysis cannot finish in the run's budget ends with the one-line
+    # StabilityBudgetError, not minutes of LPs; candidates over what is left are rejected.
+    from image2lego.lego import repair as repair_mod
+    from image2lego.lego.stability import StabilityBudgetError
+
+    m = BrickModel([Brick(0, 0, 0, "3005"), Brick(3, 0, 0, "3008")], (10, 2, 8))
+    monkeypatch.setattr(repair_mod, "ANALYSIS_BUDGET_S", 1e-9)
+    with pytest.raises(StabilityBudgetError, match="within its budget"):
+        repair(m)

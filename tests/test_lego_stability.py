@@ -295,3 +295,93 @@ def test_step_stability_equals_analysing_every_built_model(m, clutch, rnd):
             want.append(k)
     assert got.unstable_steps == want
     assert got.checked_steps == list(range(len(steps)))
+
+
+@settings(max_examples=80, deadline=None)
+@given(overhanging_stacks(), st.sampled_from([0.01, 0.02, 0.05, 0.2, 1.0]), st.booleans())
+def test_pair_wrench_verdict_equals_the_per_stud_lp(m, clutch, ground_clutch):
+    # The pair-wrench program (every stud at full pull + pushes over each contact face) is
+    # exact: it is feasible exactly when the per-stud capacity-bounded LP is.
+    from image2lego.lego import stability as S
+
+    arr = S.brick_arrays(m)
+    c = S.find_contacts(m, arr)
+    labels = S._pieces(len(arr["x"]), c)
+    active = np.isin(labels, labels[arr["z"] == 0])
+    if not active.any():
+        return
+    cl = np.full(len(c.upper), clutch)
+    per_stud = S._solve(arr, c, active, cl, ground_clutch, "capped", "highs-ds")[0].status
+    assert per_stud in (0, 2)
+    assert S._pair_verdict(arr, c, active, cl, ground_clutch) == per_stud
+
+
+def test_pair_wrench_verdict_on_the_lever_rule():
+    # The 1x8 on one stud of a 1x2 needs W * 3 / 0.5 of clutch: stable just above, not below.
+    from image2lego.lego import stability as S
+
+    m = model([Brick(0, 0, 0, "3004"), Brick(3, 0, 1, "3008")])
+    need = weight_n("3008") * 3 / 0.5
+    arr = S.brick_arrays(m)
+    c = S.find_contacts(m, arr)
+    active = np.ones(2, bool)
+    for clutch, want in ((need * 1.01, 0), (need * 0.99, 2)):
+        cl = np.full(len(c.upper), clutch)
+        assert S._pair_verdict(arr, c, active, cl, True) == want
+
+
+def test_analysis_stops_at_its_budget_with_a_clear_error():
+    from image2lego.lego.stability import StabilityBudgetError
+
+    bricks = [Brick(0, 0, 0, "3005"), Brick(3, 0, 0, "3008"), Brick(3, 0, 8, "3008")]
+    with pytest.raises(StabilityBudgetError, match="did not finish within its budget"):
+        analyze_stability(model(bricks), time_budget_s=1e-9)
+    with pytest.raises(ValueError, match="time_budget_s"):
+        analyze_stability(model(bricks), time_budget_s=0)
+    assert analyze_stability(model(bricks), time_budget_s=None).stable is not None
+
+
+@settings(max_examples=40, deadline=None)
+@given(overhanging_stacks(), st.sampled_from([0.01, 0.02, 0.05]))
+def test_pair_wrench_least_pull_is_a_valid_fallback(m, clutch):
+    # The fallback scores (each pair's studs pulling alike) overload a stud exactly when the
+    # model is not stable, and never claim less than the min-max equilibrium needs.
+    from image2lego.lego import stability as S
+
+    arr = S.brick_arrays(m)
+    c = S.find_contacts(m, arr)
+    labels = S._pieces(len(arr["x"]), c)
+    active = np.isin(labels, labels[arr["z"] == 0])
+    if not active.any():
+        return
+    st_, t = S._pair_lp(arr, c, active, np.full(len(c.upper), clutch), True, unbounded=True)
+    assert st_ == 0 and t is not None
+    worst = float((t / clutch).max()) if len(t) else 0.0
+    b = analyze_stability(m, clutch_n=clutch, objective="max")
+    finite = b.stress[np.isfinite(b.stress)]
+    assert worst >= (finite.max() if finite.size else 0.0) - 1e-6
+    if not b.stable and not b.unsupported:
+        assert worst > 1.0
+
+
+@settings(max_examples=60, deadline=None)
+@given(overhanging_stacks(), st.sampled_from([0.01, 0.02, 0.05, 0.2, 1.0]), st.booleans())
+def test_the_verdict_precheck_changes_nothing_but_time(m, clutch, ground_clutch):
+    # From PRECHECK_MIN_BRICKS up the capped LP's verdict comes first from the interior point
+    # without crossover and the pair-wrench program: the report must be the same.
+    from image2lego.lego import stability as S
+
+    old = S.PRECHECK_MIN_BRICKS
+    try:
+        S.PRECHECK_MIN_BRICKS = 0
+        a = analyze_stability(m, clutch_n=clutch, ground_clutch=ground_clutch)
+    finally:
+        S.PRECHECK_MIN_BRICKS = old
+    b = analyze_stability(m, clutch_n=clutch, ground_clutch=ground_clutch)
+    assert (a.stable, a.unsupported, a.overloaded, a.status) == (
+        b.stable,
+        b.unsupported,
+        b.overloaded,
+        b.status,
+    )
+    np.testing.assert_allclose(a.stress, b.stress, rtol=1e-7, atol=1e-9)
