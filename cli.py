@@ -103,6 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="comma-separated LDraw colour codes to restrict colours to",
     )
+    p.add_argument(
+        "--any-elements",
+        action="store_true",
+        help="allow any part in any colour (default: only combinations that exist as real LEGO "
+        "elements, from Rebrickable's element table)",
+    )
+    p.add_argument(
+        "--element-strategy",
+        choices=choices.values(choices.ELEMENT_STRATEGY),
+        default="split",
+        help=choices.help_text(choices.ELEMENT_STRATEGY, "split"),
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-repair", action="store_true", help="skip the stability repair")
     p.add_argument(
@@ -164,6 +176,8 @@ def _options(args):
         palette=palette,
         color=args.color,
         seed=args.seed,
+        real_elements=not args.any_elements,
+        element_strategy=args.element_strategy,
     )
     return PipelineOptions(
         resolution=args.resolution,

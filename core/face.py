@@ -658,7 +658,13 @@ def build_face_grid(
 
     # colours: k-means over the visible front cells' photo colours
     pic = _picture(rgb, cell, origin, mask.shape, aspect)
-    palette = opt.palette if opt.palette is not None else list(BRICKLINK_PALETTE)
+    palette = opt.palette
+    if palette is None:
+        # with real elements (the default) only colours with a 1x1 plate and brick
+        from ..lego.elements import ELEMENT_PALETTE
+
+        real = opt.pipeline.convert.real_elements
+        palette = list(ELEMENT_PALETTE if real else BRICKLINK_PALETTE)
     # eyes, brows and lips are small: their cells count FEATURE_WEIGHT times in the k-means so
     # the k colours keep them rather than spending two on the light and the shaded skin
     feat = feature_cells(face, cell, origin, mask, features, aspect) & mask

@@ -129,8 +129,23 @@ def _finish(
             note = f"stability not checked: {exc} (ANALYSIS_BUDGET_S = {ANALYSIS_BUDGET_S:g} s)"
             model.meta.setdefault("warnings", []).append(note)
             yield Progress(0.9, note)
+        else:
+            if options.convert.real_elements:
+                model = _real_elements(model)
     yield Progress(0.95, f"{len(model)} bricks")
     return model, report
+
+
+def _real_elements(model: BrickModel) -> BrickModel:
+    """Repair's props and re-tilings in a part that does not exist in their colour take the
+    nearest colour it exists in (no brick moves: the stability just shown still holds)."""
+    from ..lego.elements import recolour_model
+
+    model, n = recolour_model(model)
+    if n:
+        info = model.meta.get("elements") or {}
+        model.meta["elements"] = {**info, "repair_recoloured": n}
+    return model
 
 
 def _options(options) -> PipelineOptions:

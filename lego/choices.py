@@ -43,6 +43,18 @@ COLOR_MODE: tuple[Choice, ...] = (
     Choice("single", "One Color", "Every brick in one LEGO color"),
 )
 
+ElementStrategy = Literal["split", "recolour"]
+ELEMENT_STRATEGY: tuple[Choice, ...] = (
+    Choice(
+        "split", "Split", "A part that does not exist in its colour is split into parts that do"
+    ),
+    Choice(
+        "recolour",
+        "Recolour",
+        "A part that does not exist in its colour takes the nearest colour it exists in",
+    ),
+)
+
 
 def values(choices: tuple[Choice, ...]) -> tuple[str, ...]:
     """The values, in order (for validation and argparse ``choices=``)."""

@@ -54,6 +54,13 @@ class ConvertOptions:
       (:func:`image2lego.lego.colors.regularise_labels`: no isolated specks on the surface,
       regions of at least ``MIN_REGION_CELLS``, interior cells in the nearest surface
       colour); ``False`` keeps the quantised labels as they are.
+    * ``real_elements``: only part × colour combinations that exist as real LEGO elements
+      (:mod:`image2lego.lego.elements`): photo colours come from
+      :data:`~image2lego.lego.elements.ELEMENT_PALETTE` unless a ``palette`` is given, and a
+      brick whose part does not exist in its colour is split into parts that do
+      (``element_strategy="split"``, falling back to the nearest colour its part exists in
+      when splitting would disconnect the model) or recoloured (``"recolour"``);
+      ``meta["elements"]`` says what changed. ``False`` uses any part in any colour.
     """
 
     scale: choices.Scale = "proportional"
@@ -69,6 +76,8 @@ class ConvertOptions:
     max_bricks_per_step: int = DEFAULT_MAX_BRICKS_PER_STEP
     join: bool = True
     regularise_colors: bool = True
+    real_elements: bool = True
+    element_strategy: choices.ElementStrategy = "split"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -115,6 +124,9 @@ class ConvertOptions:
             )
         if not isinstance(self.join, bool):
             raise ValueError(f"join must be True or False, got {self.join!r}")
+        if not isinstance(self.real_elements, bool):
+            raise ValueError(f"real_elements must be True or False, got {self.real_elements!r}")
+        choices.check("element_strategy", self.element_strategy, choices.ELEMENT_STRATEGY)
         if not isinstance(self.regularise_colors, bool):
             raise ValueError(
                 f"regularise_colors must be True or False, got {self.regularise_colors!r}"
@@ -147,7 +159,12 @@ def _quantize(rgb: np.ndarray, opts: ConvertOptions, k: int) -> np.ndarray:
     from .colors import quantize_colors  # imported lazily (scikit-learn)
 
     mode = "grayscale" if opts.color_mode == "grayscale" else "photo"
-    return quantize_colors(np.clip(rgb, 0.0, 1.0), k, mode, opts.palette, opts.seed)
+    palette = opts.palette
+    if palette is None and opts.real_elements and mode == "photo":
+        from .elements import ELEMENT_PALETTE
+
+        palette = list(ELEMENT_PALETTE)
+    return quantize_colors(np.clip(rgb, 0.0, 1.0), k, mode, palette, opts.seed)
 
 
 def _voxel_codes(grid: np.ndarray, colors, opts: ConvertOptions) -> tuple[np.ndarray | int, dict]:
@@ -339,6 +356,19 @@ def voxels_to_bricks(grid, colors=None, options: ConvertOptions | None = None) -
     if not res.connected:
         budget = f"; connecting gets {CONNECT_BUDGET_S:g} s per model" if res.timed_out else ""
         warnings.append(res.message + budget)
+    elements_info = None
+    if opts.real_elements:
+        from .elements import enforce
+
+        # a brick that must change colour keeps to the model's colours (strictly when the
+        # caller gave the palette: a k-colour face or mosaic stays in its k colours)
+        used = tuple(int(c) for c in np.unique(cells[cells >= 0]))
+        elements_info = enforce(asm, opts.element_strategy, used, opts.palette is not None)
+        if elements_info["unavailable_left"]:
+            warnings.append(
+                f"{elements_info['unavailable_left']} brick(s) are parts that exist in no "
+                "LEGO colour"
+            )
     t_merge = time.perf_counter()
 
     d = asm.arrays()
@@ -385,6 +415,7 @@ def voxels_to_bricks(grid, colors=None, options: ConvertOptions | None = None) -
         },
         "warnings": warnings,
         "join": join.to_dict() if join is not None else None,
+        "elements": elements_info,
         "added_cells": added_cells,
         "timing_s": {
             "prepare": t_layers - t0,

@@ -63,9 +63,12 @@ class MosaicOptions:
     dither: bool = False
     fit: str = "crop"
     base_color: int = 0  # Black
-    palette: list[int] | None = None  # None: colors.BRICKLINK_PALETTE
+    palette: list[int] | None = None  # None: colors.BRICKLINK_PALETTE (see real_elements)
     seed: int = 0
     orientation: str = "lying"  # see ORIENTATIONS
+    #: with no palette, only colours in which the picture's element exists as a real LEGO
+    #: element (:mod:`.elements`); False: every BrickLink colour
+    real_elements: bool = True
 
     def validate(self) -> None:
         for name in ("width", "height"):
@@ -92,6 +95,8 @@ class MosaicOptions:
             )
         if int(self.base_color) not in LDRAW_COLORS:
             raise MosaicError(f"base colour {self.base_color!r} is not an LDraw solid colour code")
+        if not isinstance(self.real_elements, bool):
+            raise MosaicError(f"real_elements must be True or False, got {self.real_elements!r}")
         if self.palette is not None:
             try:
                 self.palette = validate_palette(self.palette)
@@ -186,10 +191,24 @@ def _dither(target: np.ndarray, codes: list[int]) -> np.ndarray:
     return out
 
 
+def default_palette(options: MosaicOptions) -> list[int]:
+    """The colours a mosaic picks from when no palette is given: the BrickLink colours, and
+    with ``real_elements`` only those in which its picture element exists (a lying mosaic's
+    tile or plate; a standing one's bricks: :data:`.elements.ELEMENT_PALETTE`)."""
+    if not options.real_elements:
+        return list(BRICKLINK_PALETTE)
+    from .elements import ELEMENT_PALETTE, available
+
+    if options.orientation == "standing":
+        return list(ELEMENT_PALETTE)
+    pid = ELEMENTS[options.element]
+    return [c for c in BRICKLINK_PALETTE if available(pid, c)]
+
+
 def quantize(target: np.ndarray, options: MosaicOptions) -> np.ndarray:
     """LDraw code per cell, ``(height, width)``; at most ``k`` colours; deterministic for a seed."""
     h, w = target.shape[:2]
-    palette = options.palette if options.palette is not None else list(BRICKLINK_PALETTE)
+    palette = options.palette if options.palette is not None else default_palette(options)
     flat = quantize_colors(target.reshape(-1, 3), int(options.k), "photo", palette, options.seed)
     codes = flat.reshape(h, w)
     if options.dither:
@@ -300,6 +319,7 @@ def standing_model(codes: np.ndarray, options: MosaicOptions) -> BrickModel:
         k=len(used),
         palette=used,
         seed=int(options.seed),
+        real_elements=options.real_elements,
     )
     model = voxels_to_bricks(grid, rgb, opts)
     model.meta.update(

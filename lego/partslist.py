@@ -5,6 +5,11 @@ BrickLink and Rebrickable number colours differently from LDraw; the ids come fr
 guessed: the exporters raise :class:`UnmappedColorError` naming the colours and how many parts
 use them, unless ``skip_unknown=True`` (the caller then reports :func:`unmapped_colors`).
 To get a fully orderable model, quantise with ``palette=colors.BRICKLINK_PALETTE``.
+
+The plain CSV's ``availability`` column and the BrickLink list's ``<REMARKS>`` say when an
+element is hard to buy (:func:`image2lego.lego.elements.rarity`: a retired or rare colour, or
+a part × colour that is not a LEGO element at all); Rebrickable's import takes only its three
+columns, so its CSV stays as it is.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from xml.sax.saxutils import escape
 from .bricks import BrickModel
 from .catalogue import ALL_PARTS
 from .colors import LDRAW_COLORS, get
+from .elements import rarity
 from .errors import Image2LegoError
 from .fileio import atomic_write_bytes
 
@@ -27,8 +33,9 @@ from .fileio import atomic_write_bytes
 #: numbers); the table is explicit so that a part where they differ can be added.
 #: LDraw 6141 (the mosaic's round 1x1 plate) is BrickLink's and Rebrickable's 4073.
 BRICKLINK_PART: dict[str, str] = {pid: pid for pid in ALL_PARTS} | {"6141": "4073"}
-#: Our LDraw part number → Rebrickable part number (identical but for 6141 → 4073).
-REBRICKABLE_PART: dict[str, str] = {pid: pid for pid in ALL_PARTS} | {"6141": "4073"}
+#: Our LDraw part number → Rebrickable part number: identical (Rebrickable's parts table of
+#: 2026 numbers the round 1x1 plate 6141, as LDraw does, and has no part 4073).
+REBRICKABLE_PART: dict[str, str] = {pid: pid for pid in ALL_PARTS}
 
 FORMATS = {"csv": "parts_csv", "bricklink": "bricklink_xml", "rebrickable": "rebrickable_csv"}
 
@@ -62,12 +69,15 @@ def _csv(header: list[str], rows: list[list]) -> str:
 
 
 def parts_csv(model: BrickModel) -> str:
-    """``part,description,ldraw_color,color_name,count``, sorted by part number then colour."""
+    """``part,description,ldraw_color,color_name,availability,count``, sorted by part number
+    then colour; ``availability`` is empty for a common element, else why it is hard to buy
+    (the count stays the last column, as before the column was added)."""
     rows = [
-        [pid, ALL_PARTS[pid].name, color, LDRAW_COLORS[color].name, n]
+        [pid, ALL_PARTS[pid].name, color, LDRAW_COLORS[color].name, rarity(pid, color), n]
         for pid, color, n in _rows(model)
     ]
-    return _csv(["part", "description", "ldraw_color", "color_name", "count"], rows)
+    header = ["part", "description", "ldraw_color", "color_name", "availability", "count"]
+    return _csv(header, rows)
 
 
 def unmapped_colors(model: BrickModel, service: str = "bricklink") -> dict[int, int]:
@@ -99,22 +109,26 @@ def _mapped_rows(model: BrickModel, service: str, skip_unknown: bool):
         )
     attr = _service_attr(service)
     return [
-        (pid, getattr(LDRAW_COLORS[c], attr), n) for pid, c, n in _rows(model) if c not in missing
+        (pid, getattr(LDRAW_COLORS[c], attr), n, rarity(pid, c))
+        for pid, c, n in _rows(model)
+        if c not in missing
     ]
 
 
 def bricklink_xml(model: BrickModel, skip_unknown: bool = False) -> str:
     """A BrickLink wanted-list upload (``<INVENTORY><ITEM>…``) with BrickLink colour ids."""
     lines = ["<INVENTORY>"]
-    for pid, color, n in _mapped_rows(model, "bricklink", skip_unknown):
+    for pid, color, n, note in _mapped_rows(model, "bricklink", skip_unknown):
         lines += [
             "<ITEM>",
             "<ITEMTYPE>P</ITEMTYPE>",
             f"<ITEMID>{escape(BRICKLINK_PART[pid])}</ITEMID>",
             f"<COLOR>{int(color)}</COLOR>",
             f"<MINQTY>{int(n)}</MINQTY>",
-            "</ITEM>",
         ]
+        if note:
+            lines.append(f"<REMARKS>{escape(note)}</REMARKS>")
+        lines.append("</ITEM>")
     lines.append("</INVENTORY>")
     return "\n".join(lines) + "\n"
 
@@ -123,7 +137,7 @@ def rebrickable_csv(model: BrickModel, skip_unknown: bool = False) -> str:
     """Rebrickable's part-list import CSV: ``Part,Color,Quantity`` with Rebrickable ids."""
     rows = [
         [REBRICKABLE_PART[pid], color, n]
-        for pid, color, n in _mapped_rows(model, "rebrickable", skip_unknown)
+        for pid, color, n, _note in _mapped_rows(model, "rebrickable", skip_unknown)
     ]
     return _csv(["Part", "Color", "Quantity"], rows)
 

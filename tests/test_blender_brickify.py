@@ -67,6 +67,9 @@ def test_textured_mesh_takes_its_texture_colours(settings):
     obj = data / "textured_small" / "kaolin" / "fox.obj" if data else None
     if obj is None or not obj.is_file():
         pytest.skip("../shared/data/textured_small is not here")
+    # 16³: at 8³ the fox is 13 bricks, and in colours that exist as real elements (Orange,
+    # Very Light Orange, Reddish Brown) its small regions regularise away to one colour
+    settings.resolution = "16"
     bpy.ops.wm.obj_import(filepath=str(obj))
     bpy.context.view_layer.objects.active = bpy.context.selected_objects[0]
     assert bpy.ops.image2lego.brickify_selected() == {"FINISHED"}

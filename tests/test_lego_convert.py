@@ -12,6 +12,7 @@ from image2lego.lego import connectivity, merge
 from image2lego.lego.catalogue import CATALOGUE
 from image2lego.lego.colors import nearest_color
 from image2lego.lego.convert import ConvertOptions, voxels_to_bricks
+from image2lego.lego.elements import ELEMENT_PALETTE
 from image2lego.lego.voxels import to_layers
 
 
@@ -64,7 +65,10 @@ def test_single_colour_and_rgb_triple():
     m = voxels_to_bricks(g, options=ConvertOptions(color=4))
     assert {b.color for b in m.bricks} == {4}
     m = voxels_to_bricks(g, colors=(1.0, 0.0, 0.0))
-    assert {b.color for b in m.bricks} == {nearest_color((1.0, 0.0, 0.0))}
+    # among the colours that exist as real elements (Salmon, nearer, has only a 2x4 brick)
+    assert {b.color for b in m.bricks} == {nearest_color((1.0, 0.0, 0.0), list(ELEMENT_PALETTE))}
+    off = voxels_to_bricks(g, (1.0, 0.0, 0.0), ConvertOptions(real_elements=False))
+    assert {b.color for b in off.bricks} == {nearest_color((1.0, 0.0, 0.0))}
     m = voxels_to_bricks(g, colors=np.array([255, 255, 255], dtype=np.uint8))
     assert {b.color for b in m.bricks} == {15}  # white
 

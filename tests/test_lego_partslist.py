@@ -31,7 +31,9 @@ def _model() -> BrickModel:
 
 def test_parts_csv_columns_counts_and_order():
     rows = list(csv.DictReader(io.StringIO(P.parts_csv(_model()))))
-    assert list(rows[0]) == ["part", "description", "ldraw_color", "color_name", "count"]
+    assert list(rows[0]) == [
+        "part", "description", "ldraw_color", "color_name", "availability", "count"
+    ]  # fmt: skip
     got = [(r["part"], int(r["ldraw_color"]), int(r["count"])) for r in rows]
     assert got == [
         ("2456", 0, 1),
@@ -110,7 +112,7 @@ def test_bad_inputs():
 
 def test_empty_model():
     m = BrickModel([], (1, 1, 1))
-    assert P.parts_csv(m) == "part,description,ldraw_color,color_name,count\n"
+    assert P.parts_csv(m) == "part,description,ldraw_color,color_name,availability,count\n"
     assert ET.fromstring(P.bricklink_xml(m)).findall("ITEM") == []
     assert P.rebrickable_csv(m) == "Part,Color,Quantity\n"
 
