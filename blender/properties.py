@@ -131,6 +131,14 @@ class Image2LegoSettings(bpy.types.PropertyGroup):
         ),
         default=True,
     )
+    real_elements: BoolProperty(
+        name="Real LEGO Elements Only",
+        description=(
+            "Use only part and colour combinations that LEGO makes (Rebrickable's element "
+            "table): a part missing in its colour is split into parts that exist, or recoloured"
+        ),
+        default=True,
+    )
     drop_fragments: BoolProperty(
         name="Drop Floating Bits",
         description=(
@@ -227,6 +235,7 @@ def convert_options(s):
         k=int(s.k_colors),
         color=int(s.single_color),
         seed=int(s.seed),
+        real_elements=bool(s.real_elements),
     )
 
 

@@ -18,6 +18,10 @@ Both read the same keys, so a number means the same thing in the file and in the
                       (bridges and supports under floating pieces, repair props)
 ``join``              what was added where (``lego.join.JoinReport.to_dict``; only when
                       the converter joined floating pieces)
+``not_elements``      bricks whose part does not exist in their colour as a LEGO element
+``rare_elements``     bricks in a retired or rare colour (:func:`.elements.rarity`)
+``elements``          what the converter split or recoloured to keep to real elements
+                      (only when it did)
 ``props_added``       props the repair added (only with a repair report)
 ``repair``            the repair report's before/after facts (only with a repair report)
 ===================== ==========================================================
@@ -57,6 +61,9 @@ class ModelSummary(StabilitySummary):
     ungrounded_bricks: int
     added_bricks: NotRequired[int]
     join: NotRequired[dict[str, Any]]
+    not_elements: int
+    rare_elements: int
+    elements: NotRequired[dict[str, Any]]
 
 
 class Report(ModelSummary, total=False):
@@ -86,6 +93,8 @@ def model_summary(model: BrickModel, stability=None) -> ModelSummary:
         "components": 0,
         "connected": None,
         "ungrounded_bricks": 0,
+        "not_elements": 0,
+        "rare_elements": 0,
     }
     if bricks:
         conn = _connectivity(model)
@@ -98,6 +107,19 @@ def model_summary(model: BrickModel, stability=None) -> ModelSummary:
     join = model.meta.get("join") if isinstance(model.meta, dict) else None
     if isinstance(join, dict) and join.get("additions"):
         out["join"] = join
+    from .elements import rarity
+
+    notes = {k: rarity(*k) for k in model.part_counts()}
+    counts = model.part_counts()
+    out["not_elements"] = sum(n for k, n in counts.items() if notes[k] == "not a LEGO element")
+    out["rare_elements"] = sum(
+        n for k, n in counts.items() if notes[k] and notes[k] != "not a LEGO element"
+    )
+    el = model.meta.get("elements") if isinstance(model.meta, dict) else None
+    if isinstance(el, dict) and (
+        el.get("split") or el.get("recoloured") or el.get("repair_recoloured")
+    ):
+        out["elements"] = el
     if stability is not None:
         out.update(stability_summary(stability))
     return out

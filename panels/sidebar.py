@@ -113,6 +113,7 @@ class IMAGE2LEGO_PT_colors(_Base, bpy.types.Panel):
             layout.prop(s, "k_colors")
         elif s.color_mode == "single":
             layout.prop(s, "single_color")
+        layout.prop(s, "real_elements")
 
 
 class IMAGE2LEGO_PT_bricks(_Base, bpy.types.Panel):
@@ -221,6 +222,10 @@ class IMAGE2LEGO_PT_stats(_Base, bpy.types.Panel):
             col.label(text=f"Added bricks: {st['added_bricks']}")
         if st.get("fragments_dropped_cells"):
             col.label(text=f"Floating bits dropped: {st['fragments_dropped_cells']} cells")
+        if st.get("not_elements"):
+            col.label(text=f"Not real LEGO elements: {st['not_elements']}")
+        if st.get("rare_elements"):
+            col.label(text=f"Rare elements (retired / rare colour): {st['rare_elements']}")
         stress = coll.get(lego_scene.DISPLAY_KEY) == "stress"
         layout.operator(
             "image2lego.highlight_stress",

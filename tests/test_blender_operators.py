@@ -316,6 +316,15 @@ def test_repair_settings_reach_the_pipeline(scene):
     assert properties.pipeline_options(scene).drop_fragments == 0.0
 
 
+def test_real_elements_setting_reaches_the_converter(scene):
+    from image2lego.blender import properties
+
+    assert scene.real_elements  # on by default, as in the CLI
+    assert properties.convert_options(scene).real_elements is True
+    scene.real_elements = False
+    assert properties.pipeline_options(scene).convert.real_elements is False
+
+
 def test_models_are_scoped_to_their_scene(scene, voxel_file):
     """Building "LEGO Model" in Scene 2 leaves Scene 1's "LEGO Model" alone."""
     assert bpy.ops.image2lego.voxels_to_lego(filepath=str(voxel_file)) == {"FINISHED"}

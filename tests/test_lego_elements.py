@@ -252,3 +252,18 @@ def test_shipped_table_is_what_the_generator_writes():
     assert body[0] == "ldraw_code,rebrickable_id,name,sets,first_year,last_year,parts"
     codes = [int(r["ldraw_code"]) for r in csv.DictReader(body)]
     assert codes == sorted(c for c, v in LDRAW_COLORS.items() if v.rebrickable_id is not None)
+
+
+def test_pipeline_recolours_what_repair_adds_and_cli_turns_the_rule_off():
+    from image2lego.cli import build_parser
+    from image2lego.core.pipeline import _real_elements
+
+    m = BrickModel([Brick(0, 0, 0, "3024", color=371)], (1, 1, 1), {"elements": {"split": 0}})
+    out = _real_elements(m)
+    assert E.unavailable(out) == {} and out.meta["elements"] == {"split": 0, "repair_recoloured": 1}
+    args = build_parser().parse_args(["x.npy", "--any-elements", "--element-strategy", "recolour"])
+    from image2lego.cli import _options
+
+    conv = _options(args).convert
+    assert conv.real_elements is False and conv.element_strategy == "recolour"
+    assert _options(build_parser().parse_args(["x.npy"])).convert.real_elements is True

@@ -24,6 +24,18 @@ def test_counts_and_connectivity():
     # the 1x1 plate stands apart: two pieces, both on the ground
     assert s["components"] == 2 and s["connected"] is False and s["ungrounded_bricks"] == 0
     assert "stable" not in s and "repair" not in s
+    assert s["not_elements"] == 0 and s["rare_elements"] == 0 and "elements" not in s
+
+
+def test_elements_that_do_not_exist_or_are_rare_are_counted():
+    m = model(
+        [Brick(z=0, y=0, x=0, part_id="3024", color=371)]  # Medium Tan: no 1x1 plate
+        + [Brick(z=0, y=2, x=0, part_id="3001", color=7), Brick(z=3, y=2, x=0, part_id="3001")]
+    )
+    m.meta["elements"] = {"split": 2, "recoloured": 0}
+    s = model_summary(m)
+    assert s["not_elements"] == 1 and s["rare_elements"] == 1  # old Light Grey: retired
+    assert s["elements"] == {"split": 2, "recoloured": 0}
 
 
 def test_floating_brick_is_ungrounded_and_unsupported():
