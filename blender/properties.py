@@ -134,8 +134,8 @@ class Image2LegoSettings(bpy.types.PropertyGroup):
     real_elements: BoolProperty(
         name="Real LEGO Elements Only",
         description=(
-            "Use only part and colour combinations that LEGO makes (Rebrickable's element "
-            "table): a part missing in its colour is split into parts that exist, or recoloured"
+            "Use only part and color combinations that LEGO makes (Rebrickable's element "
+            "table): a part missing in its color is split into parts that exist, or recolored"
         ),
         default=True,
     )

@@ -225,7 +225,7 @@ class IMAGE2LEGO_PT_stats(_Base, bpy.types.Panel):
         if st.get("not_elements"):
             col.label(text=f"Not real LEGO elements: {st['not_elements']}")
         if st.get("rare_elements"):
-            col.label(text=f"Rare elements (retired / rare colour): {st['rare_elements']}")
+            col.label(text=f"Rare elements (retired or rare color): {st['rare_elements']}")
         stress = coll.get(lego_scene.DISPLAY_KEY) == "stress"
         layout.operator(
             "image2lego.highlight_stress",
