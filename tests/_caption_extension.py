@@ -12,20 +12,10 @@ import sys
 import time
 
 import bpy
+from _bpy_install import MODULE, install  # tests/ is this script's folder
 
 ZIP, OUT = sys.argv[1:3]
-REPO = "user_default"
-MODULE = f"bl_ext.{REPO}.image2lego"
-
-out: dict = {"python": list(sys.version_info[:2]), "blender": list(bpy.app.version)}
-t = time.perf_counter()
-out["install"] = sorted(
-    bpy.ops.extensions.package_install_files(
-        filepath=ZIP, repo=REPO, enable_on_install=True, overwrite=True
-    )
-)
-out["install_s"] = round(time.perf_counter() - t, 1)
-out["enabled"] = MODULE in bpy.context.preferences.addons
+out = install(ZIP)
 panel = importlib.import_module(f"{MODULE}.panels.face")
 out["reader_line"] = panel.caption_reader_line()
 s = bpy.context.scene.image2lego

@@ -11,20 +11,10 @@ import sys
 import time
 
 import bpy
+from _bpy_install import MODULE, install  # tests/ is this script's folder
 
 ZIP, PHOTO, OUT = sys.argv[1:4]
-REPO = "user_default"
-MODULE = f"bl_ext.{REPO}.image2lego"
-
-out: dict = {"python": list(sys.version_info[:2]), "blender": list(bpy.app.version)}
-t = time.perf_counter()
-out["install"] = sorted(
-    bpy.ops.extensions.package_install_files(
-        filepath=ZIP, repo=REPO, enable_on_install=True, overwrite=True
-    )
-)
-out["install_s"] = round(time.perf_counter() - t, 1)
-out["enabled"] = MODULE in bpy.context.preferences.addons
+out = install(ZIP)
 face = sys.modules[f"{MODULE}.core.face"] if f"{MODULE}.core.face" in sys.modules else None
 if face is None:
     import importlib

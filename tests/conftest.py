@@ -25,6 +25,18 @@ settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+def load_script(relpath: str, name: str | None = None):
+    """A repository script (tools/, benchmarks/) imported as a module, for tests of its
+    functions."""
+    import importlib.util
+
+    path = REPO / relpath
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def shared_data_dir() -> Path | None:
     env = os.environ.get("IMAGE2LEGO_DATA")
     p = Path(env) if env else REPO.parent / "shared" / "data"

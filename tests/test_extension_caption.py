@@ -3,7 +3,6 @@ both Pythons, list them in the manifest, and nothing more is needed to read a ca
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,16 +15,11 @@ import pytest
 
 from image2lego.core import textembed
 
-from .conftest import REPO
+from .conftest import REPO, load_script
 
 
 def _build_ext():
-    spec = importlib.util.spec_from_file_location(
-        "build_ext", REPO / "tools" / "build_extension.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("tools/build_extension.py", "build_ext")
 
 
 def test_caption_pins_are_the_caption_lock_and_the_versions_textembed_is_written_for():

@@ -5,7 +5,6 @@ where neither has a wheel (Python 3.13 on macOS x64) Face → LEGO is greyed out
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -18,16 +17,11 @@ import pytest
 
 from image2lego.core import face as F
 
-from .conftest import REPO
+from .conftest import REPO, load_script
 
 
 def _build_ext():
-    spec = importlib.util.spec_from_file_location(
-        "build_ext", REPO / "tools" / "build_extension.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("tools/build_extension.py", "build_ext")
 
 
 def test_face_pins_are_the_face_locks_and_the_versions_core_face_is_written_for():
