@@ -149,13 +149,17 @@ def _palette_lab(codes: list[int]) -> np.ndarray:
     return rgb_to_lab(np.array([LDRAW_COLORS[c].rgb for c in codes]))
 
 
-def _nearest(lab: np.ndarray, codes: list[int]) -> np.ndarray:
-    """Index into ``codes`` of the nearest palette colour (CIEDE2000) for each Lab row."""
+def palette_distances(lab: np.ndarray, codes) -> np.ndarray:
+    """CIEDE2000 from each Lab row (N, 3) to each LDraw colour of ``codes``: (N, len(codes))."""
     from skimage.color import deltaE_ciede2000
 
-    pal = _palette_lab(codes)
-    d = deltaE_ciede2000(lab[:, None, :], pal[None, :, :], channel_axis=-1)
-    return np.argmin(d, axis=1)  # ties → first (lowest) code: deterministic
+    pal = _palette_lab(list(codes))
+    return deltaE_ciede2000(lab[:, None, :], pal[None, :, :], channel_axis=-1)
+
+
+def _nearest(lab: np.ndarray, codes: list[int]) -> np.ndarray:
+    """Index into ``codes`` of the nearest palette colour (CIEDE2000) for each Lab row."""
+    return np.argmin(palette_distances(lab, codes), axis=1)  # ties → first (lowest) code
 
 
 def nearest_color(rgb, palette: list[int] | None = None) -> int:

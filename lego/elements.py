@@ -28,7 +28,7 @@ import numpy as np
 
 from .catalogue import ALL_PARTS, find
 from .choices import ELEMENT_STRATEGY, values
-from .colors import BRICKLINK_PALETTE, LDRAW_COLORS
+from .colors import BRICKLINK_PALETTE, LDRAW_COLORS, _palette_lab, palette_distances
 
 TABLE_PATH = Path(__file__).with_name("data") / "elements.csv"
 
@@ -149,9 +149,7 @@ def unavailable(model) -> dict[tuple[str, int], int]:
 
 @cache
 def _lab(code: int) -> np.ndarray:
-    from .colors import rgb_to_lab
-
-    return rgb_to_lab(np.array([LDRAW_COLORS[code].rgb]))[0]
+    return _palette_lab([code])[0]
 
 
 #: How much further (CIEDE2000) a colour of the model's own palette may be than the nearest
@@ -161,14 +159,11 @@ PREFER_SLACK_DELTA_E = 10.0
 
 
 def _best(part_id: str, code: int, pool) -> tuple[int, float] | None:
-    from skimage.color import deltaE_ciede2000
-
     t = table()
     cands = [c for c in pool if c in LDRAW_COLORS and t.available(part_id, c)]
     if not cands:
         return None
-    pal = np.stack([_lab(c) for c in cands])
-    d = deltaE_ciede2000(_lab(int(code))[None, :], pal, channel_axis=-1)
+    d = palette_distances(_lab(int(code))[None, :], cands)[0]
     k = int(np.argmin(d))
     return int(cands[k]), float(d[k])
 
@@ -196,9 +191,7 @@ def nearest_available(
 
 def colour_difference(a: int, b: int) -> float:
     """CIEDE2000 between two LDraw colours."""
-    from skimage.color import deltaE_ciede2000
-
-    return float(deltaE_ciede2000(_lab(int(a)), _lab(int(b))))
+    return float(palette_distances(_lab(int(a))[None, :], [int(b)])[0, 0])
 
 
 # --------------------------------------------------------------------------------------------
